@@ -1,0 +1,160 @@
+"""Network architectures. They know tensors and shapes, nothing about files or training.
+
+Every network here is exact under batching: a padded batch gives the same outputs as each
+item alone, because padding is re-zeroed after every layer (so convolutions see the same
+zeros as their own padding), recurrences are packed and pooling is masked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+
+def lengths_mask(lengths: torch.Tensor, max_length: int) -> torch.Tensor:
+    """(batch, max_length) bool: True on real frames."""
+    return torch.arange(max_length, device=lengths.device)[None, :] < lengths[:, None]
+
+
+def masked_cmvn(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-utterance mean and variance normalisation over real frames; (batch, time, feat)."""
+    weights = mask[..., None].to(x.dtype)
+    count = weights.sum(dim=1, keepdim=True).clamp(min=1)
+    mean = (x * weights).sum(dim=1, keepdim=True) / count
+    var = (((x - mean) * weights) ** 2).sum(dim=1, keepdim=True) / count
+    return (x - mean) / torch.sqrt(var + 1e-5) * weights
+
+
+class _MetadataConfig:
+    """Round-trips a flat dataclass of ints, floats and int tuples through safetensors metadata
+    (a str -> str map), so that weights files describe their own architecture."""
+
+    def to_metadata(self) -> dict[str, str]:
+        return {k: ",".join(map(str, v)) if isinstance(v, tuple) else str(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, str]):
+        defaults, values = cls(), {}
+        for f in fields(cls):
+            if f.name in metadata:
+                default, raw = getattr(defaults, f.name), metadata[f.name]
+                values[f.name] = tuple(int(v) for v in raw.split(",")) if isinstance(default, tuple) else type(default)(raw)
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class EmotionNetConfig(_MetadataConfig):
+    n_features: int = 84
+    channels: tuple[int, ...] = (96, 96, 128)
+    kernel_size: int = 5
+    lstm_hidden: int = 96
+    dropout: float = 0.3
+    n_emotions: int = 7
+    n_sentiments: int = 3
+    n_dims: int = 3
+
+
+
+class _MaskedConvBlock(nn.Module):
+    """Conv1d -> BN -> ReLU -> zero the padding -> max-pool by 2 (ReLU output >= 0, so padded
+    zeros never win a max over real frames)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int):
+        super().__init__()
+        self.conv = nn.Conv1d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
+        self.norm = nn.BatchNorm1d(out_channels)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.relu(self.norm(self.conv(x))) * lengths_mask(lengths, x.shape[-1])[:, None, :]
+        x = nn.functional.max_pool1d(x, 2, ceil_mode=True)
+        return x, (lengths + 1) // 2
+
+
+class EmotionNet(nn.Module):
+    """Fused MFCC + log-mel frames -> CNN -> BiLSTM -> attention pooling -> three heads.
+
+    Heads: 7 emotion logits, 3 sentiment logits, and valence/arousal/dominance in 0..1.
+    """
+
+    def __init__(self, config: EmotionNetConfig = EmotionNetConfig()):
+        super().__init__()
+        self.config = config
+        widths = (config.n_features, *config.channels)
+        self.blocks = nn.ModuleList(
+            _MaskedConvBlock(a, b, config.kernel_size) for a, b in zip(widths[:-1], widths[1:])
+        )
+        self.lstm = nn.LSTM(widths[-1], config.lstm_hidden, batch_first=True, bidirectional=True)
+        pooled = 2 * config.lstm_hidden
+        self.attention = nn.Linear(pooled, 1)
+        self.dropout = nn.Dropout(config.dropout)
+        self.emotion = nn.Linear(pooled, config.n_emotions)
+        self.sentiment = nn.Linear(pooled, config.n_sentiments)
+        self.dims = nn.Linear(pooled, config.n_dims)
+
+    def embed(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(batch, time, n_features) + lengths -> pooled utterance vectors (batch, 2*hidden)."""
+        x = masked_cmvn(features, lengths_mask(lengths, features.shape[1])).transpose(1, 2)
+        for block in self.blocks:
+            x, lengths = block(x, lengths)
+        packed = pack_padded_sequence(x.transpose(1, 2), lengths.cpu(), batch_first=True, enforce_sorted=False)
+        hidden, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=x.shape[-1])
+        scores = self.attention(hidden).squeeze(-1).masked_fill(~lengths_mask(lengths, hidden.shape[1]), float("-inf"))
+        return (torch.softmax(scores, dim=1)[..., None] * hidden).sum(dim=1)
+
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
+        pooled = self.dropout(self.embed(features, lengths))
+        return {
+            "emotion": self.emotion(pooled),
+            "sentiment": self.sentiment(pooled),
+            "dims": torch.sigmoid(self.dims(pooled)),
+        }
+
+
+@dataclass(frozen=True)
+class LaughterNetConfig(_MetadataConfig):
+    n_mels: int = 64
+    channels: int = 64
+    dilations: tuple[int, ...] = (1, 2, 4, 8, 16)
+    kernel_size: int = 3
+    dropout: float = 0.2
+
+    @property
+    def receptive_frames(self) -> int:
+        """Frames of context on each side that one output frame depends on."""
+        return (self.kernel_size // 2) * (1 + sum(self.dilations))
+
+
+
+class LaughterNet(nn.Module):
+    """Frame-level laughter detector: a dilated temporal CNN over log-mel frames.
+
+    One pass scores every frame (about 1.3 s of context each side with the defaults), so an
+    episode is scored in one sweep, not one window per frame. Input is normalised with fixed
+    statistics learnt in training (stored as buffers), so scores do not depend on the rest of
+    the episode.
+    """
+
+    def __init__(self, config: LaughterNetConfig = LaughterNetConfig()):
+        super().__init__()
+        self.config = config
+        self.register_buffer("feature_mean", torch.zeros(config.n_mels))
+        self.register_buffer("feature_std", torch.ones(config.n_mels))
+        self.inp = nn.Conv1d(config.n_mels, config.channels, config.kernel_size, padding=config.kernel_size // 2)
+        self.layers = nn.ModuleList(
+            nn.Conv1d(config.channels, config.channels, config.kernel_size, padding=d * (config.kernel_size // 2), dilation=d)
+            for d in config.dilations
+        )
+        self.norms = nn.ModuleList(nn.BatchNorm1d(config.channels) for _ in config.dilations)
+        self.dropout = nn.Dropout(config.dropout)
+        self.out = nn.Conv1d(config.channels, 1, 1)
+
+    def forward(self, logmel: torch.Tensor) -> torch.Tensor:
+        """(batch, time, n_mels) log-mel -> (batch, time) laughter logits."""
+        x = ((logmel - self.feature_mean) / self.feature_std).transpose(1, 2)
+        x = torch.relu(self.inp(x))
+        for conv, norm in zip(self.layers, self.norms):
+            x = x + torch.relu(norm(conv(self.dropout(x))))
+        return self.out(x).squeeze(1)

@@ -1,0 +1,120 @@
+"""Decoding: any supported file to 16 kHz mono float32, once per episode, in bounded blocks.
+
+The source is read block by block (soundfile for wav/flac/mp3/ogg, PyAV's FFmpeg for
+m4a/aac/mp4/opus), each block is downmixed and fed to a streaming soxr resampler, so only
+the 16 kHz mono result of the whole episode is ever held, never the source-rate channels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+SAMPLE_RATE = 16_000
+_BLOCK_SECONDS = 30
+_SOUNDFILE_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
+
+
+class AudioError(ValueError):
+    """A file that cannot be decoded; the message is one line fit for the episodes table."""
+
+
+@dataclass(frozen=True)
+class DecodedAudio:
+    samples: np.ndarray  # float32, mono, SAMPLE_RATE
+    source_rate: int
+    source_channels: int
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.samples) / SAMPLE_RATE
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _soundfile_blocks(path: Path) -> tuple[int, int, Iterator[np.ndarray]]:
+    handle = sf.SoundFile(path)
+
+    def blocks() -> Iterator[np.ndarray]:
+        with handle:
+            for block in handle.blocks(blocksize=handle.samplerate * _BLOCK_SECONDS, dtype="float32", always_2d=True):
+                yield block.mean(axis=1)
+
+    return handle.samplerate, handle.channels, blocks()
+
+
+def _ffmpeg_blocks(path: Path) -> tuple[int, int, Iterator[np.ndarray]]:
+    import av  # only m4a/aac/mp4/opus need FFmpeg
+
+    container = av.open(str(path))
+    if not container.streams.audio:
+        container.close()
+        raise AudioError("no audio stream in the file")
+    stream = container.streams.audio[0]
+    rate, channels = stream.rate or stream.codec_context.sample_rate, stream.codec_context.channels
+    to_planar_float = av.AudioResampler(format="fltp", rate=rate)
+
+    def blocks() -> Iterator[np.ndarray]:
+        with container:
+            for frame in container.decode(stream):
+                for planar in to_planar_float.resample(frame):
+                    yield planar.to_ndarray().mean(axis=0, dtype=np.float32)
+
+    return rate, channels, blocks()
+
+
+def iter_blocks(path: Path) -> tuple[int, int, Iterator[np.ndarray]]:
+    """(source rate, source channels, iterator of mono float32 blocks at the source rate)."""
+    if not path.is_file():
+        raise AudioError(f"audio file not found: {path.name}")
+    if path.stat().st_size == 0:
+        raise AudioError("audio file is empty (0 bytes)")
+    try:
+        if path.suffix.lower() in _SOUNDFILE_SUFFIXES:
+            return _soundfile_blocks(path)
+        return _ffmpeg_blocks(path)
+    except (sf.LibsndfileError, RuntimeError, OSError) as error:
+        raise AudioError(f"cannot decode {path.suffix} audio: {_one_line(error)}") from None
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())[:300]
+
+
+def decode(path: Path) -> DecodedAudio:
+    """Decode, downmix and resample a whole file to 16 kHz mono float32."""
+    source_rate, channels, blocks = iter_blocks(path)
+    resampler = soxr.ResampleStream(source_rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+    pieces, nonfinite = [], 0
+    try:
+        for block in blocks:
+            bad = ~np.isfinite(block)
+            if bad.any():
+                nonfinite += int(bad.sum())
+                block = np.where(bad, np.float32(0), block)
+            pieces.append(resampler.resample_chunk(block))
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as error:
+        if not pieces:
+            raise AudioError(f"cannot decode {path.suffix} audio: {_one_line(error)}") from None
+        raise AudioError(f"decoding stopped after {sum(map(len, pieces)) / SAMPLE_RATE:.1f}s: {_one_line(error)}") from None
+    pieces.append(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+    samples = np.concatenate(pieces).astype(np.float32, copy=False)
+    if samples.size == 0:
+        raise AudioError("audio file holds no samples")
+    warnings = []
+    if nonfinite:
+        warnings.append(f"{nonfinite} NaN/inf sample(s) replaced by silence")
+    return DecodedAudio(samples, source_rate, channels, tuple(warnings))

@@ -1,0 +1,94 @@
+"""Acoustic front end (torchaudio, on the inference device): log-mel frames and MFCCs.
+
+One log-mel pass over the whole episode feeds every model: the emotion network reads the
+frames of each segment, the laughter network reads them all. The pass runs in chunks of
+frames with exact edges, so memory stays bounded and chunked = unchunked.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torchaudio
+
+from ser_pipeline.audio import SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class FrontEndConfig:
+    n_fft: int = 512
+    win_length: int = 400  # 25 ms
+    hop_length: int = 160  # 10 ms: 100 frames per second
+    n_mels: int = 64
+    f_min: float = 50.0
+    f_max: float = 8000.0
+    n_mfcc: int = 20
+
+    @property
+    def frames_per_second(self) -> float:
+        return SAMPLE_RATE / self.hop_length
+
+
+class LogMel(torch.nn.Module):
+    """Waveform -> natural-log mel power frames, time-major: (..., frames, n_mels).
+
+    Frame t covers samples [t*hop - n_fft/2, t*hop + n_fft/2) with zeros outside the signal,
+    so a file of N samples has N // hop + 1 frames.
+    """
+
+    def __init__(self, config: FrontEndConfig = FrontEndConfig()):
+        super().__init__()
+        self.config = config
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=SAMPLE_RATE,
+            n_fft=config.n_fft,
+            win_length=config.win_length,
+            hop_length=config.hop_length,
+            f_min=config.f_min,
+            f_max=config.f_max,
+            n_mels=config.n_mels,
+            center=False,
+            power=2.0,
+        )
+
+    def forward(self, framed_signal: torch.Tensor) -> torch.Tensor:
+        return torch.log(self.mel(framed_signal) + 1e-6).transpose(-1, -2)
+
+    def frame_count(self, n_samples: int) -> int:
+        return n_samples // self.config.hop_length + 1
+
+    @torch.inference_mode()
+    def episode(self, samples: np.ndarray, device: torch.device, chunk_frames: int = 6000) -> torch.Tensor:
+        """Log-mel frames of a whole episode, (frames, n_mels), computed chunk by chunk on `device`."""
+        hop, half = self.config.hop_length, self.config.n_fft // 2
+        total = self.frame_count(len(samples))
+        signal = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
+        out = torch.empty(total, self.config.n_mels, dtype=torch.float32)
+        for first in range(0, total, chunk_frames):
+            count = min(chunk_frames, total - first)
+            begin, end = first * hop - half, (first + count - 1) * hop + half
+            piece = signal[max(begin, 0) : min(end, len(signal))]
+            piece = torch.nn.functional.pad(piece, (max(0, -begin), max(0, end - len(signal))))
+            out[first : first + count] = self(piece.to(device)).cpu()
+        return out
+
+
+def mfcc_from_logmel(logmel: torch.Tensor, n_mfcc: int) -> torch.Tensor:
+    """MFCCs (orthonormal DCT-II of the log-mel frames), (..., frames, n_mfcc)."""
+    dct = torchaudio.functional.create_dct(n_mfcc, logmel.shape[-1], norm="ortho").to(logmel)
+    return logmel @ dct
+
+
+def fused_features(logmel: torch.Tensor, n_mfcc: int) -> torch.Tensor:
+    """The emotion network's input per frame: log-mel and MFCC side by side."""
+    return torch.cat([logmel, mfcc_from_logmel(logmel, n_mfcc)], dim=-1)
+
+
+def frame_span(start_s: float, end_s: float, frames_per_second: float, total_frames: int) -> tuple[int, int]:
+    """Frame indices [first, last) whose centres lie in [start_s, end_s); at least one frame."""
+    first = min(max(math.ceil(start_s * frames_per_second - 1e-6), 0), total_frames - 1)
+    last = min(max(math.ceil(end_s * frames_per_second - 1e-6), first + 1), total_frames)
+    return first, last

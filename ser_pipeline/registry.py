@@ -1,0 +1,136 @@
+"""The model registry (`models/registry.json`) and safe weight loading.
+
+Resolution of a weights file: explicit path -> `SER_MODEL_PATH` folders -> the embedded
+`models/` folder -> the user cache -> download of a pinned URL (never when offline) -> an
+error that says how to get the file. Weights are safetensors only and are checked against
+the registry's sha256 before use: nothing here unpickles a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+
+from ser_pipeline.architectures import EmotionNet, EmotionNetConfig, LaughterNet, LaughterNetConfig
+
+EMBEDDED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+REGISTRY_FILE = EMBEDDED_MODELS_DIR / "registry.json"
+
+ARCHITECTURES: dict[str, tuple[type[torch.nn.Module], type]] = {
+    "emotion-net": (EmotionNet, EmotionNetConfig),
+    "laughter-tcn": (LaughterNet, LaughterNetConfig),
+}
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """A registered model whose weights cannot be found or fetched; says how to get them."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    id: str
+    tasks: tuple[str, ...]
+    architecture: str
+    weights: str
+    sha256: str | None
+    licence: str
+    input: str = ""
+    labels: tuple[str, ...] = ()
+    url: str | None = None
+    card: str | None = None
+    scores: dict[str, Any] = field(default_factory=dict)
+    operating_points: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, entry: dict[str, Any]) -> ModelSpec:
+        return cls(
+            **{
+                **entry,
+                "tasks": tuple(entry["tasks"]),
+                "labels": tuple(entry.get("labels", ())),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class Registry:
+    models: dict[str, ModelSpec]
+    defaults: dict[str, str]
+
+    @classmethod
+    def load(cls, path: Path = REGISTRY_FILE) -> Registry:
+        document = json.loads(path.read_text())
+        models = {entry["id"]: ModelSpec.from_json(entry) for entry in document["models"]}
+        return cls(models, document["defaults"])
+
+    def get(self, model_id: str) -> ModelSpec:
+        try:
+            return self.models[model_id]
+        except KeyError:
+            raise KeyError(f"unknown model {model_id!r}; `ser-pipeline models` lists: {', '.join(self.models)}") from None
+
+    def default(self, task: str) -> ModelSpec:
+        return self.get(self.defaults[task])
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("SER_CACHE_DIR", Path.home() / ".cache" / "ser-pipeline")) / "models"
+
+
+def search_path() -> list[Path]:
+    extra = [Path(p) for p in os.environ.get("SER_MODEL_PATH", "").split(os.pathsep) if p]
+    return [*extra, EMBEDDED_MODELS_DIR, cache_dir()]
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def resolve_weights(spec: ModelSpec, explicit: Path | None = None) -> Path:
+    """Find `spec`'s weights file, verified against its sha256."""
+    candidates = [explicit] if explicit else [folder / spec.weights for folder in search_path()]
+    for candidate in candidates:
+        if candidate.is_file():
+            if spec.sha256 and sha256_of(candidate) != spec.sha256:
+                raise ModelNotFoundError(
+                    f"{candidate} does not match the registered sha256 of {spec.id}: the file is corrupt or another "
+                    "version; delete it or point SER_MODEL_PATH at the right one"
+                )
+            return candidate
+    where = ", ".join(str(c) for c in candidates)
+    hint = f"download it from {spec.url} into {cache_dir()}" if spec.url else "train it with `ser-pipeline train`"
+    raise ModelNotFoundError(f"weights {spec.weights!r} of model {spec.id} not found (looked in {where}); {hint}")
+
+
+def save_network(network: torch.nn.Module, architecture: str, path: Path, extra_metadata: dict[str, str] | None = None) -> str:
+    """Write a network as safetensors with its architecture config in the metadata; returns sha256."""
+    metadata = {"architecture": architecture, **network.config.to_metadata(), **(extra_metadata or {})}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {key: value.detach().contiguous() for key, value in network.state_dict().items()}
+    save_file(state, str(path), metadata=metadata)
+    return sha256_of(path)
+
+
+def load_network(path: Path) -> torch.nn.Module:
+    """Build the network a safetensors file describes and load its weights (eval mode)."""
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata() or {}
+    architecture = metadata.get("architecture")
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"{path}: unknown or missing architecture {architecture!r} in the safetensors metadata")
+    network_class, config_class = ARCHITECTURES[architecture]
+    network = network_class(config_class.from_metadata(metadata))
+    network.load_state_dict(load_file(str(path)))
+    return network.eval()

@@ -1,0 +1,110 @@
+"""The labelled corpora under `../shared/data`, read where they lie (never copied)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from ser_pipeline.audio import SAMPLE_RATE
+from ser_pipeline.features import LogMel
+
+RAVDESS_EMOTIONS = {
+    "01": "neutral",
+    "02": "neutral",  # calm
+    "03": "happy",
+    "04": "sad",
+    "05": "angry",
+    "06": "fear",
+    "07": "disgust",
+    "08": "surprise",
+}
+RAVDESS_LEXICON_WORDS = {"02": "calm"}  # calm keeps its own coordinates for the dims targets
+TESS_EMOTIONS = {"ps": "surprise"}
+
+
+@dataclass(frozen=True)
+class Clip:
+    path: Path
+    label: str  # 7-class emotion, or nonverbal class
+    speaker: str
+    corpus: str
+    intensity: str = "normal"
+    lexicon_word: str | None = None
+
+
+def shared_data_dir() -> Path:
+    """`SER_SHARED_DATA`, else `../shared/data` beside the project root."""
+    if "SER_SHARED_DATA" in os.environ:
+        return Path(os.environ["SER_SHARED_DATA"])
+    return Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+def require_dir(path: Path) -> Path:
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"training data folder {path} not found: set SER_SHARED_DATA to the shared data folder "
+            "(the one holding ravdess/, tess/, nonverbal/)"
+        )
+    return path
+
+
+def ravdess_clips(data: Path) -> list[Clip]:
+    clips = []
+    for path in sorted(require_dir(data / "ravdess").glob("Actor_*/*.flac")):
+        fields = path.stem.split("-")
+        emotion_code, intensity, actor = fields[2], fields[3], fields[6]
+        clips.append(
+            Clip(
+                path,
+                RAVDESS_EMOTIONS[emotion_code],
+                f"ravdess-{actor}",
+                "ravdess",
+                "strong" if intensity == "02" else "normal",
+                RAVDESS_LEXICON_WORDS.get(emotion_code),
+            )
+        )
+    return clips
+
+
+def tess_clips(data: Path) -> list[Clip]:
+    clips = []
+    for path in sorted(require_dir(data / "tess").glob("*/*.flac")):
+        speaker, emotion = path.stem.split("_")[0], path.stem.split("_")[-1].lower()
+        clips.append(Clip(path, TESS_EMOTIONS.get(emotion, emotion), f"tess-{speaker}", "tess"))
+    return clips
+
+
+def nonverbal_clips(data: Path) -> list[Clip]:
+    root = require_dir(data / "nonverbal")
+    return [
+        Clip(path, path.parent.name, f"nonverbal-{path.name.split('_')[0]}", "nonverbal")
+        for path in sorted(root.glob("*/*.flac"))
+    ]
+
+
+def read_clip(path: Path) -> np.ndarray:
+    samples, rate = sf.read(path, dtype="float32", always_2d=True)
+    if rate != SAMPLE_RATE:
+        raise ValueError(f"{path}: expected {SAMPLE_RATE} Hz, found {rate} Hz")
+    return samples.mean(axis=1)
+
+
+def clip_logmels(clips: list[Clip], front_end: LogMel) -> list[torch.Tensor]:
+    """Log-mel frames (frames, n_mels) of each clip, computed on the CPU."""
+    device = torch.device("cpu")
+    return [front_end.episode(read_clip(clip.path), device) for clip in clips]
+
+
+def voiced_span(logmel: torch.Tensor, floor_nats: float = 7.0, margin_frames: int = 5) -> tuple[int, int]:
+    """[first, last) frames whose energy is within `floor_nats` (about 30 dB) of the loudest one."""
+    energy = torch.logsumexp(logmel, dim=-1)
+    loud = torch.nonzero(energy > energy.max() - floor_nats).squeeze(-1)
+    first = max(int(loud[0]) - margin_frames, 0)
+    last = min(int(loud[-1]) + 1 + margin_frames, len(energy))
+    return first, last
+

@@ -1,0 +1,42 @@
+"""Publishing a trained model: safetensors weights, a model card, and its registry entry."""
+
+from __future__ import annotations
+
+import json
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ser_pipeline.registry import REGISTRY_FILE, save_network
+
+
+def publish(
+    network: torch.nn.Module,
+    *,
+    model_id: str,
+    architecture: str,
+    models_dir: Path,
+    entry: dict[str, Any],
+    card_body: str,
+    registry_file: Path = REGISTRY_FILE,
+) -> Path:
+    """Write `<model_id>.safetensors` and `<model_id>.md` into `models_dir`, and upsert the entry
+    into the registry (sha256, card and file filled in here)."""
+    weights = models_dir / f"{model_id}.safetensors"
+    sha256 = save_network(network, architecture, weights, {"model_id": model_id})
+    card = models_dir / f"{model_id}.md"
+    parameters = sum(p.numel() for p in network.parameters())
+    card.write_text(
+        f"# Model card: {model_id}\n\n{card_body.strip()}\n\n"
+        f"## File\n`{weights.name}`: {weights.stat().st_size / 1e6:.2f} MB, {parameters:,} parameters, "
+        f"sha256 `{sha256}`. Trained {datetime.now(timezone.utc):%Y-%m-%d} with torch {torch.__version__} "
+        f"on {platform.machine()} CPU.\n"
+    )
+    document = json.loads(registry_file.read_text()) if registry_file.is_file() else {"defaults": {}, "models": []}
+    full_entry = {"id": model_id, "architecture": architecture, "weights": weights.name, "sha256": sha256, "card": card.name, **entry}
+    document["models"] = [m for m in document["models"] if m["id"] != model_id] + [full_entry]
+    registry_file.write_text(json.dumps(document, indent=2) + "\n")
+    return weights
