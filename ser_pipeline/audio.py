@@ -45,18 +45,27 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _soundfile_blocks(path: Path) -> tuple[int, int, Iterator[np.ndarray]]:
+@dataclass(frozen=True)
+class Source:
+    rate: int
+    channels: int
+    declared_frames: int | None  # what the header claims, which a damaged file may overstate
+
+
+def _soundfile_blocks(path: Path) -> tuple[Source, Iterator[np.ndarray]]:
     handle = sf.SoundFile(path)
 
     def blocks() -> Iterator[np.ndarray]:
+        # Plain reads until one comes back empty: SoundFile.blocks() trusts the header's frame
+        # count and pads a truncated file out to it.
         with handle:
-            for block in handle.blocks(blocksize=handle.samplerate * _BLOCK_SECONDS, dtype="float32", always_2d=True):
+            while len(block := handle.read(handle.samplerate * _BLOCK_SECONDS, dtype="float32", always_2d=True)):
                 yield block.mean(axis=1)
 
-    return handle.samplerate, handle.channels, blocks()
+    return Source(handle.samplerate, handle.channels, handle.frames), blocks()
 
 
-def _ffmpeg_blocks(path: Path) -> tuple[int, int, Iterator[np.ndarray]]:
+def _ffmpeg_blocks(path: Path) -> tuple[Source, Iterator[np.ndarray]]:
     import av  # only m4a/aac/mp4/opus need FFmpeg
 
     container = av.open(str(path))
@@ -73,11 +82,11 @@ def _ffmpeg_blocks(path: Path) -> tuple[int, int, Iterator[np.ndarray]]:
                 for planar in to_planar_float.resample(frame):
                     yield planar.to_ndarray().mean(axis=0, dtype=np.float32)
 
-    return rate, channels, blocks()
+    return Source(rate, channels, None), blocks()
 
 
-def iter_blocks(path: Path) -> tuple[int, int, Iterator[np.ndarray]]:
-    """(source rate, source channels, iterator of mono float32 blocks at the source rate)."""
+def iter_blocks(path: Path) -> tuple[Source, Iterator[np.ndarray]]:
+    """The source's format and an iterator of mono float32 blocks at the source rate."""
     if not path.is_file():
         raise AudioError(f"audio file not found: {path.name}")
     if path.stat().st_size == 0:
@@ -96,11 +105,12 @@ def _one_line(error: BaseException) -> str:
 
 def decode(path: Path) -> DecodedAudio:
     """Decode, downmix and resample a whole file to 16 kHz mono float32."""
-    source_rate, channels, blocks = iter_blocks(path)
-    resampler = soxr.ResampleStream(source_rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
-    pieces, nonfinite = [], 0
+    source, blocks = iter_blocks(path)
+    resampler = soxr.ResampleStream(source.rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+    pieces, nonfinite, source_frames = [], 0, 0
     try:
         for block in blocks:
+            source_frames += len(block)
             bad = ~np.isfinite(block)
             if bad.any():
                 nonfinite += int(bad.sum())
@@ -115,6 +125,11 @@ def decode(path: Path) -> DecodedAudio:
     if samples.size == 0:
         raise AudioError("audio file holds no samples")
     warnings = []
+    if source.declared_frames and source_frames < 0.99 * source.declared_frames:
+        warnings.append(
+            f"file is truncated or its header overstates its length: decoded {source_frames / source.rate:.1f}s "
+            f"of the {source.declared_frames / source.rate:.1f}s declared"
+        )
     if nonfinite:
         warnings.append(f"{nonfinite} NaN/inf sample(s) replaced by silence")
-    return DecodedAudio(samples, source_rate, channels, tuple(warnings))
+    return DecodedAudio(samples, source.rate, source.channels, tuple(warnings))

@@ -11,6 +11,7 @@ app = typer.Typer(help="Emotion, valence/arousal/dominance and laughter analytic
 train_app = typer.Typer(help="Training recipes for the embedded default models.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 
+WarehouseOption = Annotated[Path, typer.Option(help="Warehouse folder (Parquet files and podcasts.duckdb).")]
 DataOption = Annotated[Path | None, typer.Option(help="Shared data folder (default: $SER_SHARED_DATA or ../shared/data).")]
 ModelsDirOption = Annotated[Path, typer.Option(help="Where to write weights, model card and registry entry.")]
 
@@ -19,6 +20,145 @@ def _models_dir_default() -> Path:
     from ser_pipeline.registry import EMBEDDED_MODELS_DIR
 
     return EMBEDDED_MODELS_DIR
+
+
+@app.command()
+def run(
+    archive: Annotated[Path, typer.Argument(help="Folder of show folders, or one show folder.", exists=True, file_okay=False)],
+    warehouse: WarehouseOption = Path("warehouse/data"),
+    segmentation: Annotated[str, typer.Option(help="sentence (transcript, else voice activity) | window | vad.")] = "sentence",
+    window: Annotated[float, typer.Option(help="Window length in seconds (--segmentation window).")] = 3.0,
+    hop: Annotated[float | None, typer.Option(help="Window hop in seconds (default: the window length).")] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
+    reports: Annotated[Path | None, typer.Option(help="Report folder (default: reports/ beside the warehouse).")] = None,
+) -> None:
+    """Analyze every episode of ARCHIVE with the Prefect flow `analyze-archive`.
+
+    Exits 1 when any episode failed (each is recorded in the `episodes` table with its error).
+    """
+    from ser_pipeline.segmentation import Segmentation
+
+    if segmentation not in Segmentation.__members__:
+        raise typer.BadParameter(f"{segmentation!r}: choose sentence, window or vad", param_hint="--segmentation")
+    from flows.analyze_archive import analyze_archive
+
+    outcomes = analyze_archive(
+        archive=str(archive),
+        warehouse=str(warehouse),
+        segmentation=segmentation,
+        window_s=window,
+        hop_s=hop,
+        device=device,
+        reports=str(reports) if reports else None,
+    )
+    failed = [o for o in outcomes if o["status"] == "failed"]
+    hours = sum(o["duration_s"] for o in outcomes) / 3600
+    typer.echo(f"{len(outcomes) - len(failed)} ok, {len(failed)} failed, {hours:.2f} h of audio; warehouse {warehouse}")
+    for outcome in failed:
+        typer.echo(f"failed: {outcome['show']}/{outcome['episode_id']}: {outcome['error']}", err=True)
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
+def predict(
+    files: Annotated[list[Path], typer.Argument(help="Audio files; each whole file is one segment.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="CSV file to write.")],
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
+) -> None:
+    """Clip-level predictions: one CSV row per file (`file` exactly as given)."""
+    import csv
+
+    from ser_pipeline.audio import AudioError
+    from ser_pipeline.inference import Analyzer
+    from ser_pipeline.schema import PREDICTION_COLUMNS, SCORE_COLUMNS
+
+    analyzer = Analyzer(device=device)
+    rows, problems = [], []
+    for file in files:
+        try:
+            scores = analyzer.analyze_file(file)
+        except AudioError as error:
+            problems.append(f"{file}: {error}")
+            continue
+        rows.append({"file": str(file), **{c: scores.columns[c][0] for c in SCORE_COLUMNS}})
+    with output.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=PREDICTION_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    typer.echo(f"wrote {len(rows)} row(s) to {output}")
+    for problem in problems:
+        typer.echo(f"skipped {problem}", err=True)
+    raise typer.Exit(1 if problems else 0)
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="SQL over the views episodes, segments, laughter_events, episode_summary, ...")],
+    warehouse: WarehouseOption = Path("warehouse/data"),
+) -> None:
+    """Run SQL on the warehouse (read-only connection) and print the result as a table."""
+    import duckdb
+    from rich.console import Console
+    from rich.table import Table
+
+    from ser_pipeline.warehouse import connect_read_only
+
+    try:
+        with connect_read_only(warehouse) as db:
+            result = db.sql(sql)
+            if result is None:
+                raise typer.BadParameter("the statement returned no rows to show", param_hint="SQL")
+            columns, rows = result.columns, result.fetchall()
+    except (duckdb.Error, FileNotFoundError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*("" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
+    Console().print(table)
+
+
+@app.command()
+def models() -> None:
+    """List the model registry: id, tasks, source, licence, measured scores."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ser_pipeline.registry import Registry
+
+    registry = Registry.load()
+    defaults = {model_id: task for task, model_id in registry.defaults.items()}
+    table = Table("id", "tasks", "source", "licence", "measured", "default for")
+    for spec in registry.models.values():
+        scores = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in spec.scores.items())
+        source = spec.weights + (f" ({spec.url})" if spec.url else "")
+        table.add_row(spec.id, ", ".join(spec.tasks), source, spec.licence, scores, defaults.get(spec.id, ""))
+    Console(width=200).print(table)
+
+
+@app.command()
+def report(
+    warehouse: WarehouseOption = Path("warehouse/data"),
+    out: Annotated[Path | None, typer.Option(help="Report folder (default: reports/ beside the warehouse).")] = None,
+    window: Annotated[float, typer.Option(help="Rolling-mean window in seconds.")] = 60.0,
+) -> None:
+    """Rebuild every report page from the warehouse (no inference)."""
+    from ser_pipeline.report import build_reports
+
+    try:
+        pages = build_reports(warehouse, out or warehouse.parent / "reports", window)
+    except FileNotFoundError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"wrote {len(pages)} page(s) to {pages[0].parent}")
+
+
+@app.command("demo-archive")
+def demo_archive(folder: Annotated[Path, typer.Argument(help="Where to write the demo archive.")]) -> None:
+    """Write a small synthetic archive (two shows, MP3 + transcripts + feed) to try the pipeline on."""
+    from ser_pipeline.demo import write_demo_archive
+
+    typer.echo(write_demo_archive(folder))
 
 
 @train_app.command("emotion")
@@ -59,6 +199,46 @@ def train_emotion(
             "scores": {"held_out_actors": recipe.held_out_actors, **summary},
         },
         card_body=emotion_card(recipe, scores, command),
+    )
+    typer.echo(f"wrote {weights}: " + ", ".join(f"{k}={v}" for k, v in summary.items()))
+
+
+@train_app.command("laughter")
+def train_laughter(
+    data: DataOption = None,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 40,
+    seed: int = 0,
+    models_dir: ModelsDirOption = _models_dir_default(),
+    model_id: str = "laughter-tcn-v1",
+) -> None:
+    """Train the frame-level laughter detector, evaluate it on the shared episodes, publish it."""
+    from dataclasses import asdict
+
+    from ser_pipeline.laughter import OperatingPoint
+    from ser_pipeline.training.cards import laughter_card
+    from ser_pipeline.training.data import shared_data_dir
+    from ser_pipeline.training.laughter import LaughterRecipe, evaluate_on_episodes, train
+    from ser_pipeline.training.publish import publish
+
+    recipe = LaughterRecipe(data=data or shared_data_dir(), epochs=epochs, seed=seed)
+    network = train(recipe, log=typer.echo)
+    points = {"balanced": OperatingPoint(), "high_precision": OperatingPoint(threshold=0.8, min_duration_s=0.5)}
+    scores = evaluate_on_episodes(network, recipe.data / "episodes", points["balanced"])
+    summary = {k: round(v, 4) for k, v in scores.items() if isinstance(v, float)}
+    weights = publish(
+        network,
+        model_id=model_id,
+        architecture="laughter-tcn",
+        models_dir=models_dir,
+        entry={
+            "tasks": ["laughter"],
+            "input": "16 kHz mono; 64 log-mel per 10 ms frame",
+            "labels": ["laughter"],
+            "licence": "CC BY-NC-ND 4.0 (trained on Nonverbal Vocalization, RAVDESS, TESS; non-commercial)",
+            "scores": {"evaluated_on": "shared episodes, held-out laughers", **summary},
+            "operating_points": {name: asdict(point) for name, point in points.items()},
+        },
+        card_body=laughter_card(recipe, scores, points["balanced"], f"ser-pipeline train laughter --epochs {epochs} --seed {seed}"),
     )
     typer.echo(f"wrote {weights}: " + ", ".join(f"{k}={v}" for k, v in summary.items()))
 

@@ -57,6 +57,11 @@ class LogMel(torch.nn.Module):
     def forward(self, framed_signal: torch.Tensor) -> torch.Tensor:
         return torch.log(self.mel(framed_signal) + 1e-6).transpose(-1, -2)
 
+    def frames(self, signal: torch.Tensor) -> torch.Tensor:
+        """Frames of whole signals (..., samples), zero-padded at both ends like `episode`."""
+        half = self.config.n_fft // 2
+        return self(torch.nn.functional.pad(signal, (half, half)))
+
     def frame_count(self, n_samples: int) -> int:
         return n_samples // self.config.hop_length + 1
 

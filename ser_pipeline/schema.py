@@ -68,6 +68,11 @@ SEGMENTS = pa.schema(
         *_SENTIMENT_SCORES,
         *_DIMS,
         ("laughter_prob", pa.float32()),
+        # Which registry model produced each group of columns (ARCHITECTURE.md: every row
+        # records its model).
+        ("emotion_model", pa.string()),
+        ("dims_model", pa.string()),
+        ("laughter_model", pa.string()),
     ]
 )
 

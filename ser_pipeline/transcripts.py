@@ -43,13 +43,19 @@ def _timestamp_seconds(text: str) -> float:
     return int(hours or 0) * 3600 + int(minutes) * 60 + int(seconds) + int(fraction.ljust(3, "0")) / 1000
 
 
+def _looks_like_name(label: str) -> bool:
+    """'Speaker A', 'Host', 'Dr. Jane Smith': up to four capitalised words, not a clause."""
+    words = label.split()
+    return 0 < len(words) <= 4 and all(w[0].isupper() or w[0].isdigit() for w in words)
+
+
 def _split_speaker(text: str) -> tuple[str | None, str]:
     voice = _VTT_VOICE.match(text)
     if voice:
         return voice.group(1).strip(), _TAG.sub("", text).strip()
     text = _TAG.sub("", text).strip()
     prefix = _SPEAKER_PREFIX.match(text)
-    if prefix and len(prefix.group(1).split()) <= 4:
+    if prefix and _looks_like_name(prefix.group(1)):
         return prefix.group(1).strip(), prefix.group(2).strip()
     return None, text
 

@@ -53,3 +53,48 @@ issue's evaluation.
 ## Reproduce
 `{command}`
 """
+
+
+def laughter_card(recipe, scores: dict, point, command: str) -> str:
+    held_out = ", ".join(recipe.held_out_laughers)
+    episodes = "".join(
+        f"| {name} | {v['laughs_per_10min_truth']} | {v['laughs_per_10min_detected']} |\n"
+        for name, v in scores["per_episode"].items()
+    )
+    return f"""
+Frame-level laughter detector: a dilated temporal CNN (residual, dilations
+{recipe.network.dilations}) over 64-bin log-mel frames at 100 per second, with fixed input
+normalisation learnt in training. One pass scores every frame of an episode.
+
+## Data and split
+- Positives: `../shared/data/nonverbal/laughing`, except the held-out laughers ({held_out}):
+  every laugher heard in `../shared/data/episodes`, so the episode scores below are on laughers
+  the model never heard.
+- Negatives: the 15 other vocalization classes of `nonverbal/` and {recipe.speech_clips} RAVDESS/TESS
+  speech clips.
+- Scenes of {recipe.scene_s} s built on the fly: clips one after another with 0.1-1.2 s gaps,
+  each at its own level (-34 to -14 dBFS RMS), over white noise (-65 to -40 dBFS), laughter
+  drawn {recipe.laughter_share:.0%} of the time; {recipe.epochs} epochs x {recipe.scenes_per_epoch} scenes, seed {recipe.seed}.
+
+## Licence
+Weights derived from the Deeply Nonverbal Vocalization sample set (CC BY-NC-ND 4.0), RAVDESS
+(CC BY-NC-SA 4.0) and TESS (CC BY-NC-ND 4.0): non-commercial use.
+
+## Measured on `../shared/data/episodes` (operating point `balanced`)
+Operating point: threshold {point.threshold}, smoothing {point.smooth_s} s, minimum length
+{point.min_duration_s} s, merge gap {point.merge_gap_s} s.
+
+| metric | value |
+|---|---|
+| event precision (IoU >= 0.3, one to one) | {scores['event_precision']:.3f} |
+| event recall | {scores['event_recall']:.3f} |
+| event F1 | {scores['event_f1']:.3f} |
+| frame F1 | {scores['frame_f1']:.3f} |
+| true events | {scores['true_events']} |
+
+| episode | laughs / 10 min (truth) | laughs / 10 min (detected) |
+|---|---|---|
+{episodes}
+## Reproduce
+`{command}`
+"""

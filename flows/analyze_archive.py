@@ -1,0 +1,70 @@
+"""Prefect flow `analyze-archive`: every episode of an archive through the pipeline.
+
+Thin by design: the stages live in `ser_pipeline`; this module adds orchestration only
+(retries of transient errors, per-episode isolation, run identity, logging).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from ser_pipeline.archive import Episode, discover
+from ser_pipeline.inference import Analyzer
+from ser_pipeline.pipeline import EpisodeOutcome, RunConfig, process_episode, record_failure
+from ser_pipeline.report import build_reports
+from ser_pipeline.segmentation import Segmentation
+from ser_pipeline.warehouse import refresh_views
+
+DEFAULT_WAREHOUSE = "warehouse/data"
+
+
+@task(name="analyze-episode", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE, task_run_name="{episode.show}/{episode.episode_id}")
+def analyze_episode(episode: Episode, config: RunConfig, analyzer: Analyzer, run_id: str) -> EpisodeOutcome:
+    return process_episode(episode, config, analyzer, run_id)
+
+
+@flow(name="analyze-archive", log_prints=True)
+def analyze_archive(
+    archive: str,
+    warehouse: str = DEFAULT_WAREHOUSE,
+    segmentation: Segmentation = Segmentation.sentence,
+    window_s: float = 3.0,
+    hop_s: float | None = None,
+    device: str = "auto",
+    reports: str | None = None,
+) -> list[dict]:
+    """Analyze every episode under `archive`; write the warehouse and the reports.
+
+    Returns one summary per episode. An episode that fails (after retries, for transient
+    errors) is recorded in `episodes` with status 'failed' and its error; the rest go on.
+    """
+    logger = get_run_logger()
+    config = RunConfig(Path(warehouse), Segmentation(segmentation), window_s, hop_s)
+    run_id = str(flow_run.get_id() or "local")
+    analyzer = Analyzer(device=device)
+    episodes = discover(Path(archive))
+    logger.info("%d episode(s) in %s; models %s; device %s", len(episodes), archive, analyzer.model_ids, analyzer.device)
+    outcomes = []
+    for number, episode in enumerate(episodes, start=1):
+        state = analyze_episode(episode, config, analyzer, run_id, return_state=True)
+        if state.is_completed():
+            outcome = state.result()
+        else:
+            outcome = record_failure(episode, config, run_id, analyzer.model_ids, f"{type(state.result(raise_on_failure=False)).__name__}: {state.message}")
+        for warning in outcome.warnings:
+            logger.warning("%s/%s: %s", episode.show, episode.episode_id, warning)
+        logger.info(
+            "[%d/%d] %s/%s: %s%s", number, len(episodes), episode.show, episode.episode_id, outcome.status,
+            f" ({outcome.error})" if outcome.error else f", {outcome.segments} segments, {outcome.laughs} laughs, "
+            f"{outcome.duration_s / max(outcome.seconds, 1e-9):.0f}x real time",
+        )
+        outcomes.append(outcome)
+    refresh_views(config.warehouse)
+    pages = build_reports(config.warehouse, Path(reports) if reports else config.warehouse.parent / "reports")
+    logger.info("warehouse %s; %d report page(s) in %s", config.warehouse, len(pages), pages[0].parent)
+    return [asdict(o) for o in outcomes]

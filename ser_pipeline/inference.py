@@ -1,0 +1,157 @@
+"""Batched inference: one decode and one log-mel pass feed the emotion and laughter networks.
+
+`Analyzer.emotion_batch(features, lengths)` and `Analyzer.laughter_frames(logmel)` are the
+tensor entry points; `analyze(samples, segments)` and `analyze_file(path)` are conveniences
+built on them, with the same results (batches are exact, see `architectures`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ser_pipeline.audio import decode
+from ser_pipeline.features import FrontEndConfig, LogMel, frame_span, fused_features
+from ser_pipeline.laughter import LaughterEvent, OperatingPoint, detect_events, smooth
+from ser_pipeline.registry import ModelSpec, Registry, load_network, resolve_weights
+from ser_pipeline.schema import DIMENSIONS, EMOTION_PROB_COLUMNS, EMOTIONS, SENTIMENT_PROB_COLUMNS, SENTIMENTS
+from ser_pipeline.segmentation import Segment
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but no CUDA device is available (use auto or cpu)")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {name!r}: use auto, cpu or cuda")
+    return torch.device(name)
+
+
+@dataclass(frozen=True)
+class EpisodeScores:
+    """Per-segment scores (column name -> array, one entry per segment) and laughter events."""
+
+    columns: dict[str, np.ndarray]
+    events: list[LaughterEvent]
+    laughter_frame_probs: np.ndarray
+
+
+class Analyzer:
+    """Holds the loaded models and the device; scores episodes and files."""
+
+    def __init__(
+        self,
+        device: str = "auto",
+        emotion_model: str | None = None,
+        laughter_model: str | None = None,
+        operating_point: str = "balanced",
+        registry: Registry | None = None,
+        max_batch_frames: int = 64 * 300,
+        laughter_chunk_frames: int = 30_000,
+    ):
+        registry = registry or Registry.load()
+        self.device = pick_device(device)
+        self.emotion_spec: ModelSpec = registry.get(emotion_model) if emotion_model else registry.default("emotion")
+        self.laughter_spec: ModelSpec = registry.get(laughter_model) if laughter_model else registry.default("laughter")
+        if operating_point not in self.laughter_spec.operating_points:
+            known = ", ".join(self.laughter_spec.operating_points) or "none"
+            raise ValueError(f"model {self.laughter_spec.id} has no operating point {operating_point!r} (known: {known})")
+        self.operating_point_name = operating_point
+        self.operating_point = OperatingPoint(**self.laughter_spec.operating_points[operating_point])
+        self.emotion_net = load_network(resolve_weights(self.emotion_spec)).to(self.device)
+        self.laughter_net = load_network(resolve_weights(self.laughter_spec)).to(self.device)
+        self.front_end = LogMel(FrontEndConfig()).to(self.device)
+        self.max_batch_frames = max_batch_frames
+        self.laughter_chunk_frames = laughter_chunk_frames
+
+    @property
+    def model_ids(self) -> dict[str, str]:
+        """What produced each group of columns, as recorded in the warehouse."""
+        return {
+            "emotion": self.emotion_spec.id,
+            "dims": self.emotion_spec.id,
+            "laughter": f"{self.laughter_spec.id}@{self.operating_point_name}",
+        }
+
+    def _autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.float16)
+        return contextlib.nullcontext()
+
+    @torch.inference_mode()
+    def emotion_batch(self, features: torch.Tensor, lengths: torch.Tensor) -> dict[str, np.ndarray]:
+        """Fused features (batch, time, n_features) + lengths -> probabilities and dims."""
+        with self._autocast():
+            out = self.emotion_net(features.to(self.device), lengths.to(self.device))
+        return {
+            "emotion": torch.softmax(out["emotion"].float(), -1).cpu().numpy(),
+            "sentiment": torch.softmax(out["sentiment"].float(), -1).cpu().numpy(),
+            "dims": out["dims"].float().cpu().numpy(),
+        }
+
+    @torch.inference_mode()
+    def laughter_frames(self, logmel: torch.Tensor) -> np.ndarray:
+        """Laughter probability of every frame of an episode's log-mel (frames, n_mels).
+
+        Long episodes are scored in chunks that overlap by the network's receptive field, so
+        the result equals one pass over the whole episode while memory stays bounded.
+        """
+        context, chunk = self.laughter_net.config.receptive_frames, self.laughter_chunk_frames
+        probs = np.empty(len(logmel), dtype=np.float32)
+        for first in range(0, len(logmel), chunk):
+            last = min(first + chunk, len(logmel))
+            begin, end = max(first - context, 0), min(last + context, len(logmel))
+            with self._autocast():
+                logits = self.laughter_net(logmel[begin:end].to(self.device)[None])[0]
+            probs[first:last] = torch.sigmoid(logits.float()).cpu().numpy()[first - begin : last - begin]
+        return probs
+
+    def _length_buckets(self, spans: list[tuple[int, int]]) -> list[list[int]]:
+        """Segment indices grouped by similar length (sorted), each group under the frame budget."""
+        order = sorted(range(len(spans)), key=lambda i: spans[i][1] - spans[i][0])
+        buckets, current = [], []
+        for index in order:
+            length = spans[index][1] - spans[index][0]
+            if current and (len(current) + 1) * length > self.max_batch_frames:
+                buckets.append(current)
+                current = []
+            current.append(index)
+        return buckets + [current] if current else buckets
+
+    def analyze(self, samples: np.ndarray, segments: list[Segment]) -> EpisodeScores:
+        """Score every segment of one decoded episode (16 kHz mono)."""
+        logmel = self.front_end.episode(samples, self.device)
+        fps = self.front_end.config.frames_per_second
+        spans = [frame_span(s.start_s, s.end_s, fps, len(logmel)) for s in segments]
+        emotion = np.zeros((len(segments), len(EMOTIONS)), np.float32)
+        sentiment = np.zeros((len(segments), len(SENTIMENTS)), np.float32)
+        dims = np.zeros((len(segments), len(DIMENSIONS)), np.float32)
+        n_mfcc = self.front_end.config.n_mfcc
+        for bucket in self._length_buckets(spans):
+            pieces = [logmel[slice(*spans[i])] for i in bucket]
+            lengths = torch.tensor([len(p) for p in pieces])
+            features = fused_features(torch.nn.utils.rnn.pad_sequence(pieces, batch_first=True).to(self.device), n_mfcc)
+            out = self.emotion_batch(features, lengths)
+            emotion[bucket], sentiment[bucket], dims[bucket] = out["emotion"], out["sentiment"], out["dims"]
+        frame_probs = self.laughter_frames(logmel)
+        smoothed = smooth(frame_probs, fps, self.operating_point.smooth_s)
+        laughter = np.array([smoothed[a:b].max() for a, b in spans], dtype=np.float32)
+        columns = {
+            "emotion": np.array([EMOTIONS[i] for i in emotion.argmax(1)], dtype=object),
+            **{name: emotion[:, i] for i, name in enumerate(EMOTION_PROB_COLUMNS)},
+            "sentiment": np.array([SENTIMENTS[i] for i in sentiment.argmax(1)], dtype=object),
+            **{name: sentiment[:, i] for i, name in enumerate(SENTIMENT_PROB_COLUMNS)},
+            **{name: dims[:, i] for i, name in enumerate(DIMENSIONS)},
+            "laughter_prob": laughter,
+        }
+        return EpisodeScores(columns, detect_events(frame_probs, fps, self.operating_point), frame_probs)
+
+    def analyze_file(self, path: Path) -> EpisodeScores:
+        """A whole file as one segment."""
+        audio = decode(path)
+        return self.analyze(audio.samples, [Segment(0, "window", 0.0, audio.duration_s)])

@@ -1,0 +1,186 @@
+"""One episode through every stage: decode -> segment -> score -> warehouse rows.
+
+Plain functions, no Prefect: the flow in `flows/` calls `process_episode` per episode and
+`record_failure` when an episode fails for good.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyarrow as pa
+
+from ser_pipeline import __version__, schema
+from ser_pipeline.archive import Episode
+from ser_pipeline.audio import AudioError, decode, file_sha256
+from ser_pipeline.inference import Analyzer, EpisodeScores
+from ser_pipeline.segmentation import Segment, Segmentation, sentence_segments, vad_segments, window_segments
+from ser_pipeline.transcripts import TranscriptError, clean_sentences, read_transcript
+from ser_pipeline.warehouse import write_episode
+
+log = logging.getLogger(__name__)
+
+# Failures that no retry can mend: the episode is recorded as failed at once.
+PERMANENT_ERRORS = (AudioError, TranscriptError)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    warehouse: Path
+    segmentation: Segmentation = Segmentation.sentence
+    window_s: float = 3.0
+    hop_s: float | None = None
+
+    def describe(self) -> str:
+        if self.segmentation is Segmentation.window:
+            return f"window:{self.window_s}/{self.hop_s or self.window_s}"
+        return self.segmentation.value
+
+
+@dataclass(frozen=True)
+class EpisodeOutcome:
+    show: str
+    episode_id: str
+    status: str  # 'ok' | 'failed'
+    duration_s: float = 0.0
+    segments: int = 0
+    laughs: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    warnings: tuple[str, ...] = field(default=())
+
+
+def segment_episode(episode: Episode, samples, duration_s: float, config: RunConfig) -> tuple[list[Segment], list[str]]:
+    """Segments by the configured strategy; `sentence` falls back to `vad` without a transcript."""
+    if config.segmentation is Segmentation.window:
+        return window_segments(duration_s, config.window_s, config.hop_s), []
+    if config.segmentation is Segmentation.sentence and episode.transcript_path is not None:
+        sentences, warnings = clean_sentences(read_transcript(episode.transcript_path), duration_s)
+        if sentences:
+            return sentence_segments(sentences), warnings
+        warnings.append("transcript has no usable sentences; fell back to voice activity")
+        return vad_segments(samples), warnings
+    return vad_segments(samples), []
+
+
+def _episode_row(episode: Episode, config: RunConfig, run_id: str, models: dict[str, str], **values) -> pa.Table:
+    row = {
+        "show": episode.show,
+        "episode_id": episode.episode_id,
+        "title": episode.title,
+        "published": episode.published,
+        "audio_path": str(episode.audio_path) if episode.audio_path else None,
+        "audio_sha256": None,
+        "duration_s": None,
+        "segmentation": config.describe(),
+        "status": "ok",
+        "error": None,
+        "models": json.dumps(models, sort_keys=True),
+        "pipeline_version": __version__,
+        "run_id": run_id,
+        "processed_at": datetime.now(timezone.utc),
+        **values,
+    }
+    return pa.Table.from_pylist([row], schema=schema.EPISODES)
+
+
+def _segment_table(episode: Episode, segments: list[Segment], scores: EpisodeScores, models: dict[str, str]) -> pa.Table:
+    n = len(segments)
+    columns = {
+        "show": [episode.show] * n,
+        "episode_id": [episode.episode_id] * n,
+        "segment_id": [s.segment_id for s in segments],
+        "kind": [s.kind for s in segments],
+        "start_s": [s.start_s for s in segments],
+        "end_s": [s.end_s for s in segments],
+        "speaker": [s.speaker for s in segments],
+        "text": [s.text for s in segments],
+        **{name: scores.columns[name] for name in schema.SCORE_COLUMNS},
+        "emotion_model": [models["emotion"]] * n,
+        "dims_model": [models["dims"]] * n,
+        "laughter_model": [models["laughter"]] * n,
+    }
+    return pa.Table.from_pydict(columns, schema=schema.SEGMENTS)
+
+
+def _events_table(episode: Episode, scores: EpisodeScores, model: str) -> pa.Table:
+    rows = [
+        {
+            "show": episode.show,
+            "episode_id": episode.episode_id,
+            "start_s": e.start_s,
+            "end_s": e.end_s,
+            "duration_s": e.duration_s,
+            "peak_prob": e.peak_prob,
+            "mean_prob": e.mean_prob,
+            "model": model,
+        }
+        for e in scores.events
+    ]
+    return pa.Table.from_pylist(rows, schema=schema.LAUGHTER_EVENTS)
+
+
+def record_failure(episode: Episode, config: RunConfig, run_id: str, models: dict[str, str], error: str) -> EpisodeOutcome:
+    """Record an episode as failed; its segment and event files are emptied so tables agree."""
+    one_line = " ".join(error.split())[:500]
+    write_episode(
+        config.warehouse,
+        episode.show,
+        episode.episode_id,
+        {
+            "segments": schema.SEGMENTS.empty_table(),
+            "laughter_events": schema.LAUGHTER_EVENTS.empty_table(),
+            "episodes": _episode_row(episode, config, run_id, models, status="failed", error=one_line),
+        },
+    )
+    return EpisodeOutcome(episode.show, episode.episode_id, "failed", error=one_line, warnings=episode.warnings)
+
+
+def process_episode(episode: Episode, config: RunConfig, analyzer: Analyzer, run_id: str) -> EpisodeOutcome:
+    """Run one episode through every stage and write its rows. Permanent problems (undecodable
+    audio, unreadable transcript) are recorded as a failed episode; anything else is raised so
+    that the caller may retry it."""
+    began = time.perf_counter()
+    models = analyzer.model_ids
+    if episode.problem:
+        return record_failure(episode, config, run_id, models, episode.problem)
+    try:
+        audio = decode(episode.audio_path)
+        segments, warnings = segment_episode(episode, audio.samples, audio.duration_s, config)
+    except PERMANENT_ERRORS as error:
+        return record_failure(episode, config, run_id, models, str(error))
+    scores = analyzer.analyze(audio.samples, segments)
+    warnings = [*episode.warnings, *audio.warnings, *warnings]
+    write_episode(
+        config.warehouse,
+        episode.show,
+        episode.episode_id,
+        {
+            "segments": _segment_table(episode, segments, scores, models),
+            "laughter_events": _events_table(episode, scores, models["laughter"]),
+            "episodes": _episode_row(
+                episode,
+                config,
+                run_id,
+                models,
+                audio_sha256=file_sha256(episode.audio_path),
+                duration_s=audio.duration_s,
+                error="; ".join(warnings) or None,
+            ),
+        },
+    )
+    return EpisodeOutcome(
+        episode.show,
+        episode.episode_id,
+        "ok",
+        audio.duration_s,
+        len(segments),
+        len(scores.events),
+        time.perf_counter() - began,
+        warnings=tuple(warnings),
+    )

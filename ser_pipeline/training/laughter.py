@@ -1,0 +1,182 @@
+"""Recipe: the embedded frame-level laughter detector.
+
+Scenes are built on the fly: laughter (`nonverbal/laughing`), other vocalizations (the 15
+other nonverbal classes) and speech (RAVDESS, TESS) placed one after another with gaps, over
+noise, each at its own level; frames inside a placed laugh are positives. The laughers heard
+in `../shared/data/episodes` are held out, so the episode evaluation is on unheard laughers.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ser_pipeline.architectures import LaughterNet, LaughterNetConfig
+from ser_pipeline.audio import SAMPLE_RATE, decode
+from ser_pipeline.features import FrontEndConfig, LogMel
+from ser_pipeline.laughter import OperatingPoint, detect_events, match_events
+from ser_pipeline.training.data import nonverbal_clips, ravdess_clips, read_clip, tess_clips
+
+# The laughers of ../shared/data/episodes (first field of the nonverbal file names).
+DEFAULT_HELD_OUT_LAUGHERS: tuple[str, ...] = ("3S0D", "4NEJ", "87LX", "BYYM", "CGFR", "GETF")
+
+
+@dataclass(frozen=True)
+class LaughterRecipe:
+    data: Path
+    held_out_laughers: tuple[str, ...] = DEFAULT_HELD_OUT_LAUGHERS
+    epochs: int = 40
+    scenes_per_epoch: int = 192
+    scene_s: float = 8.0
+    batch_size: int = 16
+    learning_rate: float = 2e-3
+    seed: int = 0
+    speech_clips: int = 1500
+    laughter_share: float = 0.3
+    network: LaughterNetConfig = LaughterNetConfig()
+
+
+def _trim(samples: np.ndarray, floor_db: float = 35.0) -> np.ndarray:
+    """Cut leading and trailing near-silence (20 ms frames below peak - floor_db)."""
+    frame = SAMPLE_RATE // 50
+    usable = len(samples) // frame * frame
+    if usable == 0:
+        return samples
+    energy = 10 * np.log10((samples[:usable].reshape(-1, frame) ** 2).mean(axis=1) + 1e-12)
+    loud = np.flatnonzero(energy > energy.max() - floor_db)
+    return samples[loud[0] * frame : (loud[-1] + 1) * frame]
+
+
+def _level(samples: np.ndarray, rms_db: float) -> np.ndarray:
+    rms = np.sqrt(np.mean(samples**2)) + 1e-9
+    return samples * (10 ** (rms_db / 20) / rms)
+
+
+class SceneMaker:
+    def __init__(self, laughs: list[np.ndarray], others: list[np.ndarray], speech: list[np.ndarray], recipe: LaughterRecipe, rng: random.Random):
+        self.laughs, self.others, self.speech = laughs, others, speech
+        self.recipe, self.rng = recipe, rng
+
+    def scene(self) -> tuple[np.ndarray, np.ndarray]:
+        """(samples, per-sample laughter mask) of one scene."""
+        rng, length = self.rng, int(self.recipe.scene_s * SAMPLE_RATE)
+        noise_db = rng.uniform(-65, -40)
+        audio = np.random.default_rng(rng.getrandbits(32)).standard_normal(length).astype(np.float32) * 10 ** (noise_db / 20)
+        mask = np.zeros(length, dtype=bool)
+        cursor = int(rng.uniform(0, 0.8) * SAMPLE_RATE)
+        while cursor < length:
+            draw = rng.random()
+            is_laugh = draw < self.recipe.laughter_share
+            pool = self.laughs if is_laugh else self.others if draw < self.recipe.laughter_share + 0.25 else self.speech
+            clip = _level(rng.choice(pool), rng.uniform(-34, -14))
+            piece = clip[: length - cursor]
+            audio[cursor : cursor + len(piece)] += piece
+            if is_laugh:
+                mask[cursor : cursor + len(piece)] = True
+            cursor += len(piece) + int(rng.uniform(0.1, 1.2) * SAMPLE_RATE)
+        return np.clip(audio, -1, 1), mask
+
+
+def _frame_labels(mask: np.ndarray, frame_count: int, hop: int) -> np.ndarray:
+    centres = np.minimum(np.arange(frame_count) * hop, len(mask) - 1)
+    return mask[centres].astype(np.float32)
+
+
+def score_frames(network: LaughterNet, logmel: torch.Tensor) -> np.ndarray:
+    network.eval()
+    with torch.inference_mode():
+        return torch.sigmoid(network(logmel[None]))[0].numpy()
+
+
+def evaluate_on_episodes(network: LaughterNet, episodes_dir: Path, point: OperatingPoint) -> dict:
+    """Event P/R/F1 (IoU >= 0.3) and frame F1 against every episode's `.truth.csv`."""
+    front_end = LogMel(FrontEndConfig())
+    fps = front_end.config.frames_per_second
+    hits = false_alarms = misses = 0
+    frame_tp = frame_fp = frame_fn = 0
+    per_episode = {}
+    for truth_file in sorted(episodes_dir.glob("*/*.truth.csv")):
+        audio = decode(truth_file.with_name(truth_file.name.replace(".truth.csv", ".mp3")))
+        probs = score_frames(network, front_end.episode(audio.samples, torch.device("cpu")))
+        with truth_file.open() as handle:
+            truth = [(float(r["start"]), float(r["end"])) for r in csv.DictReader(handle) if r["kind"] == "laughter"]
+        events = detect_events(probs, fps, point)
+        tp, fp, fn = match_events(truth, [(e.start_s, e.end_s) for e in events])
+        hits, false_alarms, misses = hits + tp, false_alarms + fp, misses + fn
+        centres = np.arange(len(probs)) / fps
+        true_frames = np.zeros(len(probs), bool)
+        for start, end in truth:
+            true_frames |= (centres >= start) & (centres < end)
+        predicted = np.zeros(len(probs), bool)
+        for e in events:
+            predicted |= (centres >= e.start_s) & (centres < e.end_s)
+        frame_tp += int((true_frames & predicted).sum())
+        frame_fp += int((~true_frames & predicted).sum())
+        frame_fn += int((true_frames & ~predicted).sum())
+        minutes = audio.duration_s / 600
+        per_episode[truth_file.name.replace(".truth.csv", "")] = {
+            "laughs_per_10min_truth": round(len(truth) / minutes, 2),
+            "laughs_per_10min_detected": round(len(events) / minutes, 2),
+        }
+    precision = hits / max(hits + false_alarms, 1)
+    recall = hits / max(hits + misses, 1)
+    return {
+        "event_precision": precision,
+        "event_recall": recall,
+        "event_f1": 2 * precision * recall / max(precision + recall, 1e-9),
+        "frame_f1": 2 * frame_tp / max(2 * frame_tp + frame_fp + frame_fn, 1),
+        "true_events": hits + misses,
+        "per_episode": per_episode,
+    }
+
+
+def train(recipe: LaughterRecipe, log=print) -> LaughterNet:
+    random.seed(recipe.seed)
+    torch.manual_seed(recipe.seed)
+    rng = random.Random(recipe.seed)
+    front_end = LogMel(FrontEndConfig())
+    hop = front_end.config.hop_length
+    nonverbal = nonverbal_clips(recipe.data)
+    held_out = {f"nonverbal-{s}" for s in recipe.held_out_laughers}
+    laughs = [_trim(read_clip(c.path)) for c in nonverbal if c.label == "laughing" and c.speaker not in held_out]
+    others = [_trim(read_clip(c.path)) for c in nonverbal if c.label != "laughing"]
+    speech_pool = ravdess_clips(recipe.data) + tess_clips(recipe.data)
+    speech = [_trim(read_clip(c.path)) for c in rng.sample(speech_pool, min(recipe.speech_clips, len(speech_pool)))]
+    log(f"{len(laughs)} laughter clips (held out: {', '.join(recipe.held_out_laughers)}), {len(others)} other vocalizations, {len(speech)} speech clips")
+    maker = SceneMaker(laughs, others, speech, recipe, rng)
+
+    def batch(count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        scenes = [maker.scene() for _ in range(count)]
+        logmel = front_end.frames(torch.from_numpy(np.stack([s for s, _ in scenes])))
+        labels = np.stack([_frame_labels(m, logmel.shape[1], hop) for _, m in scenes])
+        return logmel, torch.from_numpy(labels)
+
+    network = LaughterNet(recipe.network)
+    sample, sample_labels = batch(64)
+    network.feature_mean.copy_(sample.mean(dim=(0, 1)))
+    network.feature_std.copy_(sample.std(dim=(0, 1)))
+    positive_share = float(sample_labels.mean())
+    loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor((1 - positive_share) / max(positive_share, 1e-3)))
+    optimizer = torch.optim.AdamW(network.parameters(), lr=recipe.learning_rate, weight_decay=1e-2)
+    steps_per_epoch = math.ceil(recipe.scenes_per_epoch / recipe.batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, recipe.learning_rate, total_steps=recipe.epochs * steps_per_epoch)
+    for epoch in range(recipe.epochs):
+        network.train()
+        total = 0.0
+        for _ in range(steps_per_epoch):
+            logmel, labels = batch(recipe.batch_size)
+            loss = loss_fn(network(logmel), labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            total += loss.item()
+        log(f"epoch {epoch + 1}/{recipe.epochs} loss {total / steps_per_epoch:.4f}")
+    return network.eval()

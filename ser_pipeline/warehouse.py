@@ -1,0 +1,112 @@
+"""The warehouse: one Parquet file per episode per table, hive-partitioned by show, and a
+DuckDB file of views over them.
+
+Layout: `<warehouse>/<table>/show=<quoted show>/<episode key>.parquet`. A file is written to
+a temporary name beside its target and renamed over it, so readers see the old file or the
+new one, never half of one; re-running an episode replaces its files, so rows are never
+duplicated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ser_pipeline.schema import TABLES
+
+DATABASE_NAME = "podcasts.duckdb"
+VIEWS_SQL = Path(__file__).resolve().parent.parent / "warehouse" / "views.sql"
+
+_DUCKDB_TYPES = {
+    pa.string(): "VARCHAR",
+    pa.float64(): "DOUBLE",
+    pa.float32(): "FLOAT",
+    pa.int32(): "INTEGER",
+    pa.timestamp("s", tz="UTC"): "TIMESTAMPTZ",
+    pa.timestamp("ms", tz="UTC"): "TIMESTAMPTZ",
+}
+
+
+def episode_key(episode_id: str) -> str:
+    """A file name for an episode id (GUIDs may be URLs): readable slug + hash of the exact id."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", episode_id).strip("-.")[:60] or "episode"
+    return f"{slug}-{hashlib.sha256(episode_id.encode()).hexdigest()[:10]}"
+
+
+def partition_dir(warehouse: Path, table: str, show: str) -> Path:
+    return warehouse / table / f"show={quote(show, safe='')}"
+
+
+def table_file(warehouse: Path, table: str, show: str, episode_id: str) -> Path:
+    return partition_dir(warehouse, table, show) / f"{episode_key(episode_id)}.parquet"
+
+
+def _write_atomically(table: pa.Table, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        pq.write_table(table, temporary)
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_episode(warehouse: Path, show: str, episode_id: str, tables: dict[str, pa.Table]) -> None:
+    """Replace this episode's rows in every table. The `episodes` row goes last: it marks the
+    episode's other files as complete."""
+    for name in sorted(tables, key=lambda n: n == "episodes"):
+        table = tables[name]
+        if table.schema != TABLES[name]:
+            raise ValueError(f"table {name} does not match the schema in ser_pipeline.schema")
+        _write_atomically(table, table_file(warehouse, name, show, episode_id))
+
+
+def _empty_select(schema: pa.Schema) -> str:
+    columns = ", ".join(f"CAST(NULL AS {_DUCKDB_TYPES[f.type]}) AS {f.name}" for f in schema)
+    return f"SELECT {columns} WHERE false"
+
+
+def _table_source(warehouse: Path, name: str) -> str:
+    folder = (warehouse / name).resolve()
+    if not any(folder.glob("*/*.parquet")):
+        return _empty_select(TABLES[name])
+    glob = str(folder / "*" / "*.parquet").replace("'", "''")
+    # The show is a column inside every file; reading the partition folder too would duplicate it.
+    return f"SELECT * FROM read_parquet('{glob}', hive_partitioning = false, union_by_name = true)"
+
+
+def database_path(warehouse: Path) -> Path:
+    return warehouse / DATABASE_NAME
+
+
+def refresh_views(warehouse: Path, attempts: int = 20) -> Path:
+    """(Re)create the DuckDB views over the Parquet files; waits while another writer holds the file."""
+    warehouse.mkdir(parents=True, exist_ok=True)
+    statements = [f"CREATE OR REPLACE VIEW {name} AS {_table_source(warehouse, name)}" for name in TABLES]
+    statements += [s for s in VIEWS_SQL.read_text().split(";") if s.strip()]
+    for attempt in range(attempts):
+        try:
+            with duckdb.connect(str(database_path(warehouse))) as connection:
+                for statement in statements:
+                    connection.execute(statement)
+            return database_path(warehouse)
+        except duckdb.IOException as error:
+            if "lock" not in str(error).lower() or attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
+
+
+def connect_read_only(warehouse: Path) -> duckdb.DuckDBPyConnection:
+    path = database_path(warehouse)
+    if not path.is_file():
+        raise FileNotFoundError(f"no warehouse database at {path}: run `ser-pipeline run ARCHIVE --warehouse {warehouse}` first")
+    return duckdb.connect(str(path), read_only=True)
