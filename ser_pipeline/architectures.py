@@ -59,16 +59,20 @@ class EmotionNetConfig(_MetadataConfig):
 
 
 class _MaskedConvBlock(nn.Module):
-    """Conv1d -> BN -> ReLU -> zero the padding -> max-pool by 2 (ReLU output >= 0, so padded
-    zeros never win a max over real frames)."""
+    """Conv1d -> per-frame LayerNorm -> ReLU -> zero the padding -> max-pool by 2.
+
+    Per-frame normalisation (not BatchNorm) so that padding never enters any statistic, in
+    training or inference; ReLU output >= 0, so padded zeros never win a max over real frames.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int):
         super().__init__()
         self.conv = nn.Conv1d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
-        self.norm = nn.BatchNorm1d(out_channels)
+        self.norm = nn.LayerNorm(out_channels)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.relu(self.norm(self.conv(x))) * lengths_mask(lengths, x.shape[-1])[:, None, :]
+        x = self.norm(self.conv(x).transpose(1, 2)).transpose(1, 2)
+        x = torch.relu(x) * lengths_mask(lengths, x.shape[-1])[:, None, :]
         x = nn.functional.max_pool1d(x, 2, ceil_mode=True)
         return x, (lengths + 1) // 2
 

@@ -164,7 +164,7 @@ def demo_archive(folder: Annotated[Path, typer.Argument(help="Where to write the
 @train_app.command("emotion")
 def train_emotion(
     data: DataOption = None,
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 30,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 40,
     seed: int = 0,
     held_out: Annotated[str, typer.Option(help="Comma-separated RAVDESS actors kept out of training.")] = "1,2,5,8,11",
     models_dir: ModelsDirOption = _models_dir_default(),

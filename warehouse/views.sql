@@ -10,7 +10,7 @@ SELECT
     count(l.start_s) AS laughs,
     count(l.start_s) * 600.0 / nullif(e.duration_s, 0) AS laughs_per_10min
 FROM episodes e
-LEFT JOIN laughter_events l USING (show, episode_id)
+LEFT JOIN laughter_events l USING ("show", episode_id)
 WHERE e.status = 'ok'
 GROUP BY e.show, e.episode_id, e.duration_s;
 
@@ -30,6 +30,6 @@ SELECT
     mode(s.emotion) AS dominant_emotion,
     count(s.segment_id) AS segments
 FROM episodes e
-JOIN episode_laughter el USING (show, episode_id)
-LEFT JOIN segments s USING (show, episode_id)
+JOIN episode_laughter el USING ("show", episode_id)
+LEFT JOIN segments s USING ("show", episode_id)
 GROUP BY ALL;

@@ -33,13 +33,15 @@ INTENSITY_AROUSAL_SHIFT = 0.1
 class EmotionRecipe:
     data: Path
     held_out_actors: tuple[int, ...] = DEFAULT_HELD_OUT_ACTORS
-    epochs: int = 30
+    epochs: int = 40
     batch_size: int = 32
     learning_rate: float = 2e-3
     seed: int = 0
     min_crop_s: float = 1.0
     max_crop_s: float = 4.0
     dims_loss_weight: float = 5.0
+    whole_clip_share: float = 0.3
+    eval_every: int = 5
     clips_limit: int | None = None  # a small subset, for smoke tests of the recipe
     network: EmotionNetConfig = field(default_factory=EmotionNetConfig)
 
@@ -56,6 +58,16 @@ def vad_targets(lexicon_csv: Path, clips: list[Clip]) -> np.ndarray:
             arousal += INTENSITY_AROUSAL_SHIFT if clip.intensity == "strong" else -INTENSITY_AROUSAL_SHIFT
         targets.append([valence, min(max(arousal, 0.0), 1.0), dominance])
     return np.asarray(targets, dtype=np.float32)
+
+
+def _balanced_epoch(clips: list[Clip], rng: random.Random) -> list[int]:
+    """Every RAVDESS clip and as many TESS clips, drawn afresh each epoch: TESS holds three
+    times more clips from only two speakers, and left alone it would teach their voices."""
+    ravdess = [i for i, c in enumerate(clips) if c.corpus == "ravdess"]
+    tess = [i for i, c in enumerate(clips) if c.corpus != "ravdess"]
+    order = ravdess + rng.sample(tess, min(len(tess), max(len(ravdess), 1)))
+    rng.shuffle(order)
+    return order
 
 
 def _batch(features: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,9 +88,14 @@ def _spec_augment(logmel: torch.Tensor, rng: random.Random) -> torch.Tensor:
     return logmel
 
 
-def _crop(logmel: torch.Tensor, rng: random.Random, recipe: EmotionRecipe, fps: float) -> torch.Tensor:
-    length = min(len(logmel), int(rng.uniform(recipe.min_crop_s, recipe.max_crop_s) * fps))
-    start = rng.randint(0, len(logmel) - length)
+def _crop(logmel: torch.Tensor, voiced: tuple[int, int], rng: random.Random, recipe: EmotionRecipe, fps: float) -> torch.Tensor:
+    """A random stretch of the voiced part, or now and then the whole clip with its pauses,
+    as whole-file predictions and loosely cut segments will hold some."""
+    if rng.random() < recipe.whole_clip_share:
+        return logmel
+    first, last = voiced
+    length = min(last - first, int(rng.uniform(recipe.min_crop_s, recipe.max_crop_s) * fps))
+    start = rng.randint(first, last - length)
     return logmel[start : start + length]
 
 
@@ -128,7 +145,7 @@ def train(recipe: EmotionRecipe, log=print) -> tuple[EmotionNet, dict]:
     test_clips = [c for c in clips if c.speaker in held_out]
     log(f"features for {len(clips)} clips ({len(train_clips)} train, {len(test_clips)} held-out) ...")
     logmels = {c.path: m for c, m in zip(clips, clip_logmels(clips, front_end))}
-    trimmed = {path: m[slice(*voiced_span(m))] for path, m in logmels.items()}
+    voiced = {path: voiced_span(m) for path, m in logmels.items()}
     lexicon = recipe.data / "lexicon" / "emotion_vad.csv"
     train_dims = torch.from_numpy(vad_targets(lexicon, train_clips))
     test_dims = vad_targets(lexicon, test_clips)
@@ -139,19 +156,21 @@ def train(recipe: EmotionRecipe, log=print) -> tuple[EmotionNet, dict]:
 
     network = EmotionNet(recipe.network)
     optimizer = torch.optim.AdamW(network.parameters(), lr=recipe.learning_rate, weight_decay=1e-2)
-    steps = recipe.epochs * math.ceil(len(train_clips) / recipe.batch_size)
+    steps = recipe.epochs * math.ceil(len(_balanced_epoch(train_clips, random.Random(0))) / recipe.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, recipe.learning_rate, total_steps=steps)
     emotion_loss = nn.CrossEntropyLoss(weight=class_weights, label_smoothing=0.1)
     sentiment_loss = nn.CrossEntropyLoss(label_smoothing=0.1)
     fps = front_end_config.frames_per_second
     for epoch in range(recipe.epochs):
         network.train()
-        order = list(range(len(train_clips)))
-        rng.shuffle(order)
+        order = _balanced_epoch(train_clips, rng)
         total = 0.0
         for first in range(0, len(order), recipe.batch_size):
             batch = order[first : first + recipe.batch_size]
-            crops = [_spec_augment(_crop(trimmed[train_clips[i].path], rng, recipe, fps), rng) for i in batch]
+            crops = [
+                _spec_augment(_crop(logmels[train_clips[i].path], voiced[train_clips[i].path], rng, recipe, fps), rng)
+                for i in batch
+            ]
             features, lengths = _batch([fused_features(m, front_end_config.n_mfcc) for m in crops])
             out = network(features, lengths)
             loss = (
@@ -165,8 +184,8 @@ def train(recipe: EmotionRecipe, log=print) -> tuple[EmotionNet, dict]:
             optimizer.step()
             schedule.step()
             total += loss.item() * len(batch)
-        message = f"epoch {epoch + 1}/{recipe.epochs} loss {total / len(train_clips):.3f}"
-        if test_clips and ((epoch + 1) % 5 == 0 or epoch + 1 == recipe.epochs):
+        message = f"epoch {epoch + 1}/{recipe.epochs} loss {total / len(order):.3f}"
+        if test_clips and ((epoch + 1) % recipe.eval_every == 0 or epoch + 1 == recipe.epochs):
             scores = evaluate(predict(network, [logmels[c.path] for c in test_clips], front_end_config.n_mfcc), test_clips, test_dims)
             message += f" | held-out UAR {scores['emotion_uar']:.3f} sentiment UAR {scores['sentiment_uar']:.3f}"
         log(message)

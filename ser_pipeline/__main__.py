@@ -1,0 +1,3 @@
+from ser_pipeline.cli import main
+
+main()

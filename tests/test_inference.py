@@ -1,0 +1,92 @@
+"""Inference on the embedded models: batching is exact, chunking is exact, outputs are sane."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import SHARED_DATA, needs_shared, tone
+from ser_pipeline.architectures import EmotionNet, EmotionNetConfig
+from ser_pipeline.registry import Registry
+from ser_pipeline.schema import EMOTION_PROB_COLUMNS, SENTIMENT_PROB_COLUMNS
+from ser_pipeline.segmentation import Segment, window_segments
+
+
+def speechlike(seconds: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    pieces = [tone(rng.uniform(100, 300), rng.uniform(0.2, 0.6), amplitude=rng.uniform(0.05, 0.5)) for _ in range(int(seconds * 3))]
+    signal = np.concatenate(pieces)[: int(seconds * 16_000)]
+    return signal + rng.standard_normal(len(signal)).astype(np.float32) * 0.01
+
+
+def test_a_batch_gives_the_same_outputs_as_one_at_a_time(analyzer):
+    samples = speechlike(40.0)
+    rng = np.random.default_rng(1)
+    starts = rng.uniform(0, 35, 25)
+    segments = [Segment(i, "sentence", float(s), float(s + rng.uniform(0.05, 5.0))) for i, s in enumerate(starts)]
+    batched = analyzer.analyze(samples, segments)
+    for i, segment in enumerate(segments):
+        alone = analyzer.analyze(samples, [segment])
+        for column in (*EMOTION_PROB_COLUMNS, *SENTIMENT_PROB_COLUMNS, "valence", "arousal", "dominance", "laughter_prob"):
+            assert alone.columns[column][0] == pytest.approx(batched.columns[column][i], abs=1e-5), column
+        assert alone.columns["emotion"][0] == batched.columns["emotion"][i]
+
+
+def test_padded_batches_are_exact_for_the_architecture_itself():
+    torch.manual_seed(0)
+    network = EmotionNet(EmotionNetConfig()).eval()
+    lengths = torch.tensor([300, 1, 7, 180])
+    features = torch.randn(4, 300, 84)
+    with torch.no_grad():
+        batch = network(features, lengths)
+        for i, length in enumerate(lengths):
+            alone = network(features[i : i + 1, :length], lengths[i : i + 1])
+            for head in ("emotion", "sentiment", "dims"):
+                assert torch.allclose(alone[head][0], batch[head][i], atol=1e-5)
+
+
+def test_laughter_chunks_equal_one_pass(analyzer):
+    logmel = analyzer.front_end.episode(speechlike(30.0), torch.device("cpu"))
+    whole = analyzer.laughter_frames(logmel)
+    chunk, analyzer.laughter_chunk_frames = analyzer.laughter_chunk_frames, 333
+    try:
+        chunked = analyzer.laughter_frames(logmel)
+    finally:
+        analyzer.laughter_chunk_frames = chunk
+    assert np.allclose(whole, chunked, atol=1e-5)
+
+
+def test_outputs_are_distributions_and_dims_in_range(analyzer):
+    scores = analyzer.analyze(speechlike(20.0), window_segments(20.0))
+    emotion = np.stack([scores.columns[c] for c in EMOTION_PROB_COLUMNS], 1)
+    sentiment = np.stack([scores.columns[c] for c in SENTIMENT_PROB_COLUMNS], 1)
+    assert np.allclose(emotion.sum(1), 1, atol=1e-5) and np.allclose(sentiment.sum(1), 1, atol=1e-5)
+    for column in ("valence", "arousal", "dominance", "laughter_prob"):
+        assert ((scores.columns[column] >= 0) & (scores.columns[column] <= 1)).all()
+
+
+def test_every_model_id_is_recorded(analyzer):
+    registry = Registry.load()
+    assert analyzer.model_ids["emotion"] == registry.defaults["emotion"]
+    assert analyzer.model_ids["laughter"].startswith(registry.defaults["laughter"] + "@")
+
+
+@needs_shared
+def test_the_embedded_models_beat_chance_on_held_out_actors(analyzer):
+    """Actor 01 is held out of the default emotion model's training (see its model card)."""
+    from ser_pipeline.schema import EMOTIONS
+    from ser_pipeline.training.data import RAVDESS_EMOTIONS
+
+    files = sorted((SHARED_DATA / "ravdess" / "Actor_01").glob("*.flac"))
+    truth = [RAVDESS_EMOTIONS[f.stem.split("-")[2]] for f in files]
+    predicted = [analyzer.analyze_file(f).columns["emotion"][0] for f in files]
+    recalls = [np.mean([p == e for p, t in zip(predicted, truth) if t == e]) for e in EMOTIONS]
+    assert np.mean(recalls) > 1 / 7 + 0.1
+
+
+@needs_shared
+def test_laughter_scores_higher_on_laughs_than_on_speech(analyzer):
+    laugh = analyzer.analyze_file(SHARED_DATA / "nonverbal/laughing/3S0D_12_8_0_16_0_0_0.flac")
+    speech = analyzer.analyze_file(SHARED_DATA / "ravdess/Actor_01/03-01-01-01-01-01-01.flac")
+    assert laugh.columns["laughter_prob"][0] > 0.5 > speech.columns["laughter_prob"][0]

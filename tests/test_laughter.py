@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ser_pipeline.laughter import OperatingPoint, detect_events, match_events, smooth
+
+FPS = 100.0
+RAW = OperatingPoint(threshold=0.5, smooth_s=0.0, min_duration_s=0.2, merge_gap_s=0.3)
+
+
+def probs_with(*spans, length=1000, level=0.9):
+    p = np.full(length, 0.05, np.float32)
+    for a, b in spans:
+        p[a:b] = level
+    return p
+
+
+def test_one_boxcar_is_one_event_with_its_times_peak_and_mean():
+    (event,) = detect_events(probs_with((100, 250)), FPS, RAW)
+    assert (event.start_s, event.end_s, event.duration_s) == (1.0, 2.5, 1.5)
+    assert event.peak_prob == pytest.approx(0.9) and event.mean_prob == pytest.approx(0.9)
+
+
+def test_short_blips_are_dropped_and_small_gaps_merged():
+    events = detect_events(probs_with((100, 110), (300, 400), (420, 500), (700, 800)), FPS, RAW)
+    assert [(e.start_s, e.end_s) for e in events] == [(3.0, 5.0), (7.0, 8.0)]
+
+
+def test_nothing_above_threshold_gives_no_event():
+    assert detect_events(np.full(500, 0.4, np.float32), FPS, RAW) == []
+    assert detect_events(np.zeros(0, np.float32), FPS, RAW) == []
+
+
+def test_smoothing_removes_a_single_frame_spike_and_keeps_a_plateau():
+    p = probs_with((500, 501), (100, 300), level=1.0)
+    smoothed = smooth(p, FPS, 0.25)
+    assert smoothed[500] < 0.5 and smoothed[200] == pytest.approx(1.0)
+    assert len(smoothed) == len(p)
+
+
+@pytest.mark.parametrize(
+    "truth, detected, expected",
+    [
+        ([(1, 2)], [(1, 2)], (1, 0, 0)),
+        ([(1, 2)], [(1.8, 4)], (0, 1, 1)),  # IoU 0.2/3 < 0.3
+        ([(1, 2)], [(1, 2), (1.1, 2)], (1, 1, 0)),  # one to one
+        ([(1, 2), (3, 4)], [(0.5, 4.5)], (0, 1, 2)),
+        ([], [(1, 2)], (0, 1, 0)),
+    ],
+)
+def test_event_matching(truth, detected, expected):
+    assert match_events(truth, detected) == expected

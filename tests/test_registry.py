@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from ser_pipeline.architectures import LaughterNet, LaughterNetConfig
+from ser_pipeline.registry import EMBEDDED_MODELS_DIR, ModelNotFoundError, ModelSpec, Registry, load_network, resolve_weights, save_network
+
+
+def spec(weights: str, sha256: str | None = None, url: str | None = None) -> ModelSpec:
+    return ModelSpec(id="m", tasks=("laughter",), architecture="laughter-tcn", weights=weights, sha256=sha256, licence="MIT", url=url)
+
+
+def test_save_and_load_round_trip_rebuilds_the_architecture(tmp_path):
+    network = LaughterNet(LaughterNetConfig(channels=8, dilations=(1, 2))).eval()
+    path = tmp_path / "m.safetensors"
+    save_network(network, "laughter-tcn", path)
+    loaded = load_network(path)
+    assert loaded.config == network.config
+    x = torch.randn(1, 50, 64)
+    assert torch.equal(loaded(x), network(x))
+
+
+def test_search_path_then_sha256_check(tmp_path, monkeypatch):
+    path = tmp_path / "m.safetensors"
+    sha = save_network(LaughterNet(LaughterNetConfig(channels=4, dilations=(1,))), "laughter-tcn", path)
+    monkeypatch.setenv("SER_MODEL_PATH", str(tmp_path))
+    assert resolve_weights(spec("m.safetensors", sha)) == path
+    with pytest.raises(ModelNotFoundError, match="sha256"):
+        resolve_weights(spec("m.safetensors", "0" * 64))
+
+
+def test_missing_weights_say_where_they_looked_and_how_to_get_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("SER_MODEL_PATH", str(tmp_path))
+    monkeypatch.setenv("SER_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(ModelNotFoundError, match=r"looked in .*\n?.*download it from https://example.org/w"):
+        resolve_weights(spec("absent.safetensors", url="https://example.org/w"))
+    with pytest.raises(ModelNotFoundError, match="ser-pipeline train"):
+        resolve_weights(spec("absent.safetensors"))
+
+
+def test_a_file_without_architecture_metadata_is_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "bare.safetensors"
+    save_file({"w": torch.zeros(2)}, str(path))
+    with pytest.raises(ValueError, match="architecture"):
+        load_network(path)
+
+
+def test_registry_defaults_resolve_to_committed_verified_weights():
+    registry = Registry.load()
+    document = json.loads((EMBEDDED_MODELS_DIR / "registry.json").read_text())
+    for task in document["defaults"]:
+        model = registry.default(task)
+        assert resolve_weights(model).parent == EMBEDDED_MODELS_DIR
+        assert model.card and (EMBEDDED_MODELS_DIR / model.card).is_file()
+        assert model.scores and model.licence
+    with pytest.raises(KeyError, match="ser-pipeline models"):
+        registry.get("nope")

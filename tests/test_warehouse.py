@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from ser_pipeline import schema
+from ser_pipeline.warehouse import connect_read_only, episode_key, refresh_views, table_file, write_episode
+
+
+def episode_tables(show: str, episode_id: str, n_segments: int) -> dict[str, pa.Table]:
+    episode = {f.name: None for f in schema.EPISODES}
+    episode.update(show=show, episode_id=episode_id, title="t", status="ok", duration_s=60.0)
+    segments = [
+        {**{f.name: None for f in schema.SEGMENTS}, "show": show, "episode_id": episode_id, "segment_id": i,
+         "kind": "window", "start_s": 3.0 * i, "end_s": 3.0 * i + 3, "emotion": "happy", "valence": 0.5}
+        for i in range(n_segments)
+    ]
+    return {
+        "episodes": pa.Table.from_pylist([episode], schema=schema.EPISODES),
+        "segments": pa.Table.from_pylist(segments, schema=schema.SEGMENTS),
+        "laughter_events": schema.LAUGHTER_EVENTS.empty_table(),
+    }
+
+
+def counts(warehouse):
+    with connect_read_only(warehouse) as db:
+        return {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in schema.TABLES}
+
+
+def test_views_exist_and_are_typed_before_any_episode(tmp_path):
+    refresh_views(tmp_path)
+    assert counts(tmp_path) == {"episodes": 0, "segments": 0, "laughter_events": 0}
+    with connect_read_only(tmp_path) as db:
+        assert [c[0] for c in db.sql("DESCRIBE segments").fetchall()] == schema.SEGMENTS.names
+
+
+def test_rewriting_an_episode_replaces_its_rows(tmp_path):
+    write_episode(tmp_path, "Show A", "ep1", episode_tables("Show A", "ep1", 5))
+    write_episode(tmp_path, "Show/B é", "https://x.org/ep?id=1", episode_tables("Show/B é", "https://x.org/ep?id=1", 2))
+    refresh_views(tmp_path)
+    assert counts(tmp_path) == {"episodes": 2, "segments": 7, "laughter_events": 0}
+    write_episode(tmp_path, "Show A", "ep1", episode_tables("Show A", "ep1", 3))
+    refresh_views(tmp_path)
+    assert counts(tmp_path) == {"episodes": 2, "segments": 5, "laughter_events": 0}
+    assert not list(tmp_path.rglob("*.tmp"))
+    with connect_read_only(tmp_path) as db:
+        assert db.execute("SELECT laughs_per_10min FROM episode_laughter WHERE episode_id = 'ep1'").fetchone()[0] == 0
+
+
+def test_files_are_hive_partitioned_by_show_with_safe_names(tmp_path):
+    path = table_file(tmp_path, "segments", "Show/B é", "https://x.org/ep?id=1")
+    assert path.parent.name == "show=Show%2FB%20%C3%A9" and path.parent.parent == tmp_path / "segments"
+    assert episode_key("a/b") != episode_key("a?b") and "/" not in episode_key("a/b")
+
+
+def test_a_table_that_breaks_the_schema_is_refused(tmp_path):
+    tables = episode_tables("s", "e", 1)
+    tables["segments"] = tables["segments"].drop_columns(["valence"])
+    with pytest.raises(ValueError, match="schema"):
+        write_episode(tmp_path, "s", "e", tables)
+
+
+def test_read_only_connection_refuses_writes(tmp_path):
+    refresh_views(tmp_path)
+    with connect_read_only(tmp_path) as db, pytest.raises(duckdb.Error):
+        db.execute("CREATE TABLE x (a INT)")
+
+
+def test_missing_warehouse_says_how_to_make_one(tmp_path):
+    with pytest.raises(FileNotFoundError, match="ser-pipeline run"):
+        connect_read_only(tmp_path)
