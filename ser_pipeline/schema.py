@@ -108,3 +108,64 @@ PREDICTION_COLUMNS: tuple[str, ...] = (
 
 # The per-segment scores that inference produces (everything in SEGMENTS after `text`).
 SCORE_COLUMNS: tuple[str, ...] = PREDICTION_COLUMNS[1:]
+
+DESCRIPTIONS: dict[str, str] = {
+    "show": "show name (the feed's title, else the show folder's name)",
+    "episode_id": "the feed item's guid, else the audio file's stem",
+    "title": "episode title (feed), else the file stem",
+    "published": "the feed's pubDate (UTC), if any",
+    "audio_path": "the decoded audio file",
+    "audio_sha256": "sha256 of the audio file's bytes",
+    "duration_s": "decoded duration in seconds",
+    "segmentation": "how the episode was cut: sentence, vad, or window:<window>/<hop>",
+    "status": "'ok' or 'failed'",
+    "error": "for failed episodes the reason; for ok ones the warnings, if any",
+    "models": "JSON object: the registry model behind each group of columns",
+    "pipeline_version": "ser-pipeline version that wrote the rows",
+    "run_id": "the Prefect flow run that wrote the rows",
+    "processed_at": "when the rows were written (UTC)",
+    "segment_id": "0-based index of the segment within the episode",
+    "kind": "'sentence' (transcript), 'window' (fixed windows) or 'vad' (voice activity)",
+    "start_s": "seconds from the start of the episode's audio",
+    "end_s": "seconds from the start of the episode's audio",
+    "speaker": "speaker named by the transcript, if any",
+    "text": "the transcript sentence, if any",
+    "emotion": "most probable of the 7 emotion classes",
+    "sentiment": "most probable of negative, neutral, positive",
+    "valence": "0 (negative) .. 1 (positive)",
+    "arousal": "0 (calm) .. 1 (excited)",
+    "dominance": "0 (submissive) .. 1 (dominant)",
+    "laughter_prob": "highest smoothed laughter probability inside the segment",
+    "emotion_model": "registry id of the model behind emotion and sentiment columns",
+    "dims_model": "registry id of the model behind valence, arousal, dominance",
+    "laughter_model": "registry id@operating point behind laughter_prob",
+    "duration_s@laughter_events": "event length in seconds",
+    "peak_prob": "highest frame probability inside the event",
+    "mean_prob": "mean frame probability inside the event",
+    "model": "registry id@operating point of the detector",
+}
+DESCRIPTIONS.update({c: f"probability of {c[2:]} (the 7 sum to 1)" for c in EMOTION_PROB_COLUMNS})
+DESCRIPTIONS.update({c: f"probability of {s} sentiment (the 3 sum to 1)" for c, s in zip(SENTIMENT_PROB_COLUMNS, SENTIMENTS)})
+
+
+def schema_markdown() -> str:
+    """The schema reference (docs/schema.md), generated from the schemas above."""
+    parts = [
+        "# Warehouse schema\n\nGenerated from `ser_pipeline/schema.py` (`python -m ser_pipeline.schema > docs/schema.md`).\n"
+        "DuckDB file `<warehouse>/podcasts.duckdb`; one view per table over "
+        "`<warehouse>/<table>/show=<show>/<episode>.parquet`. Derived views: `episode_laughter` "
+        "(laughs and laughs per 10 minutes per episode) and `episode_summary` (`warehouse/views.sql`).\n"
+    ]
+    for name, table in TABLES.items():
+        parts.append(f"\n## `{name}`\n\n| column | type | meaning |\n|---|---|---|\n")
+        for f in table:
+            meaning = DESCRIPTIONS.get(f"{f.name}@{name}", DESCRIPTIONS[f.name])
+            parts.append(f"| `{f.name}` | {f.type} | {meaning} |\n")
+    parts.append(
+        "\n## `predict` CSV\n\nOne row per file: `" + "`, `".join(PREDICTION_COLUMNS) + "`; `file` exactly as given.\n"
+    )
+    return "".join(parts)
+
+
+if __name__ == "__main__":
+    print(schema_markdown(), end="")

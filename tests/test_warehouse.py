@@ -70,3 +70,11 @@ def test_read_only_connection_refuses_writes(tmp_path):
 def test_missing_warehouse_says_how_to_make_one(tmp_path):
     with pytest.raises(FileNotFoundError, match="ser-pipeline run"):
         connect_read_only(tmp_path)
+
+
+def test_schema_reference_in_docs_is_generated_from_the_schema_module():
+    from pathlib import Path
+
+    from ser_pipeline.schema import schema_markdown
+
+    assert (Path(__file__).parents[1] / "docs" / "schema.md").read_text() == schema_markdown()
