@@ -23,7 +23,13 @@ from ser_pipeline.warehouse import refresh_views
 DEFAULT_WAREHOUSE = "warehouse/data"
 
 
-@task(name="analyze-episode", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE, task_run_name="{episode.show}/{episode.episode_id}")
+@task(
+    name="analyze-episode",
+    retries=2,
+    retry_delay_seconds=2,
+    cache_policy=NO_CACHE,
+    task_run_name="{episode.show}/{episode.episode_id}",
+)
 def analyze_episode(episode: Episode, config: RunConfig, analyzer: Analyzer, run_id: str) -> EpisodeOutcome:
     return process_episode(episode, config, analyzer, run_id)
 
@@ -48,19 +54,34 @@ def analyze_archive(
     run_id = str(flow_run.get_id() or "local")
     analyzer = Analyzer(device=device)
     episodes = discover(Path(archive))
-    logger.info("%d episode(s) in %s; models %s; device %s", len(episodes), archive, analyzer.model_ids, analyzer.device)
+    logger.info(
+        "%d episode(s) in %s; models %s; device %s", len(episodes), archive, analyzer.model_ids, analyzer.device
+    )
     outcomes = []
     for number, episode in enumerate(episodes, start=1):
         state = analyze_episode(episode, config, analyzer, run_id, return_state=True)
         if state.is_completed():
             outcome = state.result()
         else:
-            outcome = record_failure(episode, config, run_id, analyzer.model_ids, f"{type(state.result(raise_on_failure=False)).__name__}: {state.message}")
+            outcome = record_failure(
+                episode,
+                config,
+                run_id,
+                analyzer.model_ids,
+                f"{type(state.result(raise_on_failure=False)).__name__}: {state.message}",
+            )
         for warning in outcome.warnings:
             logger.warning("%s/%s: %s", episode.show, episode.episode_id, warning)
         logger.info(
-            "[%d/%d] %s/%s: %s%s", number, len(episodes), episode.show, episode.episode_id, outcome.status,
-            f" ({outcome.error})" if outcome.error else f", {outcome.segments} segments, {outcome.laughs} laughs, "
+            "[%d/%d] %s/%s: %s%s",
+            number,
+            len(episodes),
+            episode.show,
+            episode.episode_id,
+            outcome.status,
+            f" ({outcome.error})"
+            if outcome.error
+            else f", {outcome.segments} segments, {outcome.laughs} laughs, "
             f"{outcome.duration_s / max(outcome.seconds, 1e-9):.0f}x real time",
         )
         outcomes.append(outcome)

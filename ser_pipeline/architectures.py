@@ -41,7 +41,9 @@ class _MetadataConfig:
         for f in fields(cls):
             if f.name in metadata:
                 default, raw = getattr(defaults, f.name), metadata[f.name]
-                values[f.name] = tuple(int(v) for v in raw.split(",")) if isinstance(default, tuple) else type(default)(raw)
+                values[f.name] = (
+                    tuple(int(v) for v in raw.split(",")) if isinstance(default, tuple) else type(default)(raw)
+                )
         return cls(**values)
 
 
@@ -55,7 +57,6 @@ class EmotionNetConfig(_MetadataConfig):
     n_emotions: int = 7
     n_sentiments: int = 3
     n_dims: int = 3
-
 
 
 class _MaskedConvBlock(nn.Module):
@@ -87,9 +88,7 @@ class EmotionNet(nn.Module):
         super().__init__()
         self.config = config
         widths = (config.n_features, *config.channels)
-        self.blocks = nn.ModuleList(
-            _MaskedConvBlock(a, b, config.kernel_size) for a, b in zip(widths[:-1], widths[1:])
-        )
+        self.blocks = nn.ModuleList(_MaskedConvBlock(a, b, config.kernel_size) for a, b in zip(widths[:-1], widths[1:]))
         self.lstm = nn.LSTM(widths[-1], config.lstm_hidden, batch_first=True, bidirectional=True)
         pooled = 2 * config.lstm_hidden
         self.attention = nn.Linear(pooled, 1)
@@ -131,7 +130,6 @@ class LaughterNetConfig(_MetadataConfig):
         return (self.kernel_size // 2) * (1 + sum(self.dilations))
 
 
-
 class LaughterNet(nn.Module):
     """Frame-level laughter detector: a dilated temporal CNN over log-mel frames.
 
@@ -148,7 +146,9 @@ class LaughterNet(nn.Module):
         self.register_buffer("feature_std", torch.ones(config.n_mels))
         self.inp = nn.Conv1d(config.n_mels, config.channels, config.kernel_size, padding=config.kernel_size // 2)
         self.layers = nn.ModuleList(
-            nn.Conv1d(config.channels, config.channels, config.kernel_size, padding=d * (config.kernel_size // 2), dilation=d)
+            nn.Conv1d(
+                config.channels, config.channels, config.kernel_size, padding=d * (config.kernel_size // 2), dilation=d
+            )
             for d in config.dilations
         )
         self.norms = nn.ModuleList(nn.BatchNorm1d(config.channels) for _ in config.dilations)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
@@ -62,7 +62,7 @@ def _parse_date(text: str | None) -> datetime | None:
         parsed = parsedate_to_datetime(text.strip())
     except (TypeError, ValueError):
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _feed_episodes(folder: Path, feed_path: Path, default_show: str) -> tuple[str, list[Episode]]:

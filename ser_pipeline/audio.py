@@ -7,7 +7,6 @@ the 16 kHz mono result of the whole episode is ever held, never the source-rate 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,14 +34,6 @@ class DecodedAudio:
     @property
     def duration_s(self) -> float:
         return len(self.samples) / SAMPLE_RATE
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -119,7 +110,9 @@ def decode(path: Path) -> DecodedAudio:
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as error:
         if not pieces:
             raise AudioError(f"cannot decode {path.suffix} audio: {_one_line(error)}") from None
-        raise AudioError(f"decoding stopped after {sum(map(len, pieces)) / SAMPLE_RATE:.1f}s: {_one_line(error)}") from None
+        raise AudioError(
+            f"decoding stopped after {sum(map(len, pieces)) / SAMPLE_RATE:.1f}s: {_one_line(error)}"
+        ) from None
     pieces.append(resampler.resample_chunk(np.zeros(0, np.float32), last=True))
     samples = np.concatenate(pieces).astype(np.float32, copy=False)
     if samples.size == 0:

@@ -7,12 +7,16 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="Emotion, valence/arousal/dominance and laughter analytics for podcast archives.", no_args_is_help=True)
+app = typer.Typer(
+    help="Emotion, valence/arousal/dominance and laughter analytics for podcast archives.", no_args_is_help=True
+)
 train_app = typer.Typer(help="Training recipes for the embedded default models.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 
 WarehouseOption = Annotated[Path, typer.Option(help="Warehouse folder (Parquet files and podcasts.duckdb).")]
-DataOption = Annotated[Path | None, typer.Option(help="Shared data folder (default: $SER_SHARED_DATA or ../shared/data).")]
+DataOption = Annotated[
+    Path | None, typer.Option(help="Shared data folder (default: $SER_SHARED_DATA or ../shared/data).")
+]
 ModelsDirOption = Annotated[Path, typer.Option(help="Where to write weights, model card and registry entry.")]
 
 
@@ -24,13 +28,19 @@ def _models_dir_default() -> Path:
 
 @app.command()
 def run(
-    archive: Annotated[Path, typer.Argument(help="Folder of show folders, or one show folder.", exists=True, file_okay=False)],
+    archive: Annotated[
+        Path, typer.Argument(help="Folder of show folders, or one show folder.", exists=True, file_okay=False)
+    ],
     warehouse: WarehouseOption = Path("warehouse/data"),
-    segmentation: Annotated[str, typer.Option(help="sentence (transcript, else voice activity) | window | vad.")] = "sentence",
+    segmentation: Annotated[
+        str, typer.Option(help="sentence (transcript, else voice activity) | window | vad.")
+    ] = "sentence",
     window: Annotated[float, typer.Option(help="Window length in seconds (--segmentation window).")] = 3.0,
     hop: Annotated[float | None, typer.Option(help="Window hop in seconds (default: the window length).")] = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
-    reports: Annotated[Path | None, typer.Option(help="Report folder (default: reports/ beside the warehouse).")] = None,
+    reports: Annotated[
+        Path | None, typer.Option(help="Report folder (default: reports/ beside the warehouse).")
+    ] = None,
 ) -> None:
     """Analyze every episode of ARCHIVE with the Prefect flow `analyze-archive`.
 
@@ -93,7 +103,9 @@ def predict(
 
 @app.command()
 def query(
-    sql: Annotated[str, typer.Argument(help="SQL over the views episodes, segments, laughter_events, episode_summary, ...")],
+    sql: Annotated[
+        str, typer.Argument(help="SQL over the views episodes, segments, laughter_events, episode_summary, ...")
+    ],
     warehouse: WarehouseOption = Path("warehouse/data"),
 ) -> None:
     """Run SQL on the warehouse (read-only connection) and print the result as a table."""
@@ -153,6 +165,24 @@ def report(
     typer.echo(f"wrote {len(pages)} page(s) to {pages[0].parent}")
 
 
+@app.command()
+def evaluate(
+    truth: Annotated[
+        Path,
+        typer.Argument(
+            help="Folder holding <episode>.truth.csv files (searched recursively).", exists=True, file_okay=False
+        ),
+    ],
+    warehouse: WarehouseOption = Path("warehouse/data"),
+) -> None:
+    """Score the warehouse's sentence segments and laughter events against ground truth (JSON)."""
+    import json
+
+    from ser_pipeline.evaluation import evaluate_warehouse
+
+    typer.echo(json.dumps(evaluate_warehouse(warehouse, truth), indent=2))
+
+
 @app.command("demo-archive")
 def demo_archive(folder: Annotated[Path, typer.Argument(help="Where to write the demo archive.")]) -> None:
     """Write a small synthetic archive (two shows, MP3 + transcripts + feed) to try the pipeline on."""
@@ -171,11 +201,11 @@ def train_emotion(
     model_id: str = "ser-crnn-v1",
 ) -> None:
     """Train the emotion + sentiment + valence/arousal/dominance network and publish it."""
+    from ser_pipeline.schema import EMOTIONS
     from ser_pipeline.training.cards import emotion_card
     from ser_pipeline.training.data import shared_data_dir
     from ser_pipeline.training.emotion import EmotionRecipe, train
     from ser_pipeline.training.publish import publish
-    from ser_pipeline.schema import EMOTIONS
 
     recipe = EmotionRecipe(
         data=data or shared_data_dir(),
@@ -238,7 +268,9 @@ def train_laughter(
             "scores": {"evaluated_on": "shared episodes, held-out laughers", **summary},
             "operating_points": {name: asdict(point) for name, point in points.items()},
         },
-        card_body=laughter_card(recipe, scores, points["balanced"], f"ser-pipeline train laughter --epochs {epochs} --seed {seed}"),
+        card_body=laughter_card(
+            recipe, scores, points["balanced"], f"ser-pipeline train laughter --epochs {epochs} --seed {seed}"
+        ),
     )
     typer.echo(f"wrote {weights}: " + ", ".join(f"{k}={v}" for k, v in summary.items()))
 

@@ -56,18 +56,22 @@ def write_demo_archive(root: Path, seed: int = 0, sentences: int = 12) -> Path:
         mono = np.concatenate(pieces) + rng.standard_normal(sum(map(len, pieces))).astype(np.float32) * 0.002
         sf.write(folder / f"{episode}.mp3", np.stack([mono, 0.9 * mono], axis=1), DEMO_RATE, format="MP3")
         if transcript_kind == "json":
-            segments = [{"speaker": s, "startTime": round(a, 3), "endTime": round(b, 3), "body": t} for a, b, s, t in cues]
+            segments = [
+                {"speaker": s, "startTime": round(a, 3), "endTime": round(b, 3), "body": t} for a, b, s, t in cues
+            ]
             (folder / f"{episode}.json").write_text(json.dumps({"version": "1.0.0", "segments": segments}, indent=1))
         else:
             (folder / f"{episode}.srt").write_text(
-                "\n".join(f"{i}\n{_fmt_srt(a)} --> {_fmt_srt(b)}\n{s}: {t}\n" for i, (a, b, s, t) in enumerate(cues, start=1))
+                "\n".join(
+                    f"{i}\n{_fmt_srt(a)} --> {_fmt_srt(b)}\n{s}: {t}\n" for i, (a, b, s, t) in enumerate(cues, start=1)
+                )
             )
         (folder / "feed.xml").write_text(
             f"""<?xml version="1.0" encoding="UTF-8"?>
 <rss version="2.0" xmlns:podcast="https://podcastindex.org/namespace/1.0"><channel><title>{show}</title>
 <item><title>{show} episode 1</title><guid>{episode}</guid><pubDate>Mon, 01 Jun 2026 08:00:00 +0000</pubDate>
 <enclosure url="{episode}.mp3" type="audio/mpeg"/>
-<podcast:transcript url="{episode}.{transcript_kind}" type="{'application/json' if transcript_kind == 'json' else 'application/x-subrip'}"/>
+<podcast:transcript url="{episode}.{transcript_kind}" type="{"application/json" if transcript_kind == "json" else "application/x-subrip"}"/>
 </item></channel></rss>
 """
         )

@@ -60,7 +60,9 @@ class Analyzer:
         self.laughter_spec: ModelSpec = registry.get(laughter_model) if laughter_model else registry.default("laughter")
         if operating_point not in self.laughter_spec.operating_points:
             known = ", ".join(self.laughter_spec.operating_points) or "none"
-            raise ValueError(f"model {self.laughter_spec.id} has no operating point {operating_point!r} (known: {known})")
+            raise ValueError(
+                f"model {self.laughter_spec.id} has no operating point {operating_point!r} (known: {known})"
+            )
         self.operating_point_name = operating_point
         self.operating_point = OperatingPoint(**self.laughter_spec.operating_points[operating_point])
         self.emotion_net = load_network(resolve_weights(self.emotion_spec)).to(self.device)

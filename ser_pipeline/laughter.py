@@ -61,7 +61,9 @@ def detect_events(probs: np.ndarray, frames_per_second: float, point: OperatingP
             continue
         inside = probs[start:stop]
         events.append(
-            LaughterEvent(start / frames_per_second, stop / frames_per_second, float(inside.max()), float(inside.mean()))
+            LaughterEvent(
+                start / frames_per_second, stop / frames_per_second, float(inside.max()), float(inside.mean())
+            )
         )
     return events
 

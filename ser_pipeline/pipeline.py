@@ -10,14 +10,15 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
 
 from ser_pipeline import __version__, schema
 from ser_pipeline.archive import Episode
-from ser_pipeline.audio import AudioError, decode, file_sha256
+from ser_pipeline.audio import AudioError, decode
+from ser_pipeline.files import file_sha256
 from ser_pipeline.inference import Analyzer, EpisodeScores
 from ser_pipeline.segmentation import Segment, Segmentation, sentence_segments, vad_segments, window_segments
 from ser_pipeline.transcripts import TranscriptError, clean_sentences, read_transcript
@@ -83,13 +84,15 @@ def _episode_row(episode: Episode, config: RunConfig, run_id: str, models: dict[
         "models": json.dumps(models, sort_keys=True),
         "pipeline_version": __version__,
         "run_id": run_id,
-        "processed_at": datetime.now(timezone.utc),
+        "processed_at": datetime.now(UTC),
         **values,
     }
     return pa.Table.from_pylist([row], schema=schema.EPISODES)
 
 
-def _segment_table(episode: Episode, segments: list[Segment], scores: EpisodeScores, models: dict[str, str]) -> pa.Table:
+def _segment_table(
+    episode: Episode, segments: list[Segment], scores: EpisodeScores, models: dict[str, str]
+) -> pa.Table:
     n = len(segments)
     columns = {
         "show": [episode.show] * n,
@@ -125,7 +128,9 @@ def _events_table(episode: Episode, scores: EpisodeScores, model: str) -> pa.Tab
     return pa.Table.from_pylist(rows, schema=schema.LAUGHTER_EVENTS)
 
 
-def record_failure(episode: Episode, config: RunConfig, run_id: str, models: dict[str, str], error: str) -> EpisodeOutcome:
+def record_failure(
+    episode: Episode, config: RunConfig, run_id: str, models: dict[str, str], error: str
+) -> EpisodeOutcome:
     """Record an episode as failed; its segment and event files are emptied so tables agree."""
     one_line = " ".join(error.split())[:500]
     write_episode(

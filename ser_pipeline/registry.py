@@ -8,7 +8,6 @@ the registry's sha256 before use: nothing here unpickles a file.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from ser_pipeline.architectures import EmotionNet, EmotionNetConfig, LaughterNet, LaughterNetConfig
+from ser_pipeline.files import file_sha256
 
 EMBEDDED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 REGISTRY_FILE = EMBEDDED_MODELS_DIR / "registry.json"
@@ -75,7 +75,9 @@ class Registry:
         try:
             return self.models[model_id]
         except KeyError:
-            raise KeyError(f"unknown model {model_id!r}; `ser-pipeline models` lists: {', '.join(self.models)}") from None
+            raise KeyError(
+                f"unknown model {model_id!r}; `ser-pipeline models` lists: {', '.join(self.models)}"
+            ) from None
 
     def default(self, task: str) -> ModelSpec:
         return self.get(self.defaults[task])
@@ -90,20 +92,12 @@ def search_path() -> list[Path]:
     return [*extra, EMBEDDED_MODELS_DIR, cache_dir()]
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def resolve_weights(spec: ModelSpec, explicit: Path | None = None) -> Path:
     """Find `spec`'s weights file, verified against its sha256."""
     candidates = [explicit] if explicit else [folder / spec.weights for folder in search_path()]
     for candidate in candidates:
         if candidate.is_file():
-            if spec.sha256 and sha256_of(candidate) != spec.sha256:
+            if spec.sha256 and file_sha256(candidate) != spec.sha256:
                 raise ModelNotFoundError(
                     f"{candidate} does not match the registered sha256 of {spec.id}: the file is corrupt or another "
                     "version; delete it or point SER_MODEL_PATH at the right one"
@@ -114,13 +108,15 @@ def resolve_weights(spec: ModelSpec, explicit: Path | None = None) -> Path:
     raise ModelNotFoundError(f"weights {spec.weights!r} of model {spec.id} not found (looked in {where}); {hint}")
 
 
-def save_network(network: torch.nn.Module, architecture: str, path: Path, extra_metadata: dict[str, str] | None = None) -> str:
+def save_network(
+    network: torch.nn.Module, architecture: str, path: Path, extra_metadata: dict[str, str] | None = None
+) -> str:
     """Write a network as safetensors with its architecture config in the metadata; returns sha256."""
     metadata = {"architecture": architecture, **network.config.to_metadata(), **(extra_metadata or {})}
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {key: value.detach().contiguous() for key, value in network.state_dict().items()}
     save_file(state, str(path), metadata=metadata)
-    return sha256_of(path)
+    return file_sha256(path)
 
 
 def load_network(path: Path) -> torch.nn.Module:

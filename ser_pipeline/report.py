@@ -64,30 +64,56 @@ def _dims_figure(segments: pd.DataFrame, events: pd.DataFrame, window_s: float) 
         values = segments[dim].to_numpy(float)
         colour = DIMENSION_COLOURS[dim]
         figure.add_trace(
-            go.Scatter(x=middle, y=values, mode="markers", name=f"{dim} (segments)", marker=dict(color=colour, size=5),
-                       opacity=0.25, text=hover, hovertemplate="%{text}<br>" + dim + " %{y:.2f}<extra></extra>")
+            go.Scatter(
+                x=middle,
+                y=values,
+                mode="markers",
+                name=f"{dim} (segments)",
+                marker=dict(color=colour, size=5),
+                opacity=0.25,
+                text=hover,
+                hovertemplate="%{text}<br>" + dim + " %{y:.2f}<extra></extra>",
+            )
         )
         figure.add_trace(
-            go.Scatter(x=middle, y=rolling_mean(middle, values, weights, window_s), mode="lines",
-                       name=f"{dim} ({window_s:.0f} s mean)", line=dict(color=colour, width=3))
+            go.Scatter(
+                x=middle,
+                y=rolling_mean(middle, values, weights, window_s),
+                mode="lines",
+                name=f"{dim} ({window_s:.0f} s mean)",
+                line=dict(color=colour, width=3),
+            )
         )
     for event in events.itertuples():
         figure.add_vrect(x0=event.start_s, x1=event.end_s, fillcolor="gold", opacity=0.35, line_width=0)
-    figure.update_layout(title="Valence, arousal, dominance (laughter shaded)", xaxis_title="seconds", yaxis=dict(range=[0, 1]))
+    figure.update_layout(
+        title="Valence, arousal, dominance (laughter shaded)", xaxis_title="seconds", yaxis=dict(range=[0, 1])
+    )
     return figure
 
 
 def _emotion_figures(segments: pd.DataFrame) -> tuple[go.Figure, go.Figure]:
     weights = (segments.end_s - segments.start_s).to_numpy()
     shares = {e: float(np.average(segments[c], weights=weights)) for e, c in zip(EMOTIONS, EMOTION_PROB_COLUMNS)}
-    whole = go.Figure(go.Bar(x=list(shares), y=list(shares.values()), marker_color=[EMOTION_COLOURS[e] for e in shares]))
+    whole = go.Figure(
+        go.Bar(x=list(shares), y=list(shares.values()), marker_color=[EMOTION_COLOURS[e] for e in shares])
+    )
     whole.update_layout(title="Emotion shares, whole episode (duration-weighted mean probability)", yaxis_title="share")
     over_time = go.Figure()
     middle = (segments.start_s + segments.end_s) / 2
     for emotion, column in zip(EMOTIONS, EMOTION_PROB_COLUMNS):
-        over_time.add_trace(go.Scatter(x=middle, y=segments[column], name=emotion, stackgroup="emotions",
-                                       line=dict(color=EMOTION_COLOURS[emotion], width=0.5)))
-    over_time.update_layout(title="Emotion probabilities over time (stacked)", xaxis_title="seconds", yaxis=dict(range=[0, 1]))
+        over_time.add_trace(
+            go.Scatter(
+                x=middle,
+                y=segments[column],
+                name=emotion,
+                stackgroup="emotions",
+                line=dict(color=EMOTION_COLOURS[emotion], width=0.5),
+            )
+        )
+    over_time.update_layout(
+        title="Emotion probabilities over time (stacked)", xaxis_title="seconds", yaxis=dict(range=[0, 1])
+    )
     return whole, over_time
 
 
@@ -130,13 +156,19 @@ def _index_page(summary: pd.DataFrame, failed: pd.DataFrame) -> str:
     chart.update_layout(title="Laughs per 10 minutes per episode", yaxis_title="laughs / 10 min")
     valence = go.Figure()
     for show, group in summary.sort_values("published").groupby("show"):
-        valence.add_trace(go.Scatter(x=group.published, y=group.mean_valence, mode="lines+markers", name=show, text=group.title))
+        valence.add_trace(
+            go.Scatter(x=group.published, y=group.mean_valence, mode="lines+markers", name=show, text=group.title)
+        )
     valence.update_layout(title="Mean valence per episode over time", yaxis=dict(range=[0, 1]))
     failures = "".join(
-        f"<li>{html.escape(r.show)} / {html.escape(r.episode_id)}: {html.escape(str(r.error))}</li>" for r in failed.itertuples()
+        f"<li>{html.escape(r.show)} / {html.escape(r.episode_id)}: {html.escape(str(r.error))}</li>"
+        for r in failed.itertuples()
     )
     return (
-        "<h1>Podcast archive</h1>" + table + _figure_html(chart, "laughs-per-10min") + _figure_html(valence, "valence-over-time")
+        "<h1>Podcast archive</h1>"
+        + table
+        + _figure_html(chart, "laughs-per-10min")
+        + _figure_html(valence, "valence-over-time")
         + (f"<h2>Failed episodes</h2><ul>{failures}</ul>" if failures else "")
     )
 
@@ -147,7 +179,9 @@ def build_reports(warehouse: Path, out: Path, window_s: float = 60.0) -> list[Pa
     shutil.copyfile(Path(plotly.__file__).parent / "package_data" / PLOTLY_JS, out / PLOTLY_JS)
     with connect_read_only(warehouse) as db:
         episodes = db.sql("SELECT * FROM episodes WHERE status = 'ok' ORDER BY show, published, episode_id").df()
-        failed = db.sql("SELECT show, episode_id, error FROM episodes WHERE status = 'failed' ORDER BY show, episode_id").df()
+        failed = db.sql(
+            "SELECT show, episode_id, error FROM episodes WHERE status = 'failed' ORDER BY show, episode_id"
+        ).df()
         summary = db.sql("SELECT * FROM episode_summary ORDER BY show, published, episode_id").df()
         segments = db.sql("SELECT * FROM segments ORDER BY show, episode_id, start_s").df()
         events = db.sql("SELECT * FROM laughter_events ORDER BY show, episode_id, start_s").df()
@@ -158,8 +192,12 @@ def build_reports(warehouse: Path, out: Path, window_s: float = 60.0) -> list[Pa
         own_events = (events.show == episode.show) & (events.episode_id == episode.episode_id)
         body = episode_page(episode, segments[own], events[own_events], window_s)
         page = out / page_name(episode.show, episode.episode_id)
-        page.write_text(_PAGE.format(title=html.escape(episode.title), plotly_js=PLOTLY_JS, body=body), encoding="utf-8")
+        page.write_text(
+            _PAGE.format(title=html.escape(episode.title), plotly_js=PLOTLY_JS, body=body), encoding="utf-8"
+        )
         pages.append(page)
     index = out / "index.html"
-    index.write_text(_PAGE.format(title="Podcast archive", plotly_js=PLOTLY_JS, body=_index_page(summary, failed)), encoding="utf-8")
+    index.write_text(
+        _PAGE.format(title="Podcast archive", plotly_js=PLOTLY_JS, body=_index_page(summary, failed)), encoding="utf-8"
+    )
     return [index, *pages]

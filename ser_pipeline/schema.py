@@ -145,7 +145,9 @@ DESCRIPTIONS: dict[str, str] = {
     "model": "registry id@operating point of the detector",
 }
 DESCRIPTIONS.update({c: f"probability of {c[2:]} (the 7 sum to 1)" for c in EMOTION_PROB_COLUMNS})
-DESCRIPTIONS.update({c: f"probability of {s} sentiment (the 3 sum to 1)" for c, s in zip(SENTIMENT_PROB_COLUMNS, SENTIMENTS)})
+DESCRIPTIONS.update(
+    {c: f"probability of {s} sentiment (the 3 sum to 1)" for c, s in zip(SENTIMENT_PROB_COLUMNS, SENTIMENTS)}
+)
 
 
 def schema_markdown() -> str:

@@ -56,8 +56,7 @@ def window_segments(duration_s: float, window_s: float = 3.0, hop_s: float | Non
     # Index-based starts so that hour-long episodes do not accumulate float drift.
     count = max(1, math.ceil(max(duration_s - window_s, 0) / hop_s - 1e-9) + 1)
     return [
-        Segment(i, Segmentation.window.value, i * hop_s, min(i * hop_s + window_s, duration_s))
-        for i in range(count)
+        Segment(i, Segmentation.window.value, i * hop_s, min(i * hop_s + window_s, duration_s)) for i in range(count)
     ]
 
 

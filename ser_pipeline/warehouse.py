@@ -108,5 +108,7 @@ def refresh_views(warehouse: Path, attempts: int = 20) -> Path:
 def connect_read_only(warehouse: Path) -> duckdb.DuckDBPyConnection:
     path = database_path(warehouse)
     if not path.is_file():
-        raise FileNotFoundError(f"no warehouse database at {path}: run `ser-pipeline run ARCHIVE --warehouse {warehouse}` first")
+        raise FileNotFoundError(
+            f"no warehouse database at {path}: run `ser-pipeline run ARCHIVE --warehouse {warehouse}` first"
+        )
     return duckdb.connect(str(path), read_only=True)

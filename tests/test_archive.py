@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -56,7 +56,7 @@ def test_feed_items_give_ids_titles_dates_transcripts_and_unsafe_enclosures_are_
     episodes = {e.title: e for e in discover(tmp_path)}
     one = episodes["One"]
     assert (one.show, one.episode_id, one.transcript_path.name, one.problem) == ("My Show", "g1", "one.json", None)
-    assert one.published == datetime(2026, 6, 2, 8, tzinfo=timezone.utc)
+    assert one.published == datetime(2026, 6, 2, 8, tzinfo=UTC)
     for title in ("Escape", "Absolute"):
         assert "outside the show folder" in episodes[title].problem and episodes[title].audio_path is None
     assert "not an audio file" in episodes["Not audio"].problem

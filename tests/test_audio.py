@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from conftest import tone, write_audio
 from ser_pipeline.audio import SAMPLE_RATE, AudioError, decode
@@ -46,7 +45,9 @@ def test_m4a_decodes_through_ffmpeg(tmp_path):
     samples = tone(330, 3.0, 44_100)
     with av.open(str(path), "w") as container:
         stream = container.add_stream("aac", rate=44_100, layout="stereo")
-        frame = av.AudioFrame.from_ndarray(np.stack([samples, samples])[None].reshape(1, -1).reshape(2, -1), format="fltp", layout="stereo")
+        frame = av.AudioFrame.from_ndarray(
+            np.stack([samples, samples])[None].reshape(1, -1).reshape(2, -1), format="fltp", layout="stereo"
+        )
         frame.rate = 44_100
         for packet in stream.encode(frame):
             container.mux(packet)

@@ -21,7 +21,9 @@ def test_pure_tone_peaks_in_the_mel_band_holding_its_frequency(front_end, freque
 
     logmel = front_end.episode(tone(frequency, 1.0), CPU)
     config = front_end.config
-    centres = torchaudio.functional.melscale_fbanks(config.n_fft // 2 + 1, config.f_min, config.f_max, config.n_mels, 16_000)
+    centres = torchaudio.functional.melscale_fbanks(
+        config.n_fft // 2 + 1, config.f_min, config.f_max, config.n_mels, 16_000
+    )
     freqs = torch.linspace(0, 8000, config.n_fft // 2 + 1)
     peak_band = int(logmel[20:-20].mean(0).argmax())
     band_centre = float(freqs[centres[:, peak_band].argmax()])
@@ -37,7 +39,11 @@ def test_click_train_gives_energy_peaks_at_the_clicks(front_end):
     signal = np.zeros(16_000 * 2, np.float32)
     signal[::4000] = 1.0  # a click every 250 ms
     energy = front_end.episode(signal, CPU).exp().sum(-1).numpy()
-    peaks = [i for i in range(1, len(energy) - 1) if energy[i] >= energy[i - 1] and energy[i] > energy[i + 1] and energy[i] > energy.max() / 4]
+    peaks = [
+        i
+        for i in range(1, len(energy) - 1)
+        if energy[i] >= energy[i - 1] and energy[i] > energy[i + 1] and energy[i] > energy.max() / 4
+    ]
     assert np.allclose(np.diff(peaks), 25, atol=1)
 
 

@@ -15,7 +15,10 @@ from ser_pipeline.segmentation import Segment, window_segments
 
 def speechlike(seconds: float, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    pieces = [tone(rng.uniform(100, 300), rng.uniform(0.2, 0.6), amplitude=rng.uniform(0.05, 0.5)) for _ in range(int(seconds * 3))]
+    pieces = [
+        tone(rng.uniform(100, 300), rng.uniform(0.2, 0.6), amplitude=rng.uniform(0.05, 0.5))
+        for _ in range(int(seconds * 3))
+    ]
     signal = np.concatenate(pieces)[: int(seconds * 16_000)]
     return signal + rng.standard_normal(len(signal)).astype(np.float32) * 0.01
 
@@ -28,7 +31,14 @@ def test_a_batch_gives_the_same_outputs_as_one_at_a_time(analyzer):
     batched = analyzer.analyze(samples, segments)
     for i, segment in enumerate(segments):
         alone = analyzer.analyze(samples, [segment])
-        for column in (*EMOTION_PROB_COLUMNS, *SENTIMENT_PROB_COLUMNS, "valence", "arousal", "dominance", "laughter_prob"):
+        for column in (
+            *EMOTION_PROB_COLUMNS,
+            *SENTIMENT_PROB_COLUMNS,
+            "valence",
+            "arousal",
+            "dominance",
+            "laughter_prob",
+        ):
             assert alone.columns[column][0] == pytest.approx(batched.columns[column][i], abs=1e-5), column
         assert alone.columns["emotion"][0] == batched.columns["emotion"][i]
 

@@ -6,11 +6,21 @@ import pytest
 import torch
 
 from ser_pipeline.architectures import LaughterNet, LaughterNetConfig
-from ser_pipeline.registry import EMBEDDED_MODELS_DIR, ModelNotFoundError, ModelSpec, Registry, load_network, resolve_weights, save_network
+from ser_pipeline.registry import (
+    EMBEDDED_MODELS_DIR,
+    ModelNotFoundError,
+    ModelSpec,
+    Registry,
+    load_network,
+    resolve_weights,
+    save_network,
+)
 
 
 def spec(weights: str, sha256: str | None = None, url: str | None = None) -> ModelSpec:
-    return ModelSpec(id="m", tasks=("laughter",), architecture="laughter-tcn", weights=weights, sha256=sha256, licence="MIT", url=url)
+    return ModelSpec(
+        id="m", tasks=("laughter",), architecture="laughter-tcn", weights=weights, sha256=sha256, licence="MIT", url=url
+    )
 
 
 def test_save_and_load_round_trip_rebuilds_the_architecture(tmp_path):

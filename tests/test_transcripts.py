@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ser_pipeline.transcripts import Sentence, TranscriptError, clean_sentences, parse_cues, parse_podcast_json, read_transcript
+from ser_pipeline.transcripts import (
+    Sentence,
+    TranscriptError,
+    clean_sentences,
+    parse_cues,
+    parse_podcast_json,
+    read_transcript,
+)
 
 SRT = """1
 00:00:00,507 --> 00:00:02,847
@@ -31,7 +38,12 @@ Guest: Hi.
 
 def test_srt_times_speakers_and_text_are_kept_exactly():
     first, second = parse_cues(SRT)
-    assert (first.start_s, first.end_s, first.speaker, first.text) == (0.507, 2.847, "Speaker A", "Kids are talking by the door.")
+    assert (first.start_s, first.end_s, first.speaker, first.text) == (
+        0.507,
+        2.847,
+        "Speaker A",
+        "Kids are talking by the door.",
+    )
     # A colon inside a long sentence is not a speaker label.
     assert (second.start_s, second.end_s, second.speaker) == (3.144, 64.556, None)
 
@@ -51,7 +63,7 @@ def test_podcast_json():
     "text, message",
     [
         ("{not json", "malformed JSON"),
-        ("[]", "no \"segments\""),
+        ("[]", 'no "segments"'),
         ('{"segments": [{"startTime": "x", "endTime": 1}]}', "numeric startTime"),
     ],
 )
@@ -79,7 +91,14 @@ def test_read_transcript_names_the_file_and_decodes_legacy_encodings(tmp_path):
 
 
 def test_clean_sorts_drops_impossible_and_clips_to_duration():
-    raw = [Sentence(5, 6, "b"), Sentence(1, 2, "a"), Sentence(-1, 1, "neg"), Sentence(3, 2, "rev"), Sentence(9, 12, "end"), Sentence(11, 12, "past")]
+    raw = [
+        Sentence(5, 6, "b"),
+        Sentence(1, 2, "a"),
+        Sentence(-1, 1, "neg"),
+        Sentence(3, 2, "rev"),
+        Sentence(9, 12, "end"),
+        Sentence(11, 12, "past"),
+    ]
     kept, warnings = clean_sentences(raw, duration_s=10)
     assert [(s.text, s.start_s, s.end_s) for s in kept] == [("a", 1, 2), ("b", 5, 6), ("end", 9, 10)]
     assert len(warnings) == 3

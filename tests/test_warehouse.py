@@ -12,8 +12,17 @@ def episode_tables(show: str, episode_id: str, n_segments: int) -> dict[str, pa.
     episode = {f.name: None for f in schema.EPISODES}
     episode.update(show=show, episode_id=episode_id, title="t", status="ok", duration_s=60.0)
     segments = [
-        {**{f.name: None for f in schema.SEGMENTS}, "show": show, "episode_id": episode_id, "segment_id": i,
-         "kind": "window", "start_s": 3.0 * i, "end_s": 3.0 * i + 3, "emotion": "happy", "valence": 0.5}
+        {
+            **{f.name: None for f in schema.SEGMENTS},
+            "show": show,
+            "episode_id": episode_id,
+            "segment_id": i,
+            "kind": "window",
+            "start_s": 3.0 * i,
+            "end_s": 3.0 * i + 3,
+            "emotion": "happy",
+            "valence": 0.5,
+        }
         for i in range(n_segments)
     ]
     return {

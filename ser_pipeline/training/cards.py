@@ -33,20 +33,20 @@ normalisation, three masked 1-D conv blocks, a BiLSTM and attention pooling, thr
 ## Licence
 Weights derived from RAVDESS (CC BY-NC-SA 4.0) and TESS (CC BY-NC-ND 4.0): non-commercial use.
 
-## Measured on the held-out actors (whole clips, {scores['clips']} clips)
+## Measured on the held-out actors (whole clips, {scores["clips"]} clips)
 | metric | value | chance |
 |---|---|---|
-| 7-class UAR | {scores['emotion_uar']:.3f} | 0.143 |
-| 7-class accuracy | {scores['emotion_accuracy']:.3f} | |
-| sentiment UAR | {scores['sentiment_uar']:.3f} | 0.333 |
-| sentiment accuracy | {scores['sentiment_accuracy']:.3f} | |
-| valence CCC (derived targets) | {scores['valence_ccc']:.3f} | 0 |
-| arousal CCC (derived targets) | {scores['arousal_ccc']:.3f} | 0 |
-| dominance CCC (derived targets) | {scores['dominance_ccc']:.3f} | 0 |
+| 7-class UAR | {scores["emotion_uar"]:.3f} | 0.143 |
+| 7-class accuracy | {scores["emotion_accuracy"]:.3f} | |
+| sentiment UAR | {scores["sentiment_uar"]:.3f} | 0.333 |
+| sentiment accuracy | {scores["sentiment_accuracy"]:.3f} | |
+| valence CCC (derived targets) | {scores["valence_ccc"]:.3f} | 0 |
+| arousal CCC (derived targets) | {scores["arousal_ccc"]:.3f} | 0 |
+| dominance CCC (derived targets) | {scores["dominance_ccc"]:.3f} | 0 |
 
 Confusion matrix (held-out clips):
 
-{_confusion_table(scores['confusion'])}
+{_confusion_table(scores["confusion"])}
 This is one split (one fold), not cross-validation; leave-4-actors-out CV is the emotion
 issue's evaluation.
 
@@ -86,11 +86,11 @@ Operating point: threshold {point.threshold}, smoothing {point.smooth_s} s, mini
 
 | metric | value |
 |---|---|
-| event precision (IoU >= 0.3, one to one) | {scores['event_precision']:.3f} |
-| event recall | {scores['event_recall']:.3f} |
-| event F1 | {scores['event_f1']:.3f} |
-| frame F1 | {scores['frame_f1']:.3f} |
-| true events | {scores['true_events']} |
+| event precision (IoU >= 0.3, one to one) | {scores["event_precision"]:.3f} |
+| event recall | {scores["event_recall"]:.3f} |
+| event F1 | {scores["event_f1"]:.3f} |
+| frame F1 | {scores["frame_f1"]:.3f} |
+| true events | {scores["true_events"]} |
 
 | episode | laughs / 10 min (truth) | laughs / 10 min (detected) |
 |---|---|---|

@@ -107,4 +107,3 @@ def voiced_span(logmel: torch.Tensor, floor_nats: float = 7.0, margin_frames: in
     first = max(int(loud[0]) - margin_frames, 0)
     last = min(int(loud[-1]) + 1 + margin_frames, len(energy))
     return first, last
-

@@ -88,7 +88,9 @@ def _spec_augment(logmel: torch.Tensor, rng: random.Random) -> torch.Tensor:
     return logmel
 
 
-def _crop(logmel: torch.Tensor, voiced: tuple[int, int], rng: random.Random, recipe: EmotionRecipe, fps: float) -> torch.Tensor:
+def _crop(
+    logmel: torch.Tensor, voiced: tuple[int, int], rng: random.Random, recipe: EmotionRecipe, fps: float
+) -> torch.Tensor:
     """A random stretch of the voiced part, or now and then the whole clip with its pauses,
     as whole-file predictions and loosely cut segments will hold some."""
     if rng.random() < recipe.whole_clip_share:
@@ -99,7 +101,9 @@ def _crop(logmel: torch.Tensor, voiced: tuple[int, int], rng: random.Random, rec
     return logmel[start : start + length]
 
 
-def predict(network: EmotionNet, logmels: list[torch.Tensor], n_mfcc: int, batch_size: int = 64) -> dict[str, np.ndarray]:
+def predict(
+    network: EmotionNet, logmels: list[torch.Tensor], n_mfcc: int, batch_size: int = 64
+) -> dict[str, np.ndarray]:
     """Emotion and sentiment probabilities and dims, one row per whole clip."""
     network.eval()
     outputs: dict[str, list[np.ndarray]] = {"emotion": [], "sentiment": [], "dims": []}
@@ -124,7 +128,10 @@ def evaluate(predictions: dict[str, np.ndarray], clips: list[Clip], targets: np.
         "emotion_accuracy": accuracy(truth, predicted),
         "sentiment_uar": unweighted_average_recall(sentiment_truth, sentiment_predicted, SENTIMENTS),
         "sentiment_accuracy": accuracy(sentiment_truth, sentiment_predicted),
-        **{f"{d}_ccc": concordance_correlation(targets[:, i], predictions["dims"][:, i]) for i, d in enumerate(DIMENSIONS)},
+        **{
+            f"{d}_ccc": concordance_correlation(targets[:, i], predictions["dims"][:, i])
+            for i, d in enumerate(DIMENSIONS)
+        },
         "confusion": confusion(truth, predicted, EMOTIONS).tolist(),
     }
 
@@ -186,10 +193,14 @@ def train(recipe: EmotionRecipe, log=print) -> tuple[EmotionNet, dict]:
             total += loss.item() * len(batch)
         message = f"epoch {epoch + 1}/{recipe.epochs} loss {total / len(order):.3f}"
         if test_clips and ((epoch + 1) % recipe.eval_every == 0 or epoch + 1 == recipe.epochs):
-            scores = evaluate(predict(network, [logmels[c.path] for c in test_clips], front_end_config.n_mfcc), test_clips, test_dims)
+            scores = evaluate(
+                predict(network, [logmels[c.path] for c in test_clips], front_end_config.n_mfcc), test_clips, test_dims
+            )
             message += f" | held-out UAR {scores['emotion_uar']:.3f} sentiment UAR {scores['sentiment_uar']:.3f}"
         log(message)
     if not test_clips:
         return network.eval(), {}
-    scores = evaluate(predict(network, [logmels[c.path] for c in test_clips], front_end_config.n_mfcc), test_clips, test_dims)
+    scores = evaluate(
+        predict(network, [logmels[c.path] for c in test_clips], front_end_config.n_mfcc), test_clips, test_dims
+    )
     return network.eval(), scores

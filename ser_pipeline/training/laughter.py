@@ -60,7 +60,14 @@ def _level(samples: np.ndarray, rms_db: float) -> np.ndarray:
 
 
 class SceneMaker:
-    def __init__(self, laughs: list[np.ndarray], others: list[np.ndarray], speech: list[np.ndarray], recipe: LaughterRecipe, rng: random.Random):
+    def __init__(
+        self,
+        laughs: list[np.ndarray],
+        others: list[np.ndarray],
+        speech: list[np.ndarray],
+        recipe: LaughterRecipe,
+        rng: random.Random,
+    ):
         self.laughs, self.others, self.speech = laughs, others, speech
         self.recipe, self.rng = recipe, rng
 
@@ -68,7 +75,9 @@ class SceneMaker:
         """(samples, per-sample laughter mask) of one scene."""
         rng, length = self.rng, int(self.recipe.scene_s * SAMPLE_RATE)
         noise_db = rng.uniform(-65, -40)
-        audio = np.random.default_rng(rng.getrandbits(32)).standard_normal(length).astype(np.float32) * 10 ** (noise_db / 20)
+        audio = np.random.default_rng(rng.getrandbits(32)).standard_normal(length).astype(np.float32) * 10 ** (
+            noise_db / 20
+        )
         mask = np.zeros(length, dtype=bool)
         cursor = int(rng.uniform(0, 0.8) * SAMPLE_RATE)
         while cursor < length:
@@ -149,7 +158,9 @@ def train(recipe: LaughterRecipe, log=print) -> LaughterNet:
     others = [_trim(read_clip(c.path)) for c in nonverbal if c.label != "laughing"]
     speech_pool = ravdess_clips(recipe.data) + tess_clips(recipe.data)
     speech = [_trim(read_clip(c.path)) for c in rng.sample(speech_pool, min(recipe.speech_clips, len(speech_pool)))]
-    log(f"{len(laughs)} laughter clips (held out: {', '.join(recipe.held_out_laughers)}), {len(others)} other vocalizations, {len(speech)} speech clips")
+    log(
+        f"{len(laughs)} laughter clips (held out: {', '.join(recipe.held_out_laughers)}), {len(others)} other vocalizations, {len(speech)} speech clips"
+    )
     maker = SceneMaker(laughs, others, speech, recipe, rng)
 
     def batch(count: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -166,7 +177,9 @@ def train(recipe: LaughterRecipe, log=print) -> LaughterNet:
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor((1 - positive_share) / max(positive_share, 1e-3)))
     optimizer = torch.optim.AdamW(network.parameters(), lr=recipe.learning_rate, weight_decay=1e-2)
     steps_per_epoch = math.ceil(recipe.scenes_per_epoch / recipe.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, recipe.learning_rate, total_steps=recipe.epochs * steps_per_epoch)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, recipe.learning_rate, total_steps=recipe.epochs * steps_per_epoch
+    )
     for epoch in range(recipe.epochs):
         network.train()
         total = 0.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +32,18 @@ def publish(
     card.write_text(
         f"# Model card: {model_id}\n\n{card_body.strip()}\n\n"
         f"## File\n`{weights.name}`: {weights.stat().st_size / 1e6:.2f} MB, {parameters:,} parameters, "
-        f"sha256 `{sha256}`. Trained {datetime.now(timezone.utc):%Y-%m-%d} with torch {torch.__version__} "
+        f"sha256 `{sha256}`. Trained {datetime.now(UTC):%Y-%m-%d} with torch {torch.__version__} "
         f"on {platform.machine()} CPU.\n"
     )
     document = json.loads(registry_file.read_text()) if registry_file.is_file() else {"defaults": {}, "models": []}
-    full_entry = {"id": model_id, "architecture": architecture, "weights": weights.name, "sha256": sha256, "card": card.name, **entry}
+    full_entry = {
+        "id": model_id,
+        "architecture": architecture,
+        "weights": weights.name,
+        "sha256": sha256,
+        "card": card.name,
+        **entry,
+    }
     document["models"] = [m for m in document["models"] if m["id"] != model_id] + [full_entry]
     registry_file.write_text(json.dumps(document, indent=2) + "\n")
     return weights

@@ -1,0 +1,77 @@
+"""Scoring a warehouse against ground truth (`<episode>.truth.csv` beside each episode's audio).
+
+Truth rows are `start,end,kind,label,...` with kind `speech` (label = 7-class emotion) or
+`laughter`. Each sentence segment is matched to the truth row with the same times (10 ms).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from ser_pipeline.laughter import match_events
+from ser_pipeline.metrics import accuracy, unweighted_average_recall
+from ser_pipeline.schema import EMOTION_TO_SENTIMENT, EMOTIONS, SENTIMENTS
+from ser_pipeline.warehouse import connect_read_only
+
+TIME_TOLERANCE_S = 0.010
+
+
+def _truth(path: Path) -> tuple[list[dict], list[tuple[float, float]]]:
+    with path.open() as handle:
+        rows = list(csv.DictReader(handle))
+    speech = [r for r in rows if r["kind"] == "speech"]
+    laughs = [(float(r["start"]), float(r["end"])) for r in rows if r["kind"] == "laughter"]
+    return speech, laughs
+
+
+def evaluate_warehouse(warehouse: Path, episodes_dir: Path) -> dict:
+    """Sentence-level emotion/sentiment scores and laughter event scores over every episode in
+    the warehouse that has a truth file under `episodes_dir` (matched by episode id)."""
+    truth_files = {p.name.removesuffix(".truth.csv"): p for p in episodes_dir.rglob("*.truth.csv")}
+    with connect_read_only(warehouse) as db:
+        episodes = db.execute("SELECT show, episode_id, duration_s FROM episodes WHERE status = 'ok'").fetchall()
+        segments = db.execute(
+            "SELECT episode_id, start_s, end_s, emotion, sentiment FROM segments WHERE kind = 'sentence'"
+        ).fetchall()
+        events = db.execute("SELECT episode_id, start_s, end_s FROM laughter_events").fetchall()
+    truth_labels, predicted, truth_sentiment, predicted_sentiment = [], [], [], []
+    hits = false_alarms = misses = 0
+    per_episode = {}
+    for show, episode_id, duration_s in episodes:
+        if episode_id not in truth_files:
+            continue
+        speech, laughs = _truth(truth_files[episode_id])
+        own = [s for s in segments if s[0] == episode_id]
+        for row in speech:
+            start, end = float(row["start"]), float(row["end"])
+            match = next(
+                (s for s in own if abs(s[1] - start) <= TIME_TOLERANCE_S and abs(s[2] - end) <= TIME_TOLERANCE_S), None
+            )
+            if match is None:
+                continue
+            truth_labels.append(row["label"])
+            predicted.append(match[3])
+            truth_sentiment.append(EMOTION_TO_SENTIMENT[row["label"]])
+            predicted_sentiment.append(match[4])
+        detected = [(e[1], e[2]) for e in events if e[0] == episode_id]
+        tp, fp, fn = match_events(laughs, detected)
+        hits, false_alarms, misses = hits + tp, false_alarms + fp, misses + fn
+        per_episode[f"{show}/{episode_id}"] = {
+            "laughs_per_10min_truth": round(len(laughs) * 600 / duration_s, 2),
+            "laughs_per_10min_detected": round(len(detected) * 600 / duration_s, 2),
+        }
+    precision, recall = hits / max(hits + false_alarms, 1), hits / max(hits + misses, 1)
+    return {
+        "sentences_matched": len(truth_labels),
+        "emotion_accuracy": accuracy(truth_labels, predicted) if truth_labels else None,
+        "emotion_uar": unweighted_average_recall(truth_labels, predicted, EMOTIONS) if truth_labels else None,
+        "sentiment_accuracy": accuracy(truth_sentiment, predicted_sentiment) if truth_labels else None,
+        "sentiment_uar": unweighted_average_recall(truth_sentiment, predicted_sentiment, SENTIMENTS)
+        if truth_labels
+        else None,
+        "laughter_event_precision": precision,
+        "laughter_event_recall": recall,
+        "laughter_event_f1": 2 * precision * recall / max(precision + recall, 1e-9),
+        "per_episode": per_episode,
+    }
