@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -50,6 +51,9 @@ def run(
 
     if segmentation not in Segmentation.__members__:
         raise typer.BadParameter(f"{segmentation!r}: choose sentence, window or vad", param_hint="--segmentation")
+    # Prefect's local server would otherwise try to send usage telemetry on every run, which
+    # fails loudly on offline machines; users can still turn it on in their Prefect settings.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.analyze_archive import analyze_archive
 
     outcomes = analyze_archive(

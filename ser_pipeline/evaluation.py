@@ -30,7 +30,7 @@ def evaluate_warehouse(warehouse: Path, episodes_dir: Path) -> dict:
     the warehouse that has a truth file under `episodes_dir` (matched by episode id)."""
     truth_files = {p.name.removesuffix(".truth.csv"): p for p in episodes_dir.rglob("*.truth.csv")}
     with connect_read_only(warehouse) as db:
-        episodes = db.execute("SELECT show, episode_id, duration_s FROM episodes WHERE status = 'ok'").fetchall()
+        episodes = db.execute("""SELECT "show", episode_id, duration_s FROM episodes WHERE status = 'ok'""").fetchall()
         segments = db.execute(
             "SELECT episode_id, start_s, end_s, emotion, sentiment FROM segments WHERE kind = 'sentence'"
         ).fetchall()

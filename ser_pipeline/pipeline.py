@@ -26,9 +26,6 @@ from ser_pipeline.warehouse import write_episode
 
 log = logging.getLogger(__name__)
 
-# Failures that no retry can mend: the episode is recorded as failed at once.
-PERMANENT_ERRORS = (AudioError, TranscriptError)
-
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -57,16 +54,19 @@ class EpisodeOutcome:
 
 
 def segment_episode(episode: Episode, samples, duration_s: float, config: RunConfig) -> tuple[list[Segment], list[str]]:
-    """Segments by the configured strategy; `sentence` falls back to `vad` without a transcript."""
+    """Segments by the configured strategy. `sentence` falls back to voice activity when the
+    transcript is missing, unreadable or empty, and says so in the warnings."""
     if config.segmentation is Segmentation.window:
         return window_segments(duration_s, config.window_s, config.hop_s), []
-    if config.segmentation is Segmentation.sentence and episode.transcript_path is not None:
+    if config.segmentation is Segmentation.vad or episode.transcript_path is None:
+        return vad_segments(samples), []
+    try:
         sentences, warnings = clean_sentences(read_transcript(episode.transcript_path), duration_s)
-        if sentences:
-            return sentence_segments(sentences), warnings
-        warnings.append("transcript has no usable sentences; fell back to voice activity")
-        return vad_segments(samples), warnings
-    return vad_segments(samples), []
+    except TranscriptError as error:
+        return vad_segments(samples), [f"transcript unreadable ({error}); segmented by voice activity"]
+    if not sentences:
+        return vad_segments(samples), [*warnings, "transcript has no usable sentences; segmented by voice activity"]
+    return sentence_segments(sentences), warnings
 
 
 def _episode_row(episode: Episode, config: RunConfig, run_id: str, models: dict[str, str], **values) -> pa.Table:
@@ -157,7 +157,7 @@ def process_episode(episode: Episode, config: RunConfig, analyzer: Analyzer, run
     try:
         audio = decode(episode.audio_path)
         segments, warnings = segment_episode(episode, audio.samples, audio.duration_s, config)
-    except PERMANENT_ERRORS as error:
+    except AudioError as error:  # no retry can mend it: recorded as failed at once
         return record_failure(episode, config, run_id, models, str(error))
     scores = analyzer.analyze(audio.samples, segments)
     warnings = [*episode.warnings, *audio.warnings, *warnings]

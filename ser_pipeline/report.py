@@ -178,13 +178,13 @@ def build_reports(warehouse: Path, out: Path, window_s: float = 60.0) -> list[Pa
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(Path(plotly.__file__).parent / "package_data" / PLOTLY_JS, out / PLOTLY_JS)
     with connect_read_only(warehouse) as db:
-        episodes = db.sql("SELECT * FROM episodes WHERE status = 'ok' ORDER BY show, published, episode_id").df()
+        episodes = db.sql("""SELECT * FROM episodes WHERE status = 'ok' ORDER BY "show", published, episode_id""").df()
         failed = db.sql(
-            "SELECT show, episode_id, error FROM episodes WHERE status = 'failed' ORDER BY show, episode_id"
+            """SELECT "show", episode_id, error FROM episodes WHERE status = 'failed' ORDER BY "show", episode_id"""
         ).df()
-        summary = db.sql("SELECT * FROM episode_summary ORDER BY show, published, episode_id").df()
-        segments = db.sql("SELECT * FROM segments ORDER BY show, episode_id, start_s").df()
-        events = db.sql("SELECT * FROM laughter_events ORDER BY show, episode_id, start_s").df()
+        summary = db.sql("""SELECT * FROM episode_summary ORDER BY "show", published, episode_id""").df()
+        segments = db.sql("""SELECT * FROM segments ORDER BY "show", episode_id, start_s""").df()
+        events = db.sql("""SELECT * FROM laughter_events ORDER BY "show", episode_id, start_s""").df()
     pages = []
     for episode in episodes.itertuples(index=False):
         episode = pd.Series(episode._asdict())

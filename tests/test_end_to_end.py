@@ -25,7 +25,7 @@ CLI = [sys.executable, "-m", "ser_pipeline"]
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     home = tmp_path_factory.mktemp("prefect-home")
-    return {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": "", "PREFECT_LOGGING_LEVEL": "WARNING"}
+    return {**os.environ, "PREFECT_HOME": str(home), "PREFECT_LOGGING_LEVEL": "WARNING"}
 
 
 def cli(env, *args, check=True):
@@ -129,14 +129,18 @@ def test_demo_archive_with_bad_files_finishes_records_failures_and_keeps_good_ro
     assert status == {"demo-talk-ep01": "ok", "demo-panel-ep01": "ok", "empty episode": "failed", "noise": "failed"}
     errors = dict(rows(warehouse, "SELECT episode_id, error FROM episodes WHERE status = 'failed'"))
     assert "empty" in errors["empty episode"] and "cannot decode" in errors["noise"]
-    speakers = {s for (s,) in rows(warehouse, "SELECT DISTINCT speaker FROM segments WHERE show = 'demo-panel'")}
+    speakers = {s for (s,) in rows(warehouse, """SELECT DISTINCT speaker FROM segments WHERE "show" = 'demo-panel'""")}
     assert speakers == {"Host", "Guest"}  # from the SRT's "Name: text" cues
     assert rows(warehouse, "SELECT count(*) FROM segments WHERE episode_id IN ('noise', 'empty episode')") == [(0,)]
     shown = cli(
-        env, "query", "SELECT show, count(*) AS n FROM segments GROUP BY show ORDER BY show", "--warehouse", warehouse
+        env,
+        "query",
+        """SELECT "show", count(*) AS n FROM segments GROUP BY "show" ORDER BY 1""",
+        "--warehouse",
+        warehouse,
     ).stdout
     assert "demo-panel" in shown and "demo-talk" in shown
-    refused = cli(env, "query", "DELETE FROM episodes", "--warehouse", warehouse, check=False)
+    refused = cli(env, "query", "DROP VIEW episodes", "--warehouse", warehouse, check=False)
     assert refused.returncode == 2 and "read-only" in refused.stderr.lower()
 
 

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ser_pipeline.archive import Episode
+from ser_pipeline.pipeline import RunConfig, segment_episode
+from ser_pipeline.segmentation import Segmentation
+
+SAMPLES = np.zeros(16_000 * 2, np.float32)
+
+
+def episode(transcript: Path | None) -> Episode:
+    return Episode("show", "ep", "ep", Path("ep.mp3"), transcript_path=transcript)
+
+
+def config(kind: Segmentation) -> RunConfig:
+    return RunConfig(Path("unused"), kind, window_s=3.0)
+
+
+def test_sentence_segmentation_uses_the_transcript_and_reports_cleaning(tmp_path):
+    transcript = tmp_path / "ep.srt"
+    transcript.write_text("1\n00:00:01,000 --> 00:00:02,500\nHost: Hi.\n\n2\n00:00:01,500 --> 00:00:09,000\nBye.\n")
+    segments, warnings = segment_episode(episode(transcript), SAMPLES, 5.0, config(Segmentation.sentence))
+    assert [(s.kind, s.start_s, s.end_s, s.speaker) for s in segments] == [
+        ("sentence", 1.0, 2.5, "Host"),
+        ("sentence", 1.5, 5.0, None),
+    ]
+    assert any("clipped" in w for w in warnings)
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [("{broken", "transcript unreadable"), ('{"segments": []}', "no usable sentences")],
+)
+def test_a_bad_transcript_falls_back_to_voice_activity_with_a_warning(tmp_path, content, reason):
+    transcript = tmp_path / "ep.json"
+    transcript.write_text(content)
+    segments, warnings = segment_episode(episode(transcript), SAMPLES, 2.0, config(Segmentation.sentence))
+    assert segments == []  # silence: no utterances
+    assert any(reason in w for w in warnings)
+
+
+def test_no_transcript_means_voice_activity_and_window_ignores_transcripts(tmp_path):
+    transcript = tmp_path / "ep.srt"
+    transcript.write_text("1\n00:00:00,000 --> 00:00:01,000\nHi.\n")
+    assert segment_episode(episode(None), SAMPLES, 2.0, config(Segmentation.sentence)) == ([], [])
+    assert segment_episode(episode(transcript), SAMPLES, 2.0, config(Segmentation.vad)) == ([], [])
+    windows, _ = segment_episode(episode(transcript), SAMPLES, 7.0, config(Segmentation.window))
+    assert [(s.start_s, s.end_s) for s in windows] == [(0, 3), (3, 6), (6, 7)]
