@@ -6,12 +6,16 @@ Thin by design: the stages live in `ser_pipeline`; this module adds orchestratio
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ser_pipeline.archive import Episode, discover
 from ser_pipeline.inference import Analyzer
@@ -30,8 +34,22 @@ DEFAULT_WAREHOUSE = "warehouse/data"
     cache_policy=NO_CACHE,
     task_run_name="{episode.show}/{episode.episode_id}",
 )
-def analyze_episode(episode: Episode, config: RunConfig, analyzer: Analyzer, run_id: str) -> EpisodeOutcome:
-    return process_episode(episode, config, analyzer, run_id)
+def analyze_episode(
+    episode: Episode, config: RunConfig, analyzer: Analyzer, run_id: str, on_stage: Callable[[str], None]
+) -> EpisodeOutcome:
+    return process_episode(episode, config, analyzer, run_id, on_stage)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("episodes"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[speed]}"),
+        TextColumn("{task.fields[stage]}"),
+        console=Console(stderr=True),
+    )
 
 
 @flow(name="analyze-archive", log_prints=True)
@@ -43,6 +61,7 @@ def analyze_archive(
     hop_s: float | None = None,
     device: str = "auto",
     reports: str | None = None,
+    report_window_s: float = 60.0,
 ) -> list[dict]:
     """Analyze every episode under `archive`; write the warehouse and the reports.
 
@@ -57,35 +76,38 @@ def analyze_archive(
     logger.info(
         "%d episode(s) in %s; models %s; device %s", len(episodes), archive, analyzer.model_ids, analyzer.device
     )
-    outcomes = []
-    for number, episode in enumerate(episodes, start=1):
-        state = analyze_episode(episode, config, analyzer, run_id, return_state=True)
-        if state.is_completed():
-            outcome = state.result()
-        else:
-            outcome = record_failure(
-                episode,
-                config,
-                run_id,
-                analyzer.model_ids,
-                f"{type(state.result(raise_on_failure=False)).__name__}: {state.message}",
-            )
-        for warning in outcome.warnings:
-            logger.warning("%s/%s: %s", episode.show, episode.episode_id, warning)
-        logger.info(
-            "[%d/%d] %s/%s: %s%s",
-            number,
-            len(episodes),
-            episode.show,
-            episode.episode_id,
-            outcome.status,
-            f" ({outcome.error})"
-            if outcome.error
-            else f", {outcome.segments} segments, {outcome.laughs} laughs, "
-            f"{outcome.duration_s / max(outcome.seconds, 1e-9):.0f}x real time",
-        )
-        outcomes.append(outcome)
+    outcomes, audio_s, began = [], 0.0, time.perf_counter()
+    with _progress() as progress:
+        bar = progress.add_task("episodes", total=len(episodes), stage="", speed="")
+        for number, episode in enumerate(episodes, start=1):
+            name = f"{episode.show}/{episode.episode_id}"
+
+            def on_stage(stage: str, name: str = name) -> None:
+                progress.update(bar, stage=f"{name}: {stage}")
+
+            state = analyze_episode(episode, config, analyzer, run_id, on_stage, return_state=True)
+            if state.is_completed():
+                outcome = state.result()
+            else:
+                error = state.result(raise_on_failure=False)
+                outcome = record_failure(
+                    episode, config, run_id, analyzer.model_ids, f"{type(error).__name__}: {error}"
+                )
+            for warning in outcome.warnings:
+                logger.warning("%s: %s", name, warning)
+            if outcome.status == "failed":
+                logger.error("[%d/%d] %s failed: %s", number, len(episodes), name, outcome.error)
+            else:
+                speed = outcome.duration_s / max(outcome.seconds, 1e-9)
+                summary = f"{outcome.segments} segments, {outcome.laughs} laughs, {speed:.0f}x real time"
+                logger.info("[%d/%d] %s ok: %s", number, len(episodes), name, summary)
+            outcomes.append(outcome)
+            audio_s += outcome.duration_s
+            speed = audio_s / max(time.perf_counter() - began, 1e-9)
+            progress.update(bar, advance=1, speed=f"{speed:.0f}x real time", stage="")
     refresh_views(config.warehouse)
-    pages = build_reports(config.warehouse, Path(reports) if reports else config.warehouse.parent / "reports")
+    pages = build_reports(
+        config.warehouse, Path(reports) if reports else config.warehouse.parent / "reports", report_window_s
+    )
     logger.info("warehouse %s; %d report page(s) in %s", config.warehouse, len(pages), pages[0].parent)
     return [asdict(o) for o in outcomes]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -56,6 +57,7 @@ def run(
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.analyze_archive import analyze_archive
 
+    began = time.perf_counter()
     outcomes = analyze_archive(
         archive=str(archive),
         warehouse=str(warehouse),
@@ -64,13 +66,35 @@ def run(
         hop_s=hop,
         device=device,
         reports=str(reports) if reports else None,
+        report_window_s=report_window,
     )
     failed = [o for o in outcomes if o["status"] == "failed"]
-    hours = sum(o["duration_s"] for o in outcomes) / 3600
-    typer.echo(f"{len(outcomes) - len(failed)} ok, {len(failed)} failed, {hours:.2f} h of audio; warehouse {warehouse}")
+    _print_run_summary(outcomes, time.perf_counter() - began, warehouse)
     for outcome in failed:
         typer.echo(f"failed: {outcome['show']}/{outcome['episode_id']}: {outcome['error']}", err=True)
     raise typer.Exit(1 if failed else 0)
+
+
+def _print_run_summary(outcomes: list[dict], seconds: float, warehouse: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    audio_s = sum(o["duration_s"] for o in outcomes)
+    table = Table(
+        "episodes", "ok", "failed", "skipped", "hours of audio", "time taken", "x real time", title="run summary"
+    )
+    statuses = [o["status"] for o in outcomes]
+    table.add_row(
+        str(len(outcomes)),
+        str(statuses.count("ok")),
+        str(statuses.count("failed")),
+        str(statuses.count("skipped")),
+        f"{audio_s / 3600:.2f}",
+        f"{seconds:.1f} s",
+        f"{audio_s / max(seconds, 1e-9):.0f}",
+    )
+    Console().print(table)
+    typer.echo(f"warehouse: {warehouse} (query with `ser-pipeline query`)")
 
 
 @app.command()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -146,21 +147,31 @@ def record_failure(
     return EpisodeOutcome(episode.show, episode.episode_id, "failed", error=one_line, warnings=episode.warnings)
 
 
-def process_episode(episode: Episode, config: RunConfig, analyzer: Analyzer, run_id: str) -> EpisodeOutcome:
-    """Run one episode through every stage and write its rows. Permanent problems (undecodable
-    audio, unreadable transcript) are recorded as a failed episode; anything else is raised so
-    that the caller may retry it."""
+def process_episode(
+    episode: Episode,
+    config: RunConfig,
+    analyzer: Analyzer,
+    run_id: str,
+    on_stage: Callable[[str], None] = lambda stage: None,
+) -> EpisodeOutcome:
+    """Run one episode through every stage and write its rows; `on_stage` hears each stage's
+    name as it starts. Undecodable audio is recorded as a failed episode; anything else is
+    raised so that the caller may retry it."""
     began = time.perf_counter()
     models = analyzer.model_ids
     if episode.problem:
         return record_failure(episode, config, run_id, models, episode.problem)
     try:
+        on_stage("decode")
         audio = decode(episode.audio_path)
-        segments, warnings = segment_episode(episode, audio.samples, audio.duration_s, config)
     except AudioError as error:  # no retry can mend it: recorded as failed at once
         return record_failure(episode, config, run_id, models, str(error))
+    on_stage("segment")
+    segments, warnings = segment_episode(episode, audio.samples, audio.duration_s, config)
+    on_stage("analyze")
     scores = analyzer.analyze(audio.samples, segments)
     warnings = [*episode.warnings, *audio.warnings, *warnings]
+    on_stage("write")
     write_episode(
         config.warehouse,
         episode.show,

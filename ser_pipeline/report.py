@@ -52,13 +52,34 @@ def _figure_html(figure: go.Figure, div_id: str) -> str:
     return figure.to_html(full_html=False, include_plotlyjs=False, div_id=div_id)
 
 
+def clock(seconds: float) -> str:
+    return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
+
+
+def _hover_labels(segments: pd.DataFrame) -> list[str]:
+    """Segment time, speaker and sentence, escaped (plotly renders hover text as HTML)."""
+    return [
+        f"{clock(start)}–{clock(end)} · {html.escape(str(speaker or '–'))}<br>{html.escape(str(text or ''))[:200]}"
+        for start, end, speaker, text in zip(segments.start_s, segments.end_s, segments.speaker, segments.text)
+    ]
+
+
+def _laughter_marks(events: pd.DataFrame) -> go.Scatter:
+    return go.Scatter(
+        x=(events.start_s + events.end_s) / 2,
+        y=[1.0] * len(events),
+        mode="markers",
+        name="laughter",
+        marker=dict(symbol="star", size=11, color="goldenrod"),
+        text=[f"laughter {clock(e.start_s)}–{clock(e.end_s)}, peak {e.peak_prob:.2f}" for e in events.itertuples()],
+        hovertemplate="%{text}<extra></extra>",
+    )
+
+
 def _dims_figure(segments: pd.DataFrame, events: pd.DataFrame, window_s: float) -> go.Figure:
     middle = ((segments.start_s + segments.end_s) / 2).to_numpy()
     weights = (segments.end_s - segments.start_s).clip(lower=1e-3).to_numpy()
-    hover = [
-        f"{m / 60:.0f}:{m % 60:04.1f} · {html.escape(str(speaker or '–'))}<br>{html.escape(str(text or ''))[:200]}"
-        for m, speaker, text in zip(middle, segments.speaker, segments.text)
-    ]
+    hover = _hover_labels(segments)
     figure = go.Figure()
     for dim in DIMENSIONS:
         values = segments[dim].to_numpy(float)
@@ -86,10 +107,68 @@ def _dims_figure(segments: pd.DataFrame, events: pd.DataFrame, window_s: float) 
         )
     for event in events.itertuples():
         figure.add_vrect(x0=event.start_s, x1=event.end_s, fillcolor="gold", opacity=0.35, line_width=0)
+    figure.add_trace(_laughter_marks(events))
     figure.update_layout(
-        title="Valence, arousal, dominance (laughter shaded)", xaxis_title="seconds", yaxis=dict(range=[0, 1])
+        title=f"Valence, arousal, dominance: {window_s:.0f} s rolling mean over the segments (laughter shaded, ★)",
+        xaxis_title="seconds",
+        yaxis=dict(range=[0, 1.05]),
     )
     return figure
+
+
+def _sentiment_figure(segments: pd.DataFrame) -> go.Figure:
+    """One bar per segment, as wide as the segment: p(positive) - p(negative), coloured by label."""
+    colours = {"negative": "#d62728", "neutral": "#7f7f7f", "positive": "#2ca02c"}
+    figure = go.Figure()
+    for label, group in segments.groupby("sentiment"):
+        figure.add_trace(
+            go.Bar(
+                x=(group.start_s + group.end_s) / 2,
+                y=group.p_positive - group.p_negative,
+                width=group.end_s - group.start_s,
+                name=label,
+                marker_color=colours.get(label, "#999"),
+                hovertext=_hover_labels(group),
+                hovertemplate="%{hovertext}<br>positive − negative %{y:.2f}<extra></extra>",
+            )
+        )
+    figure.update_layout(
+        title="Sentiment over time: p(positive) − p(negative) per segment",
+        xaxis_title="seconds",
+        yaxis=dict(range=[-1, 1]),
+        bargap=0,
+    )
+    return figure
+
+
+def _speaker_section(segments: pd.DataFrame) -> str:
+    """Per-speaker talk time, mean valence/arousal/dominance and dominant emotion, when known."""
+    known = segments[segments.speaker.notna()]
+    if known.empty:
+        return ""
+    known = known.assign(seconds=known.end_s - known.start_s)
+    table = known.groupby("speaker").agg(
+        seconds=("seconds", "sum"),
+        valence=("valence", "mean"),
+        arousal=("arousal", "mean"),
+        dominance=("dominance", "mean"),
+        emotion=("emotion", lambda e: e.mode().iat[0]),
+    )
+    rows = "".join(
+        f"<tr><td>{html.escape(str(name))}</td><td>{r.seconds / 60:.1f}</td>"
+        f"<td>{r.seconds / table.seconds.sum():.0%}</td><td>{r.valence:.2f}</td><td>{r.arousal:.2f}</td>"
+        f"<td>{r.dominance:.2f}</td><td>{html.escape(r.emotion)}</td></tr>"
+        for name, r in table.iterrows()
+    )
+    chart = go.Figure(
+        [go.Bar(x=table.index, y=table[dim], name=dim, marker_color=DIMENSION_COLOURS[dim]) for dim in DIMENSIONS]
+    )
+    chart.update_layout(title="Mean valence, arousal, dominance per speaker", yaxis=dict(range=[0, 1]))
+    return (
+        "<h2>Speakers</h2><table><tr><th>speaker</th><th>minutes</th><th>share</th><th>valence</th>"
+        f"<th>arousal</th><th>dominance</th><th>dominant emotion</th></tr>{rows}</table>"
+        + _figure_html(chart, "speakers")
+    )
 
 
 def _emotion_figures(segments: pd.DataFrame) -> tuple[go.Figure, go.Figure]:
@@ -133,8 +212,10 @@ def episode_page(episode: pd.Series, segments: pd.DataFrame, events: pd.DataFram
     return (
         meta
         + _figure_html(_dims_figure(segments, events, window_s), "dims")
+        + _figure_html(_sentiment_figure(segments), "sentiment")
         + _figure_html(over_time, "emotions-over-time")
         + _figure_html(whole, "emotion-shares")
+        + _speaker_section(segments)
     )
 
 

@@ -1,35 +1,12 @@
 from __future__ import annotations
 
 import duckdb
-import pyarrow as pa
 import pytest
+
+from conftest import episode_tables
 
 from ser_pipeline import schema
 from ser_pipeline.warehouse import connect_read_only, episode_key, refresh_views, table_file, write_episode
-
-
-def episode_tables(show: str, episode_id: str, n_segments: int) -> dict[str, pa.Table]:
-    episode = {f.name: None for f in schema.EPISODES}
-    episode.update(show=show, episode_id=episode_id, title="t", status="ok", duration_s=60.0)
-    segments = [
-        {
-            **{f.name: None for f in schema.SEGMENTS},
-            "show": show,
-            "episode_id": episode_id,
-            "segment_id": i,
-            "kind": "window",
-            "start_s": 3.0 * i,
-            "end_s": 3.0 * i + 3,
-            "emotion": "happy",
-            "valence": 0.5,
-        }
-        for i in range(n_segments)
-    ]
-    return {
-        "episodes": pa.Table.from_pylist([episode], schema=schema.EPISODES),
-        "segments": pa.Table.from_pylist(segments, schema=schema.SEGMENTS),
-        "laughter_events": schema.LAUGHTER_EVENTS.empty_table(),
-    }
 
 
 def counts(warehouse):

@@ -1,0 +1,142 @@
+"""The HTML reports in a real browser: Debian's chromium driven by Playwright (no download)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, episode_tables
+from ser_pipeline.report import build_reports, page_name
+from ser_pipeline.warehouse import refresh_views, write_episode
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).is_file(), reason="Debian's chromium is not installed (scripts/test installs it)"
+    ),
+]
+ARTIFACTS = ROOT / "test-artifacts"
+HOSTILE_TITLE = "<script>alert(1)</script>"
+EPISODE_CHARTS = {"dims": 7, "sentiment": 1, "emotions-over-time": 7, "emotion-shares": 1}
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory) -> Path:
+    warehouse = tmp_path_factory.mktemp("warehouse")
+    episodes = [
+        ("Morning <Chat>", "ep1", "Plain title", ("Host", "Guest <img src=x onerror=alert(2)>"), 3),
+        ("Morning <Chat>", "ep2", HOSTILE_TITLE, ("Host",), 1),
+        ("Late", "https://example.org/ep?id=3", "No speakers", (None,), 0),
+    ]
+    for seed, (show, episode_id, title, speakers, laughs) in enumerate(episodes):
+        tables = episode_tables(show, episode_id, 60, title=title, speakers=speakers, laughs=laughs, seed=seed)
+        write_episode(warehouse, show, episode_id, tables)
+    refresh_views(warehouse)
+    return build_reports(warehouse, warehouse / "reports")[0].parent
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    flags = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=flags)
+        yield browser
+        browser.close()
+
+
+def open_page(browser, path: Path):
+    """Load a report page offline; returns the page and what went wrong while loading it."""
+    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    problems = []
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
+    page.route(
+        "**/*",
+        lambda route: (
+            route.continue_()
+            if route.request.url.startswith("file:")
+            else (problems.append(f"network: {route.request.url}"), route.abort())
+        ),
+    )
+    page.goto(path.as_uri())
+    page.wait_for_selector(".js-plotly-plot")
+    return page, problems
+
+
+def traces(page) -> dict[str, int]:
+    return page.evaluate(
+        "Object.fromEntries(Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => [d.id, d.data.length]))"
+    )
+
+
+def screenshot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_plotly_ships_once_with_the_reports(reports):
+    assert (reports / "plotly.min.js").stat().st_size > 1_000_000
+    for page in reports.glob("*.html"):
+        text = page.read_text()
+        assert '<script src="plotly.min.js"></script>' in text and "cdn" not in text.lower()
+
+
+def test_index_lists_every_episode_with_links_and_draws_its_charts(reports, browser):
+    page, problems = open_page(browser, reports / "index.html")
+    assert problems == []
+    assert traces(page) == {"laughs-per-10min": 2, "valence-over-time": 2}
+    links = page.eval_on_selector_all("table a", "as => as.map(a => [a.textContent, a.getAttribute('href')])")
+    assert sorted(links) == sorted(
+        [
+            ["Plain title", page_name("Morning <Chat>", "ep1")],
+            [HOSTILE_TITLE, page_name("Morning <Chat>", "ep2")],
+            ["No speakers", page_name("Late", "https://example.org/ep?id=3")],
+        ]
+    )
+    screenshot(page, "index")
+    page.close()
+
+
+@pytest.mark.parametrize(
+    "show, episode_id, speakers",
+    [("Morning <Chat>", "ep1", 2), ("Morning <Chat>", "ep2", 1), ("Late", "https://example.org/ep?id=3", 0)],
+)
+def test_episode_pages_render_every_chart_without_errors(reports, browser, show, episode_id, speakers):
+    page, problems = open_page(browser, reports / page_name(show, episode_id))
+    assert problems == []
+    expected = dict(EPISODE_CHARTS, **({"speakers": 3} if speakers else {}))
+    drawn = traces(page)
+    assert {k: v for k, v in drawn.items() if k != "sentiment"} == {
+        k: v for k, v in expected.items() if k != "sentiment"
+    }
+    assert 1 <= drawn["sentiment"] <= 3  # one bar trace per sentiment label present
+    assert page.locator("h2", has_text="Speakers").count() == (1 if speakers else 0)
+    assert page.locator("table tr").count() == (speakers + 1 if speakers else 0)
+    screenshot(page, f"episode-{page_name(show, episode_id).removesuffix('.html')}")
+    page.close()
+
+
+def test_hostile_titles_and_speakers_show_as_text(reports, browser):
+    page, problems = open_page(browser, reports / page_name("Morning <Chat>", "ep2"))
+    assert page.locator("h1").inner_text() == HOSTILE_TITLE
+    assert page.title() == HOSTILE_TITLE
+    assert "Morning <Chat>" in page.locator("p.meta").inner_text()
+    assert problems == []  # no alert dialog fired
+    page.close()
+    page, problems = open_page(browser, reports / page_name("Morning <Chat>", "ep1"))
+    assert page.locator("table td", has_text="onerror").inner_text() == "Guest <img src=x onerror=alert(2)>"
+    assert page.locator("img").count() == 0 and problems == []
+    page.close()
+
+
+def test_hovering_a_segment_shows_its_time_speaker_and_text(reports, browser):
+    page, _ = open_page(browser, reports / page_name("Morning <Chat>", "ep1"))
+    hover = page.evaluate("document.getElementById('dims').data[0].text[1]")
+    assert hover.startswith("0:03.0–0:06.0 · Guest &lt;img") and "sentence 1 &lt;b&gt;" in hover
+    page.close()
