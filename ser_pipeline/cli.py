@@ -43,6 +43,7 @@ def run(
     reports: Annotated[
         Path | None, typer.Option(help="Report folder (default: reports/ beside the warehouse).")
     ] = None,
+    report_window: Annotated[float, typer.Option(help="Rolling-mean window of the report charts, seconds.")] = 60.0,
 ) -> None:
     """Analyze every episode of ARCHIVE with the Prefect flow `analyze-archive`.
 

@@ -4,7 +4,6 @@ import duckdb
 import pytest
 
 from conftest import episode_tables
-
 from ser_pipeline import schema
 from ser_pipeline.warehouse import connect_read_only, episode_key, refresh_views, table_file, write_episode
 
