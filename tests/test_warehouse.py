@@ -63,3 +63,23 @@ def test_schema_reference_in_docs_is_generated_from_the_schema_module():
     from ser_pipeline.schema import schema_markdown
 
     assert (Path(__file__).parents[1] / "docs" / "schema.md").read_text() == schema_markdown()
+
+
+def test_every_documented_query_runs(tmp_path):
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    write_episode(
+        tmp_path,
+        "Show A",
+        "late-debate-ep01",
+        episode_tables("Show A", "late-debate-ep01", 30, speakers=("A", "B"), laughs=2),
+    )
+    refresh_views(tmp_path)
+    examples = [s for s in (root / "warehouse" / "example_queries.sql").read_text().split(";") if s.strip()]
+    guide = re.findall(r"```sql\n(.*?)```", (root / "docs" / "user-guide.md").read_text(), re.S)
+    assert len(examples) >= 5 and len(guide) >= 5
+    with connect_read_only(tmp_path) as db:
+        for query in examples + guide:
+            assert db.execute(query).fetchall() is not None, query
