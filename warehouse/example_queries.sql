@@ -1,4 +1,4 @@
--- Example questions editors ask; run one with `ser-pipeline query "..."`.
+-- Example questions editors ask: run one with `ser-pipeline query "..."`.
 
 -- Which episodes are warmest (highest mean valence)?
 SELECT "show", title, round(mean_valence, 3) AS valence FROM episode_summary ORDER BY mean_valence DESC LIMIT 10;
