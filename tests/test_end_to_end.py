@@ -125,6 +125,7 @@ def test_demo_archive_with_bad_files_finishes_records_failures_and_keeps_good_ro
     warehouse = tmp_path / "data"
     result = cli(env, "run", archive, "--warehouse", warehouse, check=False)
     assert result.returncode == 1, result.stderr
+    assert "run summary" in result.stdout and "x real time" in result.stderr  # summary table, progress bar
     status = dict(((e, s) for e, s in rows(warehouse, "SELECT episode_id, status FROM episodes")))
     assert status == {"demo-talk-ep01": "ok", "demo-panel-ep01": "ok", "empty episode": "failed", "noise": "failed"}
     errors = dict(rows(warehouse, "SELECT episode_id, error FROM episodes WHERE status = 'failed'"))
