@@ -62,6 +62,7 @@ def analyze_archive(
     device: str = "auto",
     reports: str | None = None,
     report_window_s: float = 60.0,
+    dims_model: str | None = None,
 ) -> list[dict]:
     """Analyze every episode under `archive`; write the warehouse and the reports.
 
@@ -71,7 +72,7 @@ def analyze_archive(
     logger = get_run_logger()
     config = RunConfig(Path(warehouse), Segmentation(segmentation), window_s, hop_s)
     run_id = str(flow_run.get_id() or "local")
-    analyzer = Analyzer(device=device)
+    analyzer = Analyzer(device=device, dims_model=dims_model)
     episodes = discover(Path(archive))
     logger.info(
         "%d episode(s) in %s; models %s; device %s", len(episodes), archive, analyzer.model_ids, analyzer.device

@@ -15,6 +15,9 @@ app = typer.Typer(
 train_app = typer.Typer(help="Training recipes for the embedded default models.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 
+DimsModelOption = Annotated[
+    str | None, typer.Option(help="Registry id of the valence/arousal/dominance model (default: the registry's).")
+]
 WarehouseOption = Annotated[Path, typer.Option(help="Warehouse folder (Parquet files and podcasts.duckdb).")]
 DataOption = Annotated[
     Path | None, typer.Option(help="Shared data folder (default: $SER_SHARED_DATA or ../shared/data).")
@@ -44,6 +47,7 @@ def run(
         Path | None, typer.Option(help="Report folder (default: reports/ beside the warehouse).")
     ] = None,
     report_window: Annotated[float, typer.Option(help="Rolling-mean window of the report charts, seconds.")] = 60.0,
+    dims_model: DimsModelOption = None,
 ) -> None:
     """Analyze every episode of ARCHIVE with the Prefect flow `analyze-archive`.
 
@@ -68,6 +72,7 @@ def run(
         device=device,
         reports=str(reports) if reports else None,
         report_window_s=report_window,
+        dims_model=dims_model,
     )
     failed = [o for o in outcomes if o["status"] == "failed"]
     _print_run_summary(outcomes, time.perf_counter() - began, warehouse)
@@ -103,6 +108,7 @@ def predict(
     files: Annotated[list[Path], typer.Argument(help="Audio files; each whole file is one segment.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="CSV file to write.")],
     device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
+    dims_model: DimsModelOption = None,
 ) -> None:
     """Clip-level predictions: one CSV row per file (`file` exactly as given)."""
     import csv
@@ -111,7 +117,7 @@ def predict(
     from ser_pipeline.inference import Analyzer
     from ser_pipeline.schema import PREDICTION_COLUMNS, SCORE_COLUMNS
 
-    analyzer = Analyzer(device=device)
+    analyzer = Analyzer(device=device, dims_model=dims_model)
     rows, problems = [], []
     for file in files:
         try:
@@ -203,13 +209,26 @@ def evaluate(
         ),
     ],
     warehouse: WarehouseOption = Path("warehouse/data"),
+    clips: Annotated[
+        bool, typer.Option(help="Also score each sentence's clean source clip and compare (needs the sources).")
+    ] = False,
+    sources: Annotated[
+        Path | None, typer.Option(help="Folder the truth's `source` paths are relative to (default: TRUTH's parent).")
+    ] = None,
+    dims_model: DimsModelOption = None,
 ) -> None:
     """Score the warehouse's sentence segments and laughter events against ground truth (JSON)."""
     import json
 
-    from ser_pipeline.evaluation import evaluate_warehouse
+    from ser_pipeline.evaluation import clip_versus_sentence, evaluate_warehouse
 
-    typer.echo(json.dumps(evaluate_warehouse(warehouse, truth), indent=2))
+    result = evaluate_warehouse(warehouse, truth)
+    if clips:
+        from ser_pipeline.inference import Analyzer
+
+        analyzer = Analyzer(device="auto", dims_model=dims_model)
+        result["clip_versus_sentence"] = clip_versus_sentence(warehouse, truth, sources or truth.parent, analyzer)
+    typer.echo(json.dumps(result, indent=2))
 
 
 @app.command("demo-archive")
@@ -220,16 +239,13 @@ def demo_archive(folder: Annotated[Path, typer.Argument(help="Where to write the
     typer.echo(write_demo_archive(folder))
 
 
-@train_app.command("emotion")
-def train_emotion(
-    data: DataOption = None,
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 40,
-    seed: int = 0,
-    held_out: Annotated[str, typer.Option(help="Comma-separated RAVDESS actors kept out of training.")] = "1,2,5,8,11",
-    models_dir: ModelsDirOption = _models_dir_default(),
-    model_id: str = "ser-crnn-v1",
+HeldOutOption = Annotated[str, typer.Option(help="Comma-separated RAVDESS actors kept out of training.")]
+
+
+def _train_emotion_network(
+    data: Path | None, epochs: int, seed: int, held_out: str, model_id: str, models_dir: Path, dims_only: bool
 ) -> None:
-    """Train the emotion + sentiment + valence/arousal/dominance network and publish it."""
+    """Shared by `train emotion` (all heads) and `train dims` (the dims head alone)."""
     from ser_pipeline.schema import EMOTIONS
     from ser_pipeline.training.cards import emotion_card
     from ser_pipeline.training.data import shared_data_dir
@@ -241,25 +257,57 @@ def train_emotion(
         epochs=epochs,
         seed=seed,
         held_out_actors=tuple(int(a) for a in held_out.split(",") if a),
+        dims_only=dims_only,
     )
     network, scores = train(recipe, log=typer.echo)
     summary = {k: round(v, 4) for k, v in scores.items() if isinstance(v, float)}
-    command = f"ser-pipeline train emotion --epochs {epochs} --seed {seed} --held-out {held_out}"
+    summary["orderings_held"] = f"{sum(scores['orderings'].values())}/{len(scores['orderings'])}"
+    if dims_only:
+        summary = {k: v for k, v in summary.items() if not k.startswith(("emotion_", "sentiment_"))}
+    command = (
+        f"ser-pipeline train {'dims' if dims_only else 'emotion'} --epochs {epochs} --seed {seed} --held-out {held_out}"
+    )
     weights = publish(
         network,
         model_id=model_id,
         architecture="emotion-net",
         models_dir=models_dir,
         entry={
-            "tasks": ["emotion", "sentiment", "dims"],
+            "tasks": ["dims"] if dims_only else ["emotion", "sentiment", "dims"],
             "input": "16 kHz mono; 64 log-mel + 20 MFCC per 10 ms frame",
-            "labels": list(EMOTIONS),
+            "labels": ["valence", "arousal", "dominance"] if dims_only else list(EMOTIONS),
             "licence": "CC BY-NC-SA 4.0 (trained on RAVDESS and TESS; non-commercial)",
             "scores": {"held_out_actors": recipe.held_out_actors, **summary},
         },
         card_body=emotion_card(recipe, scores, command),
     )
     typer.echo(f"wrote {weights}: " + ", ".join(f"{k}={v}" for k, v in summary.items()))
+
+
+@train_app.command("emotion")
+def train_emotion(
+    data: DataOption = None,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 40,
+    seed: int = 0,
+    held_out: HeldOutOption = "1,2,5,8,11",
+    models_dir: ModelsDirOption = _models_dir_default(),
+    model_id: str = "ser-crnn-v1",
+) -> None:
+    """Train the emotion + sentiment + valence/arousal/dominance network and publish it."""
+    _train_emotion_network(data, epochs, seed, held_out, model_id, models_dir, dims_only=False)
+
+
+@train_app.command("dims")
+def train_dims(
+    data: DataOption = None,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 40,
+    seed: int = 0,
+    held_out: HeldOutOption = "1,2,5,8,11",
+    models_dir: ModelsDirOption = _models_dir_default(),
+    model_id: str = "ser-dims-crnn-v1",
+) -> None:
+    """Train a separate valence/arousal/dominance regressor (same network, dims loss only)."""
+    _train_emotion_network(data, epochs, seed, held_out, model_id, models_dir, dims_only=True)
 
 
 @train_app.command("laughter")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import numpy as np
+
 from ser_pipeline.laughter import match_events
 from ser_pipeline.metrics import accuracy, unweighted_average_recall
 from ser_pipeline.schema import EMOTION_TO_SENTIMENT, EMOTIONS, SENTIMENTS
@@ -74,4 +76,50 @@ def evaluate_warehouse(warehouse: Path, episodes_dir: Path) -> dict:
         "laughter_event_recall": recall,
         "laughter_event_f1": 2 * precision * recall / max(precision + recall, 1e-9),
         "per_episode": per_episode,
+    }
+
+
+def clip_versus_sentence(warehouse: Path, episodes_dir: Path, sources: Path, analyzer) -> dict:
+    """The same speech scored twice: as the clean source clip (whole file, 16 kHz FLAC) and as
+    the sentence inside the episode (MP3, resampled, in context). Reports emotion UAR of both
+    on the same clips and how far the dimensions move (mean |difference|, share within 0.05)."""
+    truth_files = {p.name.removesuffix(".truth.csv"): p for p in episodes_dir.rglob("*.truth.csv")}
+    with connect_read_only(warehouse) as db:
+        segments = db.execute(
+            "SELECT episode_id, start_s, end_s, emotion, valence, arousal, dominance FROM segments WHERE kind = 'sentence'"
+        ).fetchall()
+    truth, sentence_labels, clip_labels, differences = [], [], [], []
+    for episode_id, path in truth_files.items():
+        speech, _ = _truth(path)
+        own = [s for s in segments if s[0] == episode_id]
+        for row in speech:
+            start, end = float(row["start"]), float(row["end"])
+            match = next(
+                (s for s in own if abs(s[1] - start) <= TIME_TOLERANCE_S and abs(s[2] - end) <= TIME_TOLERANCE_S), None
+            )
+            if match is None or not (sources / row["source"]).is_file():
+                continue
+            clip = analyzer.analyze_file(sources / row["source"]).columns
+            truth.append(row["label"])
+            sentence_labels.append(match[3])
+            clip_labels.append(clip["emotion"][0])
+            differences.append(
+                [abs(match[4 + i] - float(clip[d][0])) for i, d in enumerate(("valence", "arousal", "dominance"))]
+            )
+    if not truth:
+        return {"clips": 0}
+    differences = np.asarray(differences)
+    return {
+        "clips": len(truth),
+        "clip_emotion_uar": unweighted_average_recall(truth, clip_labels, EMOTIONS),
+        "sentence_emotion_uar": unweighted_average_recall(truth, sentence_labels, EMOTIONS),
+        "clip_sentence_agreement": accuracy(clip_labels, sentence_labels),
+        **{
+            f"{d}_mean_abs_diff": float(differences[:, i].mean())
+            for i, d in enumerate(("valence", "arousal", "dominance"))
+        },
+        **{
+            f"{d}_within_0.05": float((differences[:, i] <= 0.05).mean())
+            for i, d in enumerate(("valence", "arousal", "dominance"))
+        },
     }

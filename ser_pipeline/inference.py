@@ -17,7 +17,7 @@ import torch
 from ser_pipeline.audio import decode
 from ser_pipeline.features import FrontEndConfig, LogMel, frame_span, fused_features
 from ser_pipeline.laughter import LaughterEvent, OperatingPoint, detect_events, smooth
-from ser_pipeline.registry import ModelSpec, Registry, load_network, resolve_weights
+from ser_pipeline.registry import ARCHITECTURES, ModelSpec, Registry, load_network, resolve_weights
 from ser_pipeline.schema import DIMENSIONS, EMOTION_PROB_COLUMNS, EMOTIONS, SENTIMENT_PROB_COLUMNS, SENTIMENTS
 from ser_pipeline.segmentation import Segment
 
@@ -48,6 +48,7 @@ class Analyzer:
         self,
         device: str = "auto",
         emotion_model: str | None = None,
+        dims_model: str | None = None,
         laughter_model: str | None = None,
         operating_point: str = "balanced",
         registry: Registry | None = None,
@@ -57,6 +58,7 @@ class Analyzer:
         registry = registry or Registry.load()
         self.device = pick_device(device)
         self.emotion_spec: ModelSpec = registry.get(emotion_model) if emotion_model else registry.default("emotion")
+        self.dims_spec: ModelSpec = registry.get(dims_model) if dims_model else registry.default("dims")
         self.laughter_spec: ModelSpec = registry.get(laughter_model) if laughter_model else registry.default("laughter")
         if operating_point not in self.laughter_spec.operating_points:
             known = ", ".join(self.laughter_spec.operating_points) or "none"
@@ -66,6 +68,16 @@ class Analyzer:
         self.operating_point_name = operating_point
         self.operating_point = OperatingPoint(**self.laughter_spec.operating_points[operating_point])
         self.emotion_net = load_network(resolve_weights(self.emotion_spec)).to(self.device)
+        # Valence/arousal/dominance: the emotion network's own head, another network on the same
+        # features, or a waveform model (wav2vec2) on the segments' audio.
+        self.dims_net = self.waveform_dims = None
+        if self.dims_spec.id != self.emotion_spec.id:
+            if self.dims_spec.architecture in ARCHITECTURES:
+                self.dims_net = load_network(resolve_weights(self.dims_spec)).to(self.device)
+            else:
+                from ser_pipeline.wav2vec2_dims import Wav2Vec2DimsScorer
+
+                self.waveform_dims = Wav2Vec2DimsScorer(self.dims_spec, self.device)
         self.laughter_net = load_network(resolve_weights(self.laughter_spec)).to(self.device)
         self.front_end = LogMel(FrontEndConfig()).to(self.device)
         self.max_batch_frames = max_batch_frames
@@ -76,7 +88,7 @@ class Analyzer:
         """What produced each group of columns, as recorded in the warehouse."""
         return {
             "emotion": self.emotion_spec.id,
-            "dims": self.emotion_spec.id,
+            "dims": self.dims_spec.id,
             "laughter": f"{self.laughter_spec.id}@{self.operating_point_name}",
         }
 
@@ -87,14 +99,17 @@ class Analyzer:
 
     @torch.inference_mode()
     def emotion_batch(self, features: torch.Tensor, lengths: torch.Tensor) -> dict[str, np.ndarray]:
-        """Fused features (batch, time, n_features) + lengths -> probabilities and dims."""
+        """Fused features (batch, time, n_features) + lengths -> probabilities and dims (dims from
+        the feature-based dims model; absent when the dims model reads waveforms)."""
+        features, lengths = features.to(self.device), lengths.to(self.device)
         with self._autocast():
-            out = self.emotion_net(features.to(self.device), lengths.to(self.device))
-        return {
+            out = self.emotion_net(features, lengths)
+            dims = self.dims_net(features, lengths)["dims"] if self.dims_net is not None else out["dims"]
+        result = {
             "emotion": torch.softmax(out["emotion"].float(), -1).cpu().numpy(),
             "sentiment": torch.softmax(out["sentiment"].float(), -1).cpu().numpy(),
-            "dims": out["dims"].float().cpu().numpy(),
         }
+        return result if self.waveform_dims else {**result, "dims": dims.float().cpu().numpy()}
 
     @torch.inference_mode()
     def laughter_frames(self, logmel: torch.Tensor) -> np.ndarray:
@@ -139,7 +154,11 @@ class Analyzer:
             lengths = torch.tensor([len(p) for p in pieces])
             features = fused_features(torch.nn.utils.rnn.pad_sequence(pieces, batch_first=True).to(self.device), n_mfcc)
             out = self.emotion_batch(features, lengths)
-            emotion[bucket], sentiment[bucket], dims[bucket] = out["emotion"], out["sentiment"], out["dims"]
+            emotion[bucket], sentiment[bucket] = out["emotion"], out["sentiment"]
+            if "dims" in out:
+                dims[bucket] = out["dims"]
+        if self.waveform_dims is not None:
+            dims = self.waveform_dims.score(samples, segments)
         frame_probs = self.laughter_frames(logmel)
         smoothed = smooth(frame_probs, fps, self.operating_point.smooth_s)
         laughter = np.array([smoothed[a:b].max() for a, b in spans], dtype=np.float32)

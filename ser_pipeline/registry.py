@@ -45,6 +45,8 @@ class ModelSpec:
     input: str = ""
     labels: tuple[str, ...] = ()
     url: str | None = None
+    revision: str | None = None  # for hub models: the pinned revision
+    output_order: tuple[str, ...] = ()  # for regression models whose outputs are not in our order
     card: str | None = None
     scores: dict[str, Any] = field(default_factory=dict)
     operating_points: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -56,6 +58,7 @@ class ModelSpec:
                 **entry,
                 "tasks": tuple(entry["tasks"]),
                 "labels": tuple(entry.get("labels", ())),
+                "output_order": tuple(entry.get("output_order", ())),
             }
         )
 

@@ -13,9 +13,15 @@ def _confusion_table(matrix: list[list[int]]) -> str:
 
 def emotion_card(recipe, scores: dict, command: str) -> str:
     actors = ", ".join(f"{a:02d}" for a in recipe.held_out_actors)
+    orderings = "".join(f"| {name} | {'holds' if held else 'FAILS'} |\n" for name, held in scores["orderings"].items())
+    what = (
+        "Valence/arousal/dominance (0..1) alone: the same network as ser-crnn-v1 trained with the\n"
+        "dimensional loss only (its emotion and sentiment heads are untrained and unused). Network:"
+        if recipe.dims_only
+        else "Emotion (7 classes), sentiment (3 classes) and valence/arousal/dominance (0..1) from one\nnetwork:"
+    )
     return f"""
-Emotion (7 classes), sentiment (3 classes) and valence/arousal/dominance (0..1) from one
-network: fused log-mel (64) + MFCC (20) frames at 100 per second, per-utterance mean/variance
+{what} fused log-mel (64) + MFCC (20) frames at 100 per second, per-utterance mean/variance
 normalisation, three masked 1-D conv blocks, a BiLSTM and attention pooling, three heads.
 
 ## Data and split
@@ -25,9 +31,14 @@ normalisation, three masked 1-D conv blocks, a BiLSTM and attention pooling, thr
   in `../shared/data/episodes`, so episode-level checks are speaker-independent as well.
 - Augmentation: random crops of {recipe.min_crop_s}-{recipe.max_crop_s} s of the voiced part,
   SpecAugment (two frequency masks, one time mask); class-weighted cross-entropy.
-- Dimensional targets are derived, not human ratings: each class's NRC VAD lexicon
-  coordinates (`lexicon/emotion_vad.csv`; RAVDESS calm uses "calm"), with RAVDESS strong
-  intensity raising arousal by 0.1 and normal intensity lowering it by 0.1.
+- Dimensional targets are derived, not human ratings (no corpus with dimensional labels is
+  available here): each class's NRC VAD lexicon coordinates (`lexicon/emotion_vad.csv`;
+  RAVDESS calm uses "calm"), RAVDESS strong intensity raising arousal by 0.1 and normal
+  intensity lowering it by 0.1; arousal is then blended ({recipe.acoustic_arousal_weight:.0%}) with the clip's
+  own acoustic evidence: loudness, median pitch and pitch range of its voiced frames, z-scored
+  within the speaker, averaged and squashed by a logistic. Valence and dominance stay class
+  coordinates, so within a class they carry no information beyond the class: treat them as
+  "how much this sounds like a positive / dominant emotion".
 - Seed {recipe.seed}, {recipe.epochs} epochs, batch {recipe.batch_size}, AdamW + one-cycle, lr {recipe.learning_rate}.
 
 ## Licence
@@ -44,6 +55,11 @@ Weights derived from RAVDESS (CC BY-NC-SA 4.0) and TESS (CC BY-NC-ND 4.0): non-c
 | arousal CCC (derived targets) | {scores["arousal_ccc"]:.3f} | 0 |
 | dominance CCC (derived targets) | {scores["dominance_ccc"]:.3f} | 0 |
 
+Orderings of class means on the held-out clips:
+
+| ordering | |
+|---|---|
+{orderings}
 Confusion matrix (held-out clips):
 
 {_confusion_table(scores["confusion"])}

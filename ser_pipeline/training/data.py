@@ -11,7 +11,6 @@ import soundfile as sf
 import torch
 
 from ser_pipeline.audio import SAMPLE_RATE
-from ser_pipeline.features import LogMel
 
 RAVDESS_EMOTIONS = {
     "01": "neutral",
@@ -92,12 +91,6 @@ def read_clip(path: Path) -> np.ndarray:
     if rate != SAMPLE_RATE:
         raise ValueError(f"{path}: expected {SAMPLE_RATE} Hz, found {rate} Hz")
     return samples.mean(axis=1)
-
-
-def clip_logmels(clips: list[Clip], front_end: LogMel) -> list[torch.Tensor]:
-    """Log-mel frames (frames, n_mels) of each clip, computed on the CPU."""
-    device = torch.device("cpu")
-    return [front_end.episode(read_clip(clip.path), device) for clip in clips]
 
 
 def voiced_span(logmel: torch.Tensor, floor_nats: float = 7.0, margin_frames: int = 5) -> tuple[int, int]:

@@ -18,10 +18,12 @@ import torch
 from torch import nn
 
 from ser_pipeline.architectures import EmotionNet, EmotionNetConfig
+from ser_pipeline.audio import SAMPLE_RATE
 from ser_pipeline.features import FrontEndConfig, LogMel, fused_features
 from ser_pipeline.metrics import accuracy, concordance_correlation, confusion, unweighted_average_recall
 from ser_pipeline.schema import DIMENSIONS, EMOTION_TO_SENTIMENT, EMOTIONS, SENTIMENTS
-from ser_pipeline.training.data import Clip, clip_logmels, ravdess_clips, tess_clips, voiced_span
+from ser_pipeline.training.acoustics import acoustic_arousal, arousal_measures
+from ser_pipeline.training.data import Clip, ravdess_clips, read_clip, tess_clips, voiced_span
 
 # Every RAVDESS voice in ../shared/data/episodes: holding them out makes the episode check
 # speaker-independent too. Two male (odd) and two female (even) actors plus one more male.
@@ -40,24 +42,46 @@ class EmotionRecipe:
     min_crop_s: float = 1.0
     max_crop_s: float = 4.0
     dims_loss_weight: float = 5.0
+    acoustic_arousal_weight: float = 0.4
+    dims_only: bool = False  # train the dims head alone (a separate dims model)
     whole_clip_share: float = 0.3
+    noise_share: float = 0.7
     eval_every: int = 5
     clips_limit: int | None = None  # a small subset, for smoke tests of the recipe
     network: EmotionNetConfig = field(default_factory=EmotionNetConfig)
 
 
-def vad_targets(lexicon_csv: Path, clips: list[Clip]) -> np.ndarray:
-    """(clips, 3) valence/arousal/dominance targets from the lexicon, intensity moving arousal."""
+def vad_targets(lexicon_csv: Path, clips: list[Clip], acoustic: np.ndarray, acoustic_weight: float) -> np.ndarray:
+    """(clips, 3) valence/arousal/dominance targets: the class's lexicon coordinates, RAVDESS
+    intensity moving arousal, and arousal blended with the clip's own acoustic evidence."""
     with lexicon_csv.open() as handle:
         lexicon = {row["word"]: row for row in csv.DictReader(handle)}
     targets = []
-    for clip in clips:
+    for clip, evidence in zip(clips, acoustic, strict=True):
         row = lexicon[clip.lexicon_word or clip.label]
         valence, arousal, dominance = (float(row[d]) for d in DIMENSIONS)
         if clip.corpus == "ravdess" and clip.label != "neutral":
             arousal += INTENSITY_AROUSAL_SHIFT if clip.intensity == "strong" else -INTENSITY_AROUSAL_SHIFT
-        targets.append([valence, min(max(arousal, 0.0), 1.0), dominance])
+        arousal = (1 - acoustic_weight) * min(max(arousal, 0.0), 1.0) + acoustic_weight * evidence
+        targets.append([valence, arousal, dominance])
     return np.asarray(targets, dtype=np.float32)
+
+
+def dims_orderings(dims: np.ndarray, clips: list[Clip]) -> dict[str, bool]:
+    """The orderings that derived dimensions must keep, checked on class means."""
+
+    def mean(dim: str, label: str, intensity: str | None = None) -> float:
+        rows = [i for i, c in enumerate(clips) if c.label == label and intensity in (None, c.intensity)]
+        return float(dims[rows, DIMENSIONS.index(dim)].mean())
+
+    checks = {}
+    for high in ("angry", "fear", "happy"):
+        for low in ("neutral", "sad"):
+            checks[f"arousal: strong {high} > {low}"] = mean("arousal", high, "strong") > mean("arousal", low)
+    for low in ("sad", "angry", "disgust", "fear"):
+        checks[f"valence: happy > {low}"] = mean("valence", "happy") > mean("valence", low)
+    checks["dominance: angry > fear"] = mean("dominance", "angry") > mean("dominance", "fear")
+    return checks
 
 
 def _balanced_epoch(clips: list[Clip], rng: random.Random) -> list[int]:
@@ -88,17 +112,37 @@ def _spec_augment(logmel: torch.Tensor, rng: random.Random) -> torch.Tensor:
     return logmel
 
 
-def _crop(
-    logmel: torch.Tensor, voiced: tuple[int, int], rng: random.Random, recipe: EmotionRecipe, fps: float
-) -> torch.Tensor:
+def _crop(samples: np.ndarray, voiced: tuple[int, int], rng: random.Random, recipe: EmotionRecipe) -> np.ndarray:
     """A random stretch of the voiced part, or now and then the whole clip with its pauses,
     as whole-file predictions and loosely cut segments will hold some."""
     if rng.random() < recipe.whole_clip_share:
-        return logmel
+        return samples
     first, last = voiced
-    length = min(last - first, int(rng.uniform(recipe.min_crop_s, recipe.max_crop_s) * fps))
+    length = min(last - first, int(rng.uniform(recipe.min_crop_s, recipe.max_crop_s) * SAMPLE_RATE))
     start = rng.randint(first, last - length)
-    return logmel[start : start + length]
+    return samples[start : start + length]
+
+
+def _noise(length: int, rng: np.random.Generator) -> np.ndarray:
+    """White, pink or brown noise of unit RMS."""
+    white = rng.standard_normal(length)
+    slope = rng.choice([0.0, 0.5, 1.0])  # spectral power ~ 1 / f^(2 * slope)
+    if slope:
+        spectrum = np.fft.rfft(white)
+        spectrum[1:] /= np.arange(1, len(spectrum)) ** slope
+        spectrum[0] = 0
+        white = np.fft.irfft(spectrum, n=length)
+    return white / (np.sqrt(np.mean(white**2)) + 1e-12)
+
+
+def _degrade(samples: np.ndarray, rng: np.random.Generator, recipe: EmotionRecipe) -> np.ndarray:
+    """Level change and background noise at an absolute level: a quiet voice in a noisy room
+    ends up at a low signal-to-noise ratio, as it does in real recordings."""
+    out = samples * 10 ** (rng.uniform(-6, 6) / 20)
+    if rng.random() < recipe.noise_share:
+        noise_rms = np.exp(rng.uniform(np.log(2e-4), np.log(8e-3)))
+        out = out + noise_rms * _noise(len(out), rng)
+    return out.astype(np.float32)
 
 
 def predict(
@@ -118,6 +162,7 @@ def predict(
 
 
 def evaluate(predictions: dict[str, np.ndarray], clips: list[Clip], targets: np.ndarray) -> dict:
+    """Held-out scores: UAR/accuracy, CCC per dimension, dimension orderings, confusion."""
     truth = [c.label for c in clips]
     predicted = [EMOTIONS[i] for i in predictions["emotion"].argmax(1)]
     sentiment_truth = [EMOTION_TO_SENTIMENT[t] for t in truth]
@@ -132,6 +177,7 @@ def evaluate(predictions: dict[str, np.ndarray], clips: list[Clip], targets: np.
             f"{d}_ccc": concordance_correlation(targets[:, i], predictions["dims"][:, i])
             for i, d in enumerate(DIMENSIONS)
         },
+        "orderings": dims_orderings(predictions["dims"], clips),
         "confusion": confusion(truth, predicted, EMOTIONS).tolist(),
     }
 
@@ -151,11 +197,21 @@ def train(recipe: EmotionRecipe, log=print) -> tuple[EmotionNet, dict]:
     train_clips = [c for c in clips if c.speaker not in held_out]
     test_clips = [c for c in clips if c.speaker in held_out]
     log(f"features for {len(clips)} clips ({len(train_clips)} train, {len(test_clips)} held-out) ...")
-    logmels = {c.path: m for c, m in zip(clips, clip_logmels(clips, front_end))}
-    voiced = {path: voiced_span(m) for path, m in logmels.items()}
+    samples = [read_clip(c.path) for c in clips]
+    logmels = {c.path: front_end.episode(x, torch.device("cpu")) for c, x in zip(clips, samples)}
+    log("acoustic arousal evidence (loudness, pitch level and range) ...")
+    measures = np.stack([arousal_measures(x) for x in samples])
+    evidence = dict(zip((c.path for c in clips), acoustic_arousal(measures, [c.speaker for c in clips])))
+    hop = front_end_config.hop_length
+    voiced = {path: tuple(hop * f for f in voiced_span(m)) for path, m in logmels.items()}
+    waveforms = {c.path: x for c, x in zip(clips, samples)}
+    noise_rng = np.random.default_rng(recipe.seed)
     lexicon = recipe.data / "lexicon" / "emotion_vad.csv"
-    train_dims = torch.from_numpy(vad_targets(lexicon, train_clips))
-    test_dims = vad_targets(lexicon, test_clips)
+    weight = recipe.acoustic_arousal_weight
+    train_dims = torch.from_numpy(
+        vad_targets(lexicon, train_clips, np.array([evidence[c.path] for c in train_clips]), weight)
+    )
+    test_dims = vad_targets(lexicon, test_clips, np.array([evidence[c.path] for c in test_clips]), weight)
     emotion_index = torch.tensor([EMOTIONS.index(c.label) for c in train_clips])
     sentiment_index = torch.tensor([SENTIMENTS.index(EMOTION_TO_SENTIMENT[c.label]) for c in train_clips])
     counts = torch.bincount(emotion_index, minlength=len(EMOTIONS)).float().clamp(min=1)
@@ -167,7 +223,6 @@ def train(recipe: EmotionRecipe, log=print) -> tuple[EmotionNet, dict]:
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, recipe.learning_rate, total_steps=steps)
     emotion_loss = nn.CrossEntropyLoss(weight=class_weights, label_smoothing=0.1)
     sentiment_loss = nn.CrossEntropyLoss(label_smoothing=0.1)
-    fps = front_end_config.frames_per_second
     for epoch in range(recipe.epochs):
         network.train()
         order = _balanced_epoch(train_clips, rng)
@@ -175,16 +230,22 @@ def train(recipe: EmotionRecipe, log=print) -> tuple[EmotionNet, dict]:
         for first in range(0, len(order), recipe.batch_size):
             batch = order[first : first + recipe.batch_size]
             crops = [
-                _spec_augment(_crop(logmels[train_clips[i].path], voiced[train_clips[i].path], rng, recipe, fps), rng)
+                _degrade(
+                    _crop(waveforms[train_clips[i].path], voiced[train_clips[i].path], rng, recipe), noise_rng, recipe
+                )
                 for i in batch
             ]
-            features, lengths = _batch([fused_features(m, front_end_config.n_mfcc) for m in crops])
+            with torch.no_grad():
+                padded = front_end.frames(
+                    torch.from_numpy(np.stack([np.pad(c, (0, max(map(len, crops)) - len(c))) for c in crops]))
+                )
+            logmel_crops = [_spec_augment(m[: front_end.frame_count(len(c))], rng) for m, c in zip(padded, crops)]
+            features, lengths = _batch([fused_features(m, front_end_config.n_mfcc) for m in logmel_crops])
             out = network(features, lengths)
-            loss = (
-                emotion_loss(out["emotion"], emotion_index[batch])
-                + sentiment_loss(out["sentiment"], sentiment_index[batch])
-                + recipe.dims_loss_weight * nn.functional.mse_loss(out["dims"], train_dims[batch])
-            )
+            loss = recipe.dims_loss_weight * nn.functional.mse_loss(out["dims"], train_dims[batch])
+            if not recipe.dims_only:
+                loss = loss + emotion_loss(out["emotion"], emotion_index[batch])
+                loss = loss + sentiment_loss(out["sentiment"], sentiment_index[batch])
             optimizer.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(network.parameters(), 5.0)
@@ -196,7 +257,11 @@ def train(recipe: EmotionRecipe, log=print) -> tuple[EmotionNet, dict]:
             scores = evaluate(
                 predict(network, [logmels[c.path] for c in test_clips], front_end_config.n_mfcc), test_clips, test_dims
             )
-            message += f" | held-out UAR {scores['emotion_uar']:.3f} sentiment UAR {scores['sentiment_uar']:.3f}"
+            message += (
+                f" | held-out UAR {scores['emotion_uar']:.3f} sentiment UAR {scores['sentiment_uar']:.3f}"
+                f" CCC V {scores['valence_ccc']:.3f} A {scores['arousal_ccc']:.3f} D {scores['dominance_ccc']:.3f}"
+                f" orderings {sum(scores['orderings'].values())}/{len(scores['orderings'])}"
+            )
         log(message)
     if not test_clips:
         return network.eval(), {}
