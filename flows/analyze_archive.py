@@ -63,6 +63,8 @@ def analyze_archive(
     reports: str | None = None,
     report_window_s: float = 60.0,
     dims_model: str | None = None,
+    laughter_model: str | None = None,
+    operating_point: str = "balanced",
 ) -> list[dict]:
     """Analyze every episode under `archive`; write the warehouse and the reports.
 
@@ -72,7 +74,9 @@ def analyze_archive(
     logger = get_run_logger()
     config = RunConfig(Path(warehouse), Segmentation(segmentation), window_s, hop_s)
     run_id = str(flow_run.get_id() or "local")
-    analyzer = Analyzer(device=device, dims_model=dims_model)
+    analyzer = Analyzer(
+        device=device, dims_model=dims_model, laughter_model=laughter_model, operating_point=operating_point
+    )
     episodes = discover(Path(archive))
     logger.info(
         "%d episode(s) in %s; models %s; device %s", len(episodes), archive, analyzer.model_ids, analyzer.device

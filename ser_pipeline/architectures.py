@@ -28,7 +28,7 @@ def masked_cmvn(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x - mean) / torch.sqrt(var + 1e-5) * weights
 
 
-class _MetadataConfig:
+class MetadataConfig:
     """Round-trips a flat dataclass of ints, floats and int tuples through safetensors metadata
     (a str -> str map), so that weights files describe their own architecture."""
 
@@ -48,7 +48,7 @@ class _MetadataConfig:
 
 
 @dataclass(frozen=True)
-class EmotionNetConfig(_MetadataConfig):
+class EmotionNetConfig(MetadataConfig):
     n_features: int = 84
     channels: tuple[int, ...] = (96, 96, 128)
     kernel_size: int = 5
@@ -117,7 +117,7 @@ class EmotionNet(nn.Module):
 
 
 @dataclass(frozen=True)
-class LaughterNetConfig(_MetadataConfig):
+class LaughterNetConfig(MetadataConfig):
     n_mels: int = 64
     channels: int = 64
     dilations: tuple[int, ...] = (1, 2, 4, 8, 16)

@@ -18,6 +18,12 @@ app.add_typer(train_app, name="train")
 DimsModelOption = Annotated[
     str | None, typer.Option(help="Registry id of the valence/arousal/dominance model (default: the registry's).")
 ]
+LaughterModelOption = Annotated[
+    str | None, typer.Option(help="Registry id of the laughter detector (default: the registry's).")
+]
+OperatingPointOption = Annotated[
+    str, typer.Option(help="The laughter detector's named operating point (see `ser-pipeline models`).")
+]
 WarehouseOption = Annotated[Path, typer.Option(help="Warehouse folder (Parquet files and podcasts.duckdb).")]
 DataOption = Annotated[
     Path | None, typer.Option(help="Shared data folder (default: $SER_SHARED_DATA or ../shared/data).")
@@ -48,6 +54,8 @@ def run(
     ] = None,
     report_window: Annotated[float, typer.Option(help="Rolling-mean window of the report charts, seconds.")] = 60.0,
     dims_model: DimsModelOption = None,
+    laughter_model: LaughterModelOption = None,
+    operating_point: OperatingPointOption = "balanced",
 ) -> None:
     """Analyze every episode of ARCHIVE with the Prefect flow `analyze-archive`.
 
@@ -73,6 +81,8 @@ def run(
         reports=str(reports) if reports else None,
         report_window_s=report_window,
         dims_model=dims_model,
+        laughter_model=laughter_model,
+        operating_point=operating_point,
     )
     failed = [o for o in outcomes if o["status"] == "failed"]
     _print_run_summary(outcomes, time.perf_counter() - began, warehouse)
@@ -109,6 +119,7 @@ def predict(
     output: Annotated[Path, typer.Option("--output", "-o", help="CSV file to write.")],
     device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
     dims_model: DimsModelOption = None,
+    laughter_model: LaughterModelOption = None,
 ) -> None:
     """Clip-level predictions: one CSV row per file (`file` exactly as given)."""
     import csv
@@ -117,7 +128,7 @@ def predict(
     from ser_pipeline.inference import Analyzer
     from ser_pipeline.schema import PREDICTION_COLUMNS, SCORE_COLUMNS
 
-    analyzer = Analyzer(device=device, dims_model=dims_model)
+    analyzer = Analyzer(device=device, dims_model=dims_model, laughter_model=laughter_model)
     rows, problems = [], []
     for file in files:
         try:

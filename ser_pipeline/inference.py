@@ -16,6 +16,8 @@ import torch
 
 from ser_pipeline.audio import decode
 from ser_pipeline.features import FrontEndConfig, LogMel, frame_span, fused_features
+from ser_pipeline.gillick import GILLICK_RATE, GillickResNet, gillick_features, window_probabilities
+from ser_pipeline.gillick import HOP as GILLICK_HOP
 from ser_pipeline.laughter import LaughterEvent, OperatingPoint, detect_events, smooth
 from ser_pipeline.registry import ARCHITECTURES, ModelSpec, Registry, load_network, resolve_weights
 from ser_pipeline.schema import DIMENSIONS, EMOTION_PROB_COLUMNS, EMOTIONS, SENTIMENT_PROB_COLUMNS, SENTIMENTS
@@ -78,7 +80,8 @@ class Analyzer:
                 from ser_pipeline.wav2vec2_dims import Wav2Vec2DimsScorer
 
                 self.waveform_dims = Wav2Vec2DimsScorer(self.dims_spec, self.device)
-        self.laughter_net = load_network(resolve_weights(self.laughter_spec)).to(self.device)
+        self.laughter_net = load_network(resolve_weights(self.laughter_spec), self.laughter_spec.architecture)
+        self.laughter_net.to(self.device)
         self.front_end = LogMel(FrontEndConfig()).to(self.device)
         self.max_batch_frames = max_batch_frames
         self.laughter_chunk_frames = laughter_chunk_frames
@@ -128,6 +131,15 @@ class Analyzer:
             probs[first:last] = torch.sigmoid(logits.float()).cpu().numpy()[first - begin : last - begin]
         return probs
 
+    def laughter_probabilities(self, samples: np.ndarray, logmel: torch.Tensor) -> tuple[np.ndarray, float]:
+        """Laughter probability per frame and the frames' rate: our detector reads the shared
+        log-mel frames; the Gillick ResNet reads its own 8 kHz features."""
+        if isinstance(self.laughter_net, GillickResNet):
+            stride = int(self.laughter_spec.options.get("stride", 1))
+            probs = window_probabilities(self.laughter_net, gillick_features(samples), self.device, stride)
+            return probs, GILLICK_RATE / GILLICK_HOP
+        return self.laughter_frames(logmel), self.front_end.config.frames_per_second
+
     def _length_buckets(self, spans: list[tuple[int, int]]) -> list[list[int]]:
         """Segment indices grouped by similar length (sorted), each group under the frame budget."""
         order = sorted(range(len(spans)), key=lambda i: spans[i][1] - spans[i][0])
@@ -159,9 +171,10 @@ class Analyzer:
                 dims[bucket] = out["dims"]
         if self.waveform_dims is not None:
             dims = self.waveform_dims.score(samples, segments)
-        frame_probs = self.laughter_frames(logmel)
-        smoothed = smooth(frame_probs, fps, self.operating_point.smooth_s)
-        laughter = np.array([smoothed[a:b].max() for a, b in spans], dtype=np.float32)
+        frame_probs, laughter_fps = self.laughter_probabilities(samples, logmel)
+        smoothed = smooth(frame_probs, laughter_fps, self.operating_point.smooth_s)
+        laughter_spans = [frame_span(s.start_s, s.end_s, laughter_fps, len(frame_probs)) for s in segments]
+        laughter = np.array([smoothed[a:b].max() for a, b in laughter_spans], dtype=np.float32)
         columns = {
             "emotion": np.array([EMOTIONS[i] for i in emotion.argmax(1)], dtype=object),
             **{name: emotion[:, i] for i, name in enumerate(EMOTION_PROB_COLUMNS)},
@@ -170,7 +183,7 @@ class Analyzer:
             **{name: dims[:, i] for i, name in enumerate(DIMENSIONS)},
             "laughter_prob": laughter,
         }
-        return EpisodeScores(columns, detect_events(frame_probs, fps, self.operating_point), frame_probs)
+        return EpisodeScores(columns, detect_events(frame_probs, laughter_fps, self.operating_point), frame_probs)
 
     def analyze_file(self, path: Path) -> EpisodeScores:
         """A whole file as one segment."""

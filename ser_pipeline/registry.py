@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from ser_pipeline.architectures import EmotionNet, EmotionNetConfig, LaughterNet, LaughterNetConfig
 from ser_pipeline.files import file_sha256
+from ser_pipeline.gillick import GillickConfig, GillickResNet
 
 EMBEDDED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 REGISTRY_FILE = EMBEDDED_MODELS_DIR / "registry.json"
@@ -27,6 +28,7 @@ REGISTRY_FILE = EMBEDDED_MODELS_DIR / "registry.json"
 ARCHITECTURES: dict[str, tuple[type[torch.nn.Module], type]] = {
     "emotion-net": (EmotionNet, EmotionNetConfig),
     "laughter-tcn": (LaughterNet, LaughterNetConfig),
+    "gillick-resnet": (GillickResNet, GillickConfig),
 }
 
 
@@ -48,6 +50,7 @@ class ModelSpec:
     revision: str | None = None  # for hub models: the pinned revision
     output_order: tuple[str, ...] = ()  # for regression models whose outputs are not in our order
     card: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # architecture-specific inference settings
     scores: dict[str, Any] = field(default_factory=dict)
     operating_points: dict[str, dict[str, float]] = field(default_factory=dict)
 
@@ -107,6 +110,18 @@ def resolve_weights(spec: ModelSpec, explicit: Path | None = None) -> Path:
                 )
             return candidate
     where = ", ".join(str(c) for c in candidates)
+    if spec.url and not explicit and os.environ.get("SER_OFFLINE") != "1":
+        from ser_pipeline.gillick import download_checkpoint
+
+        target = cache_dir() / spec.weights
+        try:
+            download_checkpoint(spec.url, spec.options["checkpoint_sha256"], target)
+        except (ConnectionError, ValueError) as error:
+            raise ModelNotFoundError(
+                f"weights {spec.weights!r} of model {spec.id} not found (looked in {where}) and the download failed: "
+                f"{error}. Download {spec.url} elsewhere, or point SER_MODEL_PATH at a folder holding {spec.weights}"
+            ) from None
+        return resolve_weights(spec, target)
     hint = f"download it from {spec.url} into {cache_dir()}" if spec.url else "train it with `ser-pipeline train`"
     raise ModelNotFoundError(f"weights {spec.weights!r} of model {spec.id} not found (looked in {where}); {hint}")
 
@@ -122,11 +137,15 @@ def save_network(
     return file_sha256(path)
 
 
-def load_network(path: Path) -> torch.nn.Module:
-    """Build the network a safetensors file describes and load its weights (eval mode)."""
+def load_network(path: Path, architecture: str | None = None) -> torch.nn.Module:
+    """Build the network a safetensors file describes (its metadata, else `architecture` from the
+    registry, for published files without our metadata) and load its weights (eval mode)."""
     with safe_open(str(path), framework="pt") as handle:
         metadata = handle.metadata() or {}
-    architecture = metadata.get("architecture")
+    written = metadata.get("architecture")
+    if written and architecture and written != architecture:
+        raise ValueError(f"{path} holds a {written!r} network, not the registered {architecture!r}")
+    architecture = written or architecture
     if architecture not in ARCHITECTURES:
         raise ValueError(f"{path}: unknown or missing architecture {architecture!r} in the safetensors metadata")
     network_class, config_class = ARCHITECTURES[architecture]
