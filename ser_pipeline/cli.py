@@ -226,19 +226,30 @@ def evaluate(
     sources: Annotated[
         Path | None, typer.Option(help="Folder the truth's `source` paths are relative to (default: TRUTH's parent).")
     ] = None,
+    false_alarm_minutes: Annotated[
+        float, typer.Option(help="Also count laughter detected in this many minutes of RAVDESS/TESS speech (0: skip).")
+    ] = 0.0,
     dims_model: DimsModelOption = None,
+    laughter_model: LaughterModelOption = None,
+    operating_point: OperatingPointOption = "balanced",
 ) -> None:
     """Score the warehouse's sentence segments and laughter events against ground truth (JSON)."""
     import json
 
-    from ser_pipeline.evaluation import clip_versus_sentence, evaluate_warehouse
+    from ser_pipeline.evaluation import clip_versus_sentence, evaluate_warehouse, laughter_false_alarms
+    from ser_pipeline.inference import Analyzer
 
     result = evaluate_warehouse(warehouse, truth)
+    sources = sources or truth.parent
+    if clips or false_alarm_minutes:
+        analyzer = Analyzer(
+            device="auto", dims_model=dims_model, laughter_model=laughter_model, operating_point=operating_point
+        )
     if clips:
-        from ser_pipeline.inference import Analyzer
-
-        analyzer = Analyzer(device="auto", dims_model=dims_model)
-        result["clip_versus_sentence"] = clip_versus_sentence(warehouse, truth, sources or truth.parent, analyzer)
+        result["clip_versus_sentence"] = clip_versus_sentence(warehouse, truth, sources, analyzer)
+    if false_alarm_minutes:
+        speech = sorted(sources.glob("ravdess/*/*.flac")) + sorted(sources.glob("tess/*/*.flac"))
+        result["laughter_free_speech"] = laughter_false_alarms(analyzer, speech, false_alarm_minutes)
     typer.echo(json.dumps(result, indent=2))
 
 

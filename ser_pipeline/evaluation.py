@@ -27,6 +27,13 @@ def _truth(path: Path) -> tuple[list[dict], list[tuple[float, float]]]:
     return speech, laughs
 
 
+def _covered(times: np.ndarray, spans: list[tuple[float, float]]) -> np.ndarray:
+    inside = np.zeros(len(times), bool)
+    for start, end in spans:
+        inside |= (times >= start) & (times < end)
+    return inside
+
+
 def evaluate_warehouse(warehouse: Path, episodes_dir: Path) -> dict:
     """Sentence-level emotion/sentiment scores and laughter event scores over every episode in
     the warehouse that has a truth file under `episodes_dir` (matched by episode id)."""
@@ -39,6 +46,7 @@ def evaluate_warehouse(warehouse: Path, episodes_dir: Path) -> dict:
         events = db.execute("SELECT episode_id, start_s, end_s FROM laughter_events").fetchall()
     truth_labels, predicted, truth_sentiment, predicted_sentiment = [], [], [], []
     hits = false_alarms = misses = 0
+    frames = {"tp": 0, "fp": 0, "fn": 0}
     per_episode = {}
     for show, episode_id, duration_s in episodes:
         if episode_id not in truth_files:
@@ -59,6 +67,11 @@ def evaluate_warehouse(warehouse: Path, episodes_dir: Path) -> dict:
         detected = [(e[1], e[2]) for e in events if e[0] == episode_id]
         tp, fp, fn = match_events(laughs, detected)
         hits, false_alarms, misses = hits + tp, false_alarms + fp, misses + fn
+        grid = np.arange(0, duration_s, 0.01)
+        true_frames, detected_frames = _covered(grid, laughs), _covered(grid, detected)
+        frames["tp"] += int((true_frames & detected_frames).sum())
+        frames["fp"] += int((~true_frames & detected_frames).sum())
+        frames["fn"] += int((true_frames & ~detected_frames).sum())
         per_episode[f"{show}/{episode_id}"] = {
             "laughs_per_10min_truth": round(len(laughs) * 600 / duration_s, 2),
             "laughs_per_10min_detected": round(len(detected) * 600 / duration_s, 2),
@@ -75,6 +88,7 @@ def evaluate_warehouse(warehouse: Path, episodes_dir: Path) -> dict:
         "laughter_event_precision": precision,
         "laughter_event_recall": recall,
         "laughter_event_f1": 2 * precision * recall / max(precision + recall, 1e-9),
+        "laughter_frame_f1": 2 * frames["tp"] / max(2 * frames["tp"] + frames["fp"] + frames["fn"], 1),
         "per_episode": per_episode,
     }
 
@@ -123,3 +137,28 @@ def clip_versus_sentence(warehouse: Path, episodes_dir: Path, sources: Path, ana
             for i, d in enumerate(("valence", "arousal", "dominance"))
         },
     }
+
+
+def laughter_false_alarms(analyzer, speech_files: list[Path], minutes: float = 30.0, seed: int = 0) -> dict:
+    """Laughter events detected in laughter-free speech: clips strung together with short,
+    lightly noisy gaps (as in a podcast), `minutes` long; returns events per hour."""
+    import soundfile as sf
+
+    from ser_pipeline.audio import SAMPLE_RATE
+    from ser_pipeline.laughter import detect_events
+
+    rng = np.random.default_rng(seed)
+    pieces, total = [], 0
+    for index in rng.permutation(len(speech_files)):
+        clip, _ = sf.read(speech_files[index], dtype="float32")
+        gap = rng.standard_normal(int(rng.uniform(0.25, 0.9) * SAMPLE_RATE)).astype(np.float32) * 1e-3
+        pieces += [clip, gap]
+        total += len(clip) + len(gap)
+        if total >= minutes * 60 * SAMPLE_RATE:
+            break
+    samples = np.concatenate(pieces)
+    logmel = analyzer.front_end.episode(samples, analyzer.device)
+    probs, fps = analyzer.laughter_probabilities(samples, logmel)
+    events = detect_events(probs, fps, analyzer.operating_point)
+    hours = len(samples) / SAMPLE_RATE / 3600
+    return {"speech_hours": round(hours, 3), "false_alarms": len(events), "false_alarms_per_hour": len(events) / hours}
