@@ -29,8 +29,11 @@ normalisation, three masked 1-D conv blocks, a BiLSTM and attention pooling, thr
   from `../shared/data` (16 kHz mono). RAVDESS calm counts as neutral, TESS "ps" as surprise.
 - Held out (never seen in training): RAVDESS actors {actors}: every RAVDESS voice that appears
   in `../shared/data/episodes`, so episode-level checks are speaker-independent as well.
-- Augmentation: random crops of {recipe.min_crop_s}-{recipe.max_crop_s} s of the voiced part,
-  SpecAugment (two frequency masks, one time mask); class-weighted cross-entropy.
+- Augmentation: random crops of {recipe.min_crop_s}-{recipe.max_crop_s} s of the voiced part (the whole clip
+  {recipe.whole_clip_share:.0%} of the time), level changes of +-6 dB, background noise (white, pink or brown)
+  at an absolute RMS of 2e-4 to 8e-3 in {recipe.noise_share:.0%} of the crops (quiet voices end up at a low
+  SNR, as in real rooms), SpecAugment (two frequency masks, one time mask); epochs hold every
+  RAVDESS clip and as many TESS clips; class-weighted cross-entropy.
 - Dimensional targets are derived, not human ratings (no corpus with dimensional labels is
   available here): each class's NRC VAD lexicon coordinates (`lexicon/emotion_vad.csv`;
   RAVDESS calm uses "calm"), RAVDESS strong intensity raising arousal by 0.1 and normal
@@ -65,6 +68,10 @@ Confusion matrix (held-out clips):
 {_confusion_table(scores["confusion"])}
 This is one split (one fold), not cross-validation; leave-4-actors-out CV is the emotion
 issue's evaluation.
+
+## Measured in context
+`docs/evaluation.md`: the same speakers' sentences inside the shared episodes (44.1 kHz MP3,
+trimmed, light noise) against their clean source clips.
 
 ## Reproduce
 `{command}`
