@@ -45,6 +45,7 @@ def test_search_path_then_sha256_check(tmp_path, monkeypatch):
 def test_missing_weights_say_where_they_looked_and_how_to_get_them(tmp_path, monkeypatch):
     monkeypatch.setenv("SER_MODEL_PATH", str(tmp_path))
     monkeypatch.setenv("SER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SER_OFFLINE", "1")
     with pytest.raises(ModelNotFoundError, match=r"looked in .*\n?.*download it from https://example.org/w"):
         resolve_weights(spec("absent.safetensors", url="https://example.org/w"))
     with pytest.raises(ModelNotFoundError, match="ser-pipeline train"):
