@@ -97,3 +97,13 @@ def frame_span(start_s: float, end_s: float, frames_per_second: float, total_fra
     first = min(max(math.ceil(start_s * frames_per_second - 1e-6), 0), total_frames - 1)
     last = min(max(math.ceil(end_s * frames_per_second - 1e-6), first + 1), total_frames)
     return first, last
+
+
+def voiced_span(logmel: torch.Tensor, floor_nats: float = 7.0, margin_frames: int = 5) -> tuple[int, int]:
+    """[first, last) frames from the first to the last whose energy is within `floor_nats`
+    (about 30 dB) of the loudest one, plus a small margin: leading and trailing pauses cut."""
+    energy = torch.logsumexp(logmel, dim=-1)
+    loud = torch.nonzero(energy >= energy.max() - floor_nats).squeeze(-1)
+    first = max(int(loud[0]) - margin_frames, 0)
+    last = min(int(loud[-1]) + 1 + margin_frames, len(energy))
+    return first, last

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ser_pipeline.audio import decode
-from ser_pipeline.features import FrontEndConfig, LogMel, frame_span, fused_features
+from ser_pipeline.features import FrontEndConfig, LogMel, frame_span, fused_features, voiced_span
 from ser_pipeline.gillick import GILLICK_RATE, GillickResNet, gillick_features, window_probabilities
 from ser_pipeline.gillick import HOP as GILLICK_HOP
 from ser_pipeline.laughter import LaughterEvent, OperatingPoint, detect_events, smooth
@@ -140,6 +140,11 @@ class Analyzer:
             return probs, GILLICK_RATE / GILLICK_HOP
         return self.laughter_frames(logmel), self.front_end.config.frames_per_second
 
+    @staticmethod
+    def _voiced(logmel: torch.Tensor, first: int, last: int) -> tuple[int, int]:
+        start, stop = voiced_span(logmel[first:last])
+        return first + start, first + stop
+
     def _length_buckets(self, spans: list[tuple[int, int]]) -> list[list[int]]:
         """Segment indices grouped by similar length (sorted), each group under the frame budget."""
         order = sorted(range(len(spans)), key=lambda i: spans[i][1] - spans[i][0])
@@ -156,7 +161,10 @@ class Analyzer:
         """Score every segment of one decoded episode (16 kHz mono)."""
         logmel = self.front_end.episode(samples, self.device)
         fps = self.front_end.config.frames_per_second
-        spans = [frame_span(s.start_s, s.end_s, fps, len(logmel)) for s in segments]
+        # Each segment is scored on its voiced part: leading and trailing pauses would otherwise
+        # weigh on the per-utterance normalisation, and a clip cut loosely or tightly around the
+        # same speech should score the same.
+        spans = [self._voiced(logmel, *frame_span(s.start_s, s.end_s, fps, len(logmel))) for s in segments]
         emotion = np.zeros((len(segments), len(EMOTIONS)), np.float32)
         sentiment = np.zeros((len(segments), len(SENTIMENTS)), np.float32)
         dims = np.zeros((len(segments), len(DIMENSIONS)), np.float32)

@@ -47,7 +47,7 @@ normalisation, three masked 1-D conv blocks, a BiLSTM and attention pooling, thr
 ## Licence
 Weights derived from RAVDESS (CC BY-NC-SA 4.0) and TESS (CC BY-NC-ND 4.0): non-commercial use.
 
-## Measured on the held-out actors (whole clips, {scores["clips"]} clips)
+## Measured on the held-out actors ({scores["clips"]} clips, voiced part as the pipeline scores it)
 | metric | value | chance |
 |---|---|---|
 | 7-class UAR | {scores["emotion_uar"]:.3f} | 0.143 |

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import torch
 
 from ser_pipeline.audio import SAMPLE_RATE
 
@@ -91,12 +90,3 @@ def read_clip(path: Path) -> np.ndarray:
     if rate != SAMPLE_RATE:
         raise ValueError(f"{path}: expected {SAMPLE_RATE} Hz, found {rate} Hz")
     return samples.mean(axis=1)
-
-
-def voiced_span(logmel: torch.Tensor, floor_nats: float = 7.0, margin_frames: int = 5) -> tuple[int, int]:
-    """[first, last) frames whose energy is within `floor_nats` (about 30 dB) of the loudest one."""
-    energy = torch.logsumexp(logmel, dim=-1)
-    loud = torch.nonzero(energy > energy.max() - floor_nats).squeeze(-1)
-    first = max(int(loud[0]) - margin_frames, 0)
-    last = min(int(loud[-1]) + 1 + margin_frames, len(energy))
-    return first, last

@@ -19,11 +19,11 @@ from torch import nn
 
 from ser_pipeline.architectures import EmotionNet, EmotionNetConfig
 from ser_pipeline.audio import SAMPLE_RATE
-from ser_pipeline.features import FrontEndConfig, LogMel, fused_features
+from ser_pipeline.features import FrontEndConfig, LogMel, fused_features, voiced_span
 from ser_pipeline.metrics import accuracy, concordance_correlation, confusion, unweighted_average_recall
 from ser_pipeline.schema import DIMENSIONS, EMOTION_TO_SENTIMENT, EMOTIONS, SENTIMENTS
 from ser_pipeline.training.acoustics import acoustic_arousal, arousal_measures
-from ser_pipeline.training.data import Clip, ravdess_clips, read_clip, tess_clips, voiced_span
+from ser_pipeline.training.data import Clip, ravdess_clips, read_clip, tess_clips
 
 # Every RAVDESS voice in ../shared/data/episodes: holding them out makes the episode check
 # speaker-independent too. Two male (odd) and two female (even) actors plus one more male.
@@ -148,12 +148,14 @@ def _degrade(samples: np.ndarray, rng: np.random.Generator, recipe: EmotionRecip
 def predict(
     network: EmotionNet, logmels: list[torch.Tensor], n_mfcc: int, batch_size: int = 64
 ) -> dict[str, np.ndarray]:
-    """Emotion and sentiment probabilities and dims, one row per whole clip."""
+    """Emotion and sentiment probabilities and dims, one row per clip (its voiced part, as the
+    pipeline scores segments)."""
     network.eval()
     outputs: dict[str, list[np.ndarray]] = {"emotion": [], "sentiment": [], "dims": []}
     with torch.inference_mode():
         for first in range(0, len(logmels), batch_size):
-            features, lengths = _batch([fused_features(m, n_mfcc) for m in logmels[first : first + batch_size]])
+            voiced = [m[slice(*voiced_span(m))] for m in logmels[first : first + batch_size]]  # as inference does
+            features, lengths = _batch([fused_features(m, n_mfcc) for m in voiced])
             result = network(features, lengths)
             outputs["emotion"].append(torch.softmax(result["emotion"], -1).numpy())
             outputs["sentiment"].append(torch.softmax(result["sentiment"], -1).numpy())
