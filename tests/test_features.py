@@ -68,3 +68,17 @@ def test_mfcc_zeroth_coefficient_tracks_overall_level(front_end):
 )
 def test_frame_span(start, end, expected):
     assert frame_span(start, end, 100.0, 1001) == expected
+
+
+@pytest.mark.parametrize(
+    "signal, expected",
+    [
+        (np.zeros(16_000, np.float32), (0, 101)),  # nothing louder than anything else: keep it all
+        (np.concatenate([np.zeros(16_000), tone(300, 1.0), np.zeros(16_000)]).astype(np.float32), (96, 206)),
+    ],
+)
+def test_voiced_span_cuts_leading_and_trailing_pauses(front_end, signal, expected):
+    from ser_pipeline.features import voiced_span
+
+    first, last = voiced_span(front_end.episode(signal, CPU))
+    assert (first, last) == pytest.approx(expected, abs=2)
