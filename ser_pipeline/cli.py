@@ -68,6 +68,8 @@ def run(
     # Prefect's local server would otherwise try to send usage telemetry on every run, which
     # fails loudly on offline machines; users can still turn it on in their Prefect settings.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Its default 20 s wait for the local server to come up is too short on a busy 2-core machine.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     from flows.analyze_archive import analyze_archive
 
     began = time.perf_counter()

@@ -15,7 +15,7 @@ def prefect_api():
     """A temporary Prefect API for this module, stopped before pytest closes its output."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness():
+    with prefect_test_harness(server_startup_timeout=180):
         yield
 
 
