@@ -98,10 +98,11 @@ def decode(path: Path) -> DecodedAudio:
     """Decode, downmix and resample a whole file to 16 kHz mono float32."""
     source, blocks = iter_blocks(path)
     resampler = soxr.ResampleStream(source.rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
-    pieces, nonfinite, source_frames = [], 0, 0
+    pieces, nonfinite, clipped, source_frames = [], 0, 0, 0
     try:
         for block in blocks:
             source_frames += len(block)
+            clipped += int(np.count_nonzero(np.abs(block) >= 0.999))
             bad = ~np.isfinite(block)
             if bad.any():
                 nonfinite += int(bad.sum())
@@ -123,6 +124,8 @@ def decode(path: Path) -> DecodedAudio:
             f"file is truncated or its header overstates its length: decoded {source_frames / source.rate:.1f}s "
             f"of the {source.declared_frames / source.rate:.1f}s declared"
         )
+    if clipped > 0.001 * source_frames:
+        warnings.append(f"{clipped / source_frames:.1%} of samples are clipped: scores may be unreliable")
     if nonfinite:
         warnings.append(f"{nonfinite} NaN/inf sample(s) replaced by silence")
     return DecodedAudio(samples, source.rate, source.channels, tuple(warnings))

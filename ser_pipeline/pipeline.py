@@ -168,6 +168,8 @@ def process_episode(
         return record_failure(episode, config, run_id, models, str(error))
     on_stage("segment")
     segments, warnings = segment_episode(episode, audio.samples, audio.duration_s, config)
+    if not segments:
+        warnings.append("no speech found (silence?): no segments")
     on_stage("analyze")
     scores = analyzer.analyze(audio.samples, segments)
     warnings = [*episode.warnings, *audio.warnings, *warnings]

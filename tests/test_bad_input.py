@@ -1,0 +1,123 @@
+"""An archive of every kind of bad input beside good episodes: the run finishes, records every
+episode (ok, ok with a warning, or failed with a one-line reason) and keeps the good rows."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import duckdb
+import numpy as np
+import pytest
+
+from conftest import write_audio
+
+pytestmark = pytest.mark.slow
+
+FEED = """<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0"><channel><title>Feed Show</title>
+<item><title>Passwd</title><guid>g-passwd</guid><enclosure url="../../etc/passwd"/></item>
+<item><title>Absolute</title><guid>g-abs</guid><enclosure url="/etc/passwd"/></item>
+<item><title>Notes</title><guid>g-notes</guid><enclosure url="notes.txt"/></item>
+<item><title>Twice A</title><guid>g-dup</guid><enclosure url="twice a.wav"/></item>
+<item><title>Twice B</title><guid>g-dup</guid><enclosure url="twice b.wav"/></item>
+</channel></rss>"""
+
+
+def voiced(seconds: float, rate: int = 16_000) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.3 * np.sin(2 * np.pi * 180 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def bad_archive(tmp_path_factory, demo_archive):
+    root = tmp_path_factory.mktemp("bad") / "archive"
+    shutil.copytree(demo_archive, root)
+    show = root / "bad show é"
+    show.mkdir()
+    (show / "zero bytes.mp3").write_bytes(b"")
+    (show / "random.mp3").write_bytes(bytes(np.random.default_rng(0).integers(0, 256, 6000, dtype=np.uint8)))
+    full = write_audio(show / "full.mp3", voiced(6.0, 44_100), 44_100, format="MP3").read_bytes()
+    (show / "full.mp3").unlink()
+    (show / "truncated.mp3").write_bytes(full[: len(full) // 2])
+    liar = write_audio(show / "liar.wav", voiced(3.0), 16_000)
+    raw = bytearray(liar.read_bytes())
+    raw[40:44] = (len(raw) * 4).to_bytes(4, "little")
+    liar.write_bytes(bytes(raw))
+    write_audio(show / "silence.wav", np.zeros(16_000 * 5, np.float32), 16_000)
+    write_audio(show / "short.wav", voiced(1.0), 16_000)
+    write_audio(show / "narrowband.wav", voiced(4.0, 8_000), 8_000)
+    write_audio(show / "six channels.flac", np.repeat(voiced(4.0, 96_000)[:, None], 6, axis=1), 96_000)
+    write_audio(show / "clipped.wav", np.clip(voiced(4.0) * 10, -1, 1), 16_000)
+    nan = voiced(4.0)
+    nan[1000:1100] = np.nan
+    nan[5000] = np.inf
+    write_audio(show / "nan.wav", nan, 16_000, subtype="FLOAT")
+    transcripts = {
+        "bad json": "{not json",
+        "empty json": '{"segments": []}',
+    }
+    for stem, text in transcripts.items():
+        write_audio(show / f"{stem}.wav", voiced(4.0), 16_000)
+        (show / f"{stem}.json").write_text(text)
+    cues = {
+        "unsorted": "2\n00:00:02,000 --> 00:00:03,000\nB\n\n1\n00:00:00,500 --> 00:00:01,500\nA\n",
+        "overlapping": "1\n00:00:00,500 --> 00:00:02,500\nA\n\n2\n00:00:02,000 --> 00:00:03,500\nB\n",
+        "impossible": "1\n00:00:02,000 --> 00:00:01,000\nreversed\n\n2\n00:00:03,000 --> 00:00:09,000\npast the end\n\n3\n00:00:00,500 --> 00:00:01,500\nfine\n",
+    }
+    for stem, text in cues.items():
+        write_audio(show / f"{stem}.wav", voiced(4.0), 16_000)
+        (show / f"{stem}.srt").write_text(text)
+    write_audio(show / "cp1252.wav", voiced(4.0), 16_000)
+    (show / "cp1252.srt").write_bytes("1\n00:00:00,500 --> 00:00:02,000\nCafé crème\n".encode("cp1252"))
+    feed_show = root / "feed show"
+    feed_show.mkdir()
+    (feed_show / "feed.xml").write_text(FEED)
+    (feed_show / "notes.txt").write_text("not audio")
+    write_audio(feed_show / "twice a.wav", voiced(3.0), 16_000)
+    write_audio(feed_show / "twice b.wav", voiced(3.0), 16_000)
+    return root
+
+
+def test_an_archive_of_bad_inputs_finishes_and_records_every_episode(tmp_path, bad_archive):
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_LOGGING_LEVEL": "WARNING"}
+    warehouse = tmp_path / "data"
+    result = subprocess.run(
+        [sys.executable, "-m", "ser_pipeline", "run", str(bad_archive), "--warehouse", str(warehouse)],
+        env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr[-3000:]
+    with duckdb.connect(str(warehouse / "podcasts.duckdb"), read_only=True) as db:
+        rows = db.execute("""SELECT "show", episode_id, status, error, models FROM episodes""").fetchall()
+        durations = dict(db.execute("SELECT episode_id, duration_s FROM episodes").fetchall())
+        segments = dict(db.execute("SELECT episode_id, count(*) FROM segments GROUP BY episode_id").fetchall())
+        texts = [t for (t,) in db.execute("SELECT text FROM segments WHERE episode_id = 'cp1252'").fetchall()]
+    episodes = {episode_id: (status, error or "") for _, episode_id, status, error, _ in rows}
+    failed = {e: err for e, (status, err) in episodes.items() if status == "failed"}
+    assert set(failed) == {"zero bytes", "random", "g-passwd", "g-abs", "g-notes"}
+    assert "empty" in failed["zero bytes"] and "cannot decode" in failed["random"]
+    assert "outside the show folder" in failed["g-passwd"] and "outside the show folder" in failed["g-abs"]
+    assert "not an audio file" in failed["g-notes"]
+    assert all("\n" not in err for err in failed.values())
+    warned = {e: err for e, (status, err) in episodes.items() if status == "ok"}
+    assert "truncated" in warned["truncated"]
+    assert "no speech found" in warned["silence"]
+    assert "clipped" in warned["clipped"]
+    assert "NaN/inf" in warned["nan"]
+    assert "transcript unreadable" in warned["bad json"] and "no usable sentences" in warned["empty json"]
+    assert "sorted" in warned["unsorted"]
+    assert "dropped" in warned["impossible"] and "clipped to the audio" in warned["impossible"]
+    assert episodes["g-dup"][0] == "ok" and episodes["g-dup-5"][0] == "ok"
+    # Decoded at their true length; no transcript, so voice activity (which finds no speech in tones).
+    for ok, seconds in {"liar": 3.0, "short": 1.0, "narrowband": 4.0, "six channels": 4.0}.items():
+        assert episodes[ok][0] == "ok" and durations[ok] == pytest.approx(seconds, abs=0.01), ok
+    for ok in ("overlapping", "demo-talk-ep01", "demo-panel-ep01"):
+        assert episodes[ok][0] == "ok" and segments[ok] > 0, ok
+    assert segments["unsorted"] == 2 and segments["overlapping"] == 2 and segments["impossible"] == 2
+    assert texts == ["Café crème"]
+    assert set(segments) <= {e for e, (status, _) in episodes.items() if status == "ok"}
+    assert all(json.loads(models)["emotion"] for *_, models in rows)
+    assert len(rows) == 2 + 16 + 5  # demo, bad show, feed items
