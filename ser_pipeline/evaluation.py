@@ -19,7 +19,8 @@ from ser_pipeline.warehouse import connect_read_only
 TIME_TOLERANCE_S = 0.010
 
 
-def _truth(path: Path) -> tuple[list[dict], list[tuple[float, float]]]:
+def read_truth(path: Path) -> tuple[list[dict], list[tuple[float, float]]]:
+    """(speech rows, laughter spans) of a `.truth.csv` file."""
     with path.open() as handle:
         rows = list(csv.DictReader(handle))
     speech = [r for r in rows if r["kind"] == "speech"]
@@ -34,6 +35,38 @@ def _covered(times: np.ndarray, spans: list[tuple[float, float]]) -> np.ndarray:
     return inside
 
 
+Spans = list[tuple[float, float]]
+
+
+def laughter_scores(episodes: dict[str, tuple[float, Spans, Spans]]) -> dict:
+    """Event precision/recall/F1 (IoU >= 0.3, one to one), frame F1 (10 ms grid) and laughs per
+    10 minutes, from {episode: (duration_s, true spans, detected spans)}."""
+    hits = false_alarms = misses = 0
+    frames = {"tp": 0, "fp": 0, "fn": 0}
+    per_episode = {}
+    for name, (duration_s, truth, detected) in episodes.items():
+        tp, fp, fn = match_events(truth, detected)
+        hits, false_alarms, misses = hits + tp, false_alarms + fp, misses + fn
+        grid = np.arange(0, duration_s, 0.01)
+        true_frames, detected_frames = _covered(grid, truth), _covered(grid, detected)
+        frames["tp"] += int((true_frames & detected_frames).sum())
+        frames["fp"] += int((~true_frames & detected_frames).sum())
+        frames["fn"] += int((true_frames & ~detected_frames).sum())
+        per_episode[name] = {
+            "laughs_per_10min_truth": round(len(truth) * 600 / duration_s, 2),
+            "laughs_per_10min_detected": round(len(detected) * 600 / duration_s, 2),
+        }
+    precision, recall = hits / max(hits + false_alarms, 1), hits / max(hits + misses, 1)
+    return {
+        "laughter_event_precision": precision,
+        "laughter_event_recall": recall,
+        "laughter_event_f1": 2 * precision * recall / max(precision + recall, 1e-9),
+        "laughter_frame_f1": 2 * frames["tp"] / max(2 * frames["tp"] + frames["fp"] + frames["fn"], 1),
+        "true_laughs": hits + misses,
+        "per_episode": per_episode,
+    }
+
+
 def evaluate_warehouse(warehouse: Path, episodes_dir: Path) -> dict:
     """Sentence-level emotion/sentiment scores and laughter event scores over every episode in
     the warehouse that has a truth file under `episodes_dir` (matched by episode id)."""
@@ -45,13 +78,11 @@ def evaluate_warehouse(warehouse: Path, episodes_dir: Path) -> dict:
         ).fetchall()
         events = db.execute("SELECT episode_id, start_s, end_s FROM laughter_events").fetchall()
     truth_labels, predicted, truth_sentiment, predicted_sentiment = [], [], [], []
-    hits = false_alarms = misses = 0
-    frames = {"tp": 0, "fp": 0, "fn": 0}
-    per_episode = {}
+    laughter = {}
     for show, episode_id, duration_s in episodes:
         if episode_id not in truth_files:
             continue
-        speech, laughs = _truth(truth_files[episode_id])
+        speech, laughs = read_truth(truth_files[episode_id])
         own = [s for s in segments if s[0] == episode_id]
         for row in speech:
             start, end = float(row["start"]), float(row["end"])
@@ -64,19 +95,7 @@ def evaluate_warehouse(warehouse: Path, episodes_dir: Path) -> dict:
             predicted.append(match[3])
             truth_sentiment.append(EMOTION_TO_SENTIMENT[row["label"]])
             predicted_sentiment.append(match[4])
-        detected = [(e[1], e[2]) for e in events if e[0] == episode_id]
-        tp, fp, fn = match_events(laughs, detected)
-        hits, false_alarms, misses = hits + tp, false_alarms + fp, misses + fn
-        grid = np.arange(0, duration_s, 0.01)
-        true_frames, detected_frames = _covered(grid, laughs), _covered(grid, detected)
-        frames["tp"] += int((true_frames & detected_frames).sum())
-        frames["fp"] += int((~true_frames & detected_frames).sum())
-        frames["fn"] += int((true_frames & ~detected_frames).sum())
-        per_episode[f"{show}/{episode_id}"] = {
-            "laughs_per_10min_truth": round(len(laughs) * 600 / duration_s, 2),
-            "laughs_per_10min_detected": round(len(detected) * 600 / duration_s, 2),
-        }
-    precision, recall = hits / max(hits + false_alarms, 1), hits / max(hits + misses, 1)
+        laughter[f"{show}/{episode_id}"] = (duration_s, laughs, [(e[1], e[2]) for e in events if e[0] == episode_id])
     return {
         "sentences_matched": len(truth_labels),
         "emotion_accuracy": accuracy(truth_labels, predicted) if truth_labels else None,
@@ -85,11 +104,7 @@ def evaluate_warehouse(warehouse: Path, episodes_dir: Path) -> dict:
         "sentiment_uar": unweighted_average_recall(truth_sentiment, predicted_sentiment, SENTIMENTS)
         if truth_labels
         else None,
-        "laughter_event_precision": precision,
-        "laughter_event_recall": recall,
-        "laughter_event_f1": 2 * precision * recall / max(precision + recall, 1e-9),
-        "laughter_frame_f1": 2 * frames["tp"] / max(2 * frames["tp"] + frames["fp"] + frames["fn"], 1),
-        "per_episode": per_episode,
+        **laughter_scores(laughter),
     }
 
 
@@ -104,7 +119,7 @@ def clip_versus_sentence(warehouse: Path, episodes_dir: Path, sources: Path, ana
         ).fetchall()
     truth, sentence_labels, clip_labels, differences = [], [], [], []
     for episode_id, path in truth_files.items():
-        speech, _ = _truth(path)
+        speech, _ = read_truth(path)
         own = [s for s in segments if s[0] == episode_id]
         for row in speech:
             start, end = float(row["start"]), float(row["end"])

@@ -7,7 +7,6 @@ Plain functions, no Prefect: the flow in `flows/` calls `process_episode` per ep
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,8 +23,6 @@ from ser_pipeline.inference import Analyzer, EpisodeScores
 from ser_pipeline.segmentation import Segment, Segmentation, sentence_segments, vad_segments, window_segments
 from ser_pipeline.transcripts import TranscriptError, clean_sentences, read_transcript
 from ser_pipeline.warehouse import write_episode
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -109,11 +109,11 @@ Operating point: threshold {point.threshold}, smoothing {point.smooth_s} s, mini
 
 | metric | value |
 |---|---|
-| event precision (IoU >= 0.3, one to one) | {scores["event_precision"]:.3f} |
-| event recall | {scores["event_recall"]:.3f} |
-| event F1 | {scores["event_f1"]:.3f} |
-| frame F1 | {scores["frame_f1"]:.3f} |
-| true events | {scores["true_events"]} |
+| event precision (IoU >= 0.3, one to one) | {scores["laughter_event_precision"]:.3f} |
+| event recall | {scores["laughter_event_recall"]:.3f} |
+| event F1 | {scores["laughter_event_f1"]:.3f} |
+| frame F1 | {scores["laughter_frame_f1"]:.3f} |
+| true events | {scores["true_laughs"]} |
 
 | episode | laughs / 10 min (truth) | laughs / 10 min (detected) |
 |---|---|---|

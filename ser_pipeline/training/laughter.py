@@ -8,7 +8,6 @@ in `../shared/data/episodes` are held out, so the episode evaluation is on unhea
 
 from __future__ import annotations
 
-import csv
 import math
 import random
 from dataclasses import dataclass
@@ -20,8 +19,9 @@ from torch import nn
 
 from ser_pipeline.architectures import LaughterNet, LaughterNetConfig
 from ser_pipeline.audio import SAMPLE_RATE, decode
+from ser_pipeline.evaluation import laughter_scores, read_truth
 from ser_pipeline.features import FrontEndConfig, LogMel
-from ser_pipeline.laughter import OperatingPoint, detect_events, match_events
+from ser_pipeline.laughter import OperatingPoint, detect_events
 from ser_pipeline.training.data import nonverbal_clips, ravdess_clips, read_clip, tess_clips
 
 # The laughers of ../shared/data/episodes (first field of the nonverbal file names).
@@ -105,45 +105,17 @@ def score_frames(network: LaughterNet, logmel: torch.Tensor) -> np.ndarray:
 
 
 def evaluate_on_episodes(network: LaughterNet, episodes_dir: Path, point: OperatingPoint) -> dict:
-    """Event P/R/F1 (IoU >= 0.3) and frame F1 against every episode's `.truth.csv`."""
+    """Laughter scores of `network` against every episode's `.truth.csv` (see `laughter_scores`)."""
     front_end = LogMel(FrontEndConfig())
     fps = front_end.config.frames_per_second
-    hits = false_alarms = misses = 0
-    frame_tp = frame_fp = frame_fn = 0
-    per_episode = {}
+    episodes = {}
     for truth_file in sorted(episodes_dir.glob("*/*.truth.csv")):
-        audio = decode(truth_file.with_name(truth_file.name.replace(".truth.csv", ".mp3")))
+        name = truth_file.name.removesuffix(".truth.csv")
+        audio = decode(truth_file.with_name(f"{name}.mp3"))
         probs = score_frames(network, front_end.episode(audio.samples, torch.device("cpu")))
-        with truth_file.open() as handle:
-            truth = [(float(r["start"]), float(r["end"])) for r in csv.DictReader(handle) if r["kind"] == "laughter"]
-        events = detect_events(probs, fps, point)
-        tp, fp, fn = match_events(truth, [(e.start_s, e.end_s) for e in events])
-        hits, false_alarms, misses = hits + tp, false_alarms + fp, misses + fn
-        centres = np.arange(len(probs)) / fps
-        true_frames = np.zeros(len(probs), bool)
-        for start, end in truth:
-            true_frames |= (centres >= start) & (centres < end)
-        predicted = np.zeros(len(probs), bool)
-        for e in events:
-            predicted |= (centres >= e.start_s) & (centres < e.end_s)
-        frame_tp += int((true_frames & predicted).sum())
-        frame_fp += int((~true_frames & predicted).sum())
-        frame_fn += int((true_frames & ~predicted).sum())
-        minutes = audio.duration_s / 600
-        per_episode[truth_file.name.replace(".truth.csv", "")] = {
-            "laughs_per_10min_truth": round(len(truth) / minutes, 2),
-            "laughs_per_10min_detected": round(len(events) / minutes, 2),
-        }
-    precision = hits / max(hits + false_alarms, 1)
-    recall = hits / max(hits + misses, 1)
-    return {
-        "event_precision": precision,
-        "event_recall": recall,
-        "event_f1": 2 * precision * recall / max(precision + recall, 1e-9),
-        "frame_f1": 2 * frame_tp / max(2 * frame_tp + frame_fp + frame_fn, 1),
-        "true_events": hits + misses,
-        "per_episode": per_episode,
-    }
+        detected = [(e.start_s, e.end_s) for e in detect_events(probs, fps, point)]
+        episodes[name] = (audio.duration_s, read_truth(truth_file)[1], detected)
+    return laughter_scores(episodes)
 
 
 def train(recipe: LaughterRecipe, log=print) -> LaughterNet:
