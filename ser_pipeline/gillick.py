@@ -26,6 +26,7 @@ from ser_pipeline.audio import SAMPLE_RATE
 
 GILLICK_RATE = 8_000
 N_FFT, HOP, N_MELS, WINDOW_FRAMES = 2048, 186, 128, 44
+GILLICK_FPS = GILLICK_RATE / HOP  # frames (and window starts) per second
 
 
 class _ResidualUnit(nn.Module):

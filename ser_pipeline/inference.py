@@ -7,7 +7,6 @@ built on them, with the same results (batches are exact, see `architectures`).
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,23 +14,13 @@ import numpy as np
 import torch
 
 from ser_pipeline.audio import decode
+from ser_pipeline.devices import autocast_for, pick_device
 from ser_pipeline.features import FrontEndConfig, LogMel, frame_span, fused_features, voiced_span
-from ser_pipeline.gillick import GILLICK_RATE, GillickResNet, gillick_features, window_probabilities
-from ser_pipeline.gillick import HOP as GILLICK_HOP
+from ser_pipeline.gillick import GILLICK_FPS, GillickResNet, gillick_features, window_probabilities
 from ser_pipeline.laughter import LaughterEvent, OperatingPoint, detect_events, smooth
 from ser_pipeline.registry import ARCHITECTURES, ModelSpec, Registry, load_network, resolve_weights
 from ser_pipeline.schema import DIMENSIONS, EMOTION_PROB_COLUMNS, EMOTIONS, SENTIMENT_PROB_COLUMNS, SENTIMENTS
 from ser_pipeline.segmentation import Segment
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but no CUDA device is available (use auto or cpu)")
-    if name not in ("cpu", "cuda"):
-        raise ValueError(f"unknown device {name!r}: use auto, cpu or cuda")
-    return torch.device(name)
 
 
 @dataclass(frozen=True)
@@ -95,17 +84,12 @@ class Analyzer:
             "laughter": f"{self.laughter_spec.id}@{self.operating_point_name}",
         }
 
-    def _autocast(self):
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.float16)
-        return contextlib.nullcontext()
-
     @torch.inference_mode()
     def emotion_batch(self, features: torch.Tensor, lengths: torch.Tensor) -> dict[str, np.ndarray]:
         """Fused features (batch, time, n_features) + lengths -> probabilities and dims (dims from
         the feature-based dims model; absent when the dims model reads waveforms)."""
         features, lengths = features.to(self.device), lengths.to(self.device)
-        with self._autocast():
+        with autocast_for(self.device):
             out = self.emotion_net(features, lengths)
             dims = self.dims_net(features, lengths)["dims"] if self.dims_net is not None else out["dims"]
         result = {
@@ -126,7 +110,7 @@ class Analyzer:
         for first in range(0, len(logmel), chunk):
             last = min(first + chunk, len(logmel))
             begin, end = max(first - context, 0), min(last + context, len(logmel))
-            with self._autocast():
+            with autocast_for(self.device):
                 logits = self.laughter_net(logmel[begin:end].to(self.device)[None])[0]
             probs[first:last] = torch.sigmoid(logits.float()).cpu().numpy()[first - begin : last - begin]
         return probs
@@ -137,7 +121,7 @@ class Analyzer:
         if isinstance(self.laughter_net, GillickResNet):
             stride = int(self.laughter_spec.options.get("stride", 1))
             probs = window_probabilities(self.laughter_net, gillick_features(samples), self.device, stride)
-            return probs, GILLICK_RATE / GILLICK_HOP
+            return probs, GILLICK_FPS
         return self.laughter_frames(logmel), self.front_end.config.frames_per_second
 
     @staticmethod

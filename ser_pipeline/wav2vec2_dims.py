@@ -9,7 +9,6 @@ Loaded with transformers from a local directory or a hub id (downloaded only whe
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from torch import nn
 from transformers import Wav2Vec2Model, Wav2Vec2PreTrainedModel
 
 from ser_pipeline.audio import SAMPLE_RATE
+from ser_pipeline.devices import autocast_for
 from ser_pipeline.registry import ModelNotFoundError, ModelSpec, search_path
 from ser_pipeline.schema import DIMENSIONS
 from ser_pipeline.segmentation import Segment
@@ -89,10 +89,7 @@ class Wav2Vec2DimsScorer:
         """(batch, samples) equal-length waveforms -> (batch, 3) valence, arousal, dominance."""
         wavs = wavs.to(self.device)
         wavs = (wavs - wavs.mean(dim=1, keepdim=True)) / torch.sqrt(wavs.var(dim=1, keepdim=True) + 1e-7)
-        autocast = (
-            torch.autocast("cuda", dtype=torch.float16) if self.device.type == "cuda" else contextlib.nullcontext()
-        )
-        with autocast:
+        with autocast_for(self.device):
             out = self.model(wavs).float()
         return out[:, self.columns].clamp(0, 1).cpu().numpy()
 
