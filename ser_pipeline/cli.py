@@ -187,12 +187,12 @@ def models() -> None:
     from ser_pipeline.registry import Registry
 
     registry = Registry.load()
-    defaults = {model_id: task for task, model_id in registry.defaults.items()}
     table = Table("id", "tasks", "source", "licence", "measured", "default for")
     for spec in registry.models.values():
         scores = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in spec.scores.items())
         source = spec.weights + (f" ({spec.url})" if spec.url else "")
-        table.add_row(spec.id, ", ".join(spec.tasks), source, spec.licence, scores, defaults.get(spec.id, ""))
+        default_for = ", ".join(task for task, model_id in registry.defaults.items() if model_id == spec.id)
+        table.add_row(spec.id, ", ".join(spec.tasks), source, spec.licence, scores, default_for)
     Console(width=200).print(table)
 
 
