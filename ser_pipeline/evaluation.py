@@ -7,6 +7,7 @@ Truth rows are `start,end,kind,label,...` with kind `speech` (label = 7-class em
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,22 @@ def _covered(times: np.ndarray, spans: list[tuple[float, float]]) -> np.ndarray:
     for start, end in spans:
         inside |= (times >= start) & (times < end)
     return inside
+
+
+def _truth_files(episodes_dir: Path) -> dict[str, Path]:
+    """Episode id -> its `.truth.csv`, anywhere under `episodes_dir`."""
+    return {p.name.removesuffix(".truth.csv"): p for p in episodes_dir.rglob("*.truth.csv")}
+
+
+def matched_sentences(speech: list[dict], segments: list[tuple]) -> Iterator[tuple[dict, tuple]]:
+    """(truth row, segment row) for every truth sentence a segment reproduces within 10 ms;
+    segment rows are (episode_id, start_s, end_s, ...)."""
+    for row in speech:
+        start, end = float(row["start"]), float(row["end"])
+        for segment in segments:
+            if abs(segment[1] - start) <= TIME_TOLERANCE_S and abs(segment[2] - end) <= TIME_TOLERANCE_S:
+                yield row, segment
+                break
 
 
 Spans = list[tuple[float, float]]
@@ -70,7 +87,7 @@ def laughter_scores(episodes: dict[str, tuple[float, Spans, Spans]]) -> dict:
 def evaluate_warehouse(warehouse: Path, episodes_dir: Path) -> dict:
     """Sentence-level emotion/sentiment scores and laughter event scores over every episode in
     the warehouse that has a truth file under `episodes_dir` (matched by episode id)."""
-    truth_files = {p.name.removesuffix(".truth.csv"): p for p in episodes_dir.rglob("*.truth.csv")}
+    truth_files = _truth_files(episodes_dir)
     with connect_read_only(warehouse) as db:
         episodes = db.execute("""SELECT "show", episode_id, duration_s FROM episodes WHERE status = 'ok'""").fetchall()
         segments = db.execute(
@@ -83,14 +100,7 @@ def evaluate_warehouse(warehouse: Path, episodes_dir: Path) -> dict:
         if episode_id not in truth_files:
             continue
         speech, laughs = read_truth(truth_files[episode_id])
-        own = [s for s in segments if s[0] == episode_id]
-        for row in speech:
-            start, end = float(row["start"]), float(row["end"])
-            match = next(
-                (s for s in own if abs(s[1] - start) <= TIME_TOLERANCE_S and abs(s[2] - end) <= TIME_TOLERANCE_S), None
-            )
-            if match is None:
-                continue
+        for row, match in matched_sentences(speech, [s for s in segments if s[0] == episode_id]):
             truth_labels.append(row["label"])
             predicted.append(match[3])
             truth_sentiment.append(EMOTION_TO_SENTIMENT[row["label"]])
@@ -112,7 +122,7 @@ def clip_versus_sentence(warehouse: Path, episodes_dir: Path, sources: Path, ana
     """The same speech scored twice: as the clean source clip (whole file, 16 kHz FLAC) and as
     the sentence inside the episode (MP3, resampled, in context). Reports emotion UAR of both
     on the same clips and how far the dimensions move (mean |difference|, share within 0.05)."""
-    truth_files = {p.name.removesuffix(".truth.csv"): p for p in episodes_dir.rglob("*.truth.csv")}
+    truth_files = _truth_files(episodes_dir)
     with connect_read_only(warehouse) as db:
         segments = db.execute(
             "SELECT episode_id, start_s, end_s, emotion, valence, arousal, dominance FROM segments WHERE kind = 'sentence'"
@@ -120,13 +130,8 @@ def clip_versus_sentence(warehouse: Path, episodes_dir: Path, sources: Path, ana
     truth, sentence_labels, clip_labels, differences = [], [], [], []
     for episode_id, path in truth_files.items():
         speech, _ = read_truth(path)
-        own = [s for s in segments if s[0] == episode_id]
-        for row in speech:
-            start, end = float(row["start"]), float(row["end"])
-            match = next(
-                (s for s in own if abs(s[1] - start) <= TIME_TOLERANCE_S and abs(s[2] - end) <= TIME_TOLERANCE_S), None
-            )
-            if match is None or not (sources / row["source"]).is_file():
+        for row, match in matched_sentences(speech, [s for s in segments if s[0] == episode_id]):
+            if not (sources / row["source"]).is_file():
                 continue
             clip = analyzer.analyze_file(sources / row["source"]).columns
             truth.append(row["label"])
