@@ -22,6 +22,7 @@ from ser_pipeline.inference import Analyzer
 from ser_pipeline.pipeline import EpisodeOutcome, RunConfig, process_episode, record_failure
 from ser_pipeline.report import build_reports
 from ser_pipeline.segmentation import Segmentation
+from ser_pipeline.timing import StageClock, describe
 from ser_pipeline.warehouse import refresh_views
 
 DEFAULT_WAREHOUSE = "warehouse/data"
@@ -37,7 +38,7 @@ DEFAULT_WAREHOUSE = "warehouse/data"
 def analyze_episode(
     episode: Episode, config: RunConfig, analyzer: Analyzer, run_id: str, on_stage: Callable[[str], None]
 ) -> EpisodeOutcome:
-    return process_episode(episode, config, analyzer, run_id, on_stage)
+    return process_episode(episode, config, analyzer, run_id, StageClock(on_stage))
 
 
 def _progress() -> Progress:
@@ -105,6 +106,7 @@ def analyze_archive(
             else:
                 speed = outcome.duration_s / max(outcome.seconds, 1e-9)
                 summary = f"{outcome.segments} segments, {outcome.laughs} laughs, {speed:.0f}x real time"
+                logger.debug("%s stages: %s", name, describe(outcome.stage_seconds))
                 logger.info("[%d/%d] %s ok: %s", number, len(episodes), name, summary)
             outcomes.append(outcome)
             audio_s += outcome.duration_s

@@ -263,6 +263,49 @@ def demo_archive(folder: Annotated[Path, typer.Argument(help="Where to write the
     typer.echo(write_demo_archive(folder))
 
 
+@app.command()
+def bench(
+    durations: Annotated[str, typer.Option(help="Episode lengths for whole-process runs, minutes.")] = "15,60,180",
+    stage_minutes: Annotated[float, typer.Option(help="Episode length for the per-stage timings, minutes.")] = 60,
+    naive_minutes: Annotated[float, typer.Option(help="Minutes scored by the naive reference.")] = 5,
+    source: Annotated[
+        Path | None, typer.Option(help="Audio to loop into episodes (default: the shared episodes, else the demo).")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
+    output: Annotated[
+        Path | None, typer.Option(help="Write the results as Markdown here (docs/benchmarks.md).")
+    ] = None,
+) -> None:
+    """Time every stage and whole runs on long 44.1 kHz stereo MP3 episodes; peak memory; references."""
+    import shlex
+    import sys
+
+    from ser_pipeline.bench import run_bench
+    from ser_pipeline.demo import write_demo_archive
+    from ser_pipeline.files import cache_root
+    from ser_pipeline.training.data import shared_data_dir
+
+    cache = cache_root() / "bench"
+    if source is None:
+        shared = shared_data_dir() / "episodes"
+        source = shared if shared.is_dir() else write_demo_archive(cache / "demo-source")
+        cache = cache / ("shared" if shared.is_dir() else "demo")
+    else:
+        cache = cache / f"source-{abs(hash(str(source.resolve()))) % 10**8}"
+    try:
+        minutes = [float(m) for m in durations.split(",") if m.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{durations!r}: give minutes like 15,60,180", param_hint="--durations") from None
+    result = run_bench(
+        source, cache, minutes, stage_minutes, naive_minutes, device, say=lambda m: typer.echo(m, err=True)
+    )
+    text = result.markdown("ser-pipeline " + shlex.join(sys.argv[1:]))
+    if output:
+        output.write_text(text)
+        typer.echo(f"wrote {output}", err=True)
+    typer.echo(text)
+
+
 HeldOutOption = Annotated[str, typer.Option(help="Comma-separated RAVDESS actors kept out of training.")]
 
 

@@ -65,20 +65,53 @@ class LogMel(torch.nn.Module):
     def frame_count(self, n_samples: int) -> int:
         return n_samples // self.config.hop_length + 1
 
-    @torch.inference_mode()
     def episode(self, samples: np.ndarray, device: torch.device, chunk_frames: int = 6000) -> torch.Tensor:
         """Log-mel frames of a whole episode, (frames, n_mels), computed chunk by chunk on `device`."""
-        hop, half = self.config.hop_length, self.config.n_fft // 2
-        total = self.frame_count(len(samples))
-        signal = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
-        out = torch.empty(total, self.config.n_mels, dtype=torch.float32)
-        for first in range(0, total, chunk_frames):
-            count = min(chunk_frames, total - first)
-            begin, end = first * hop - half, (first + count - 1) * hop + half
-            piece = signal[max(begin, 0) : min(end, len(signal))]
-            piece = torch.nn.functional.pad(piece, (max(0, -begin), max(0, end - len(signal))))
-            out[first : first + count] = self(piece.to(device)).cpu()
-        return out
+        stream = LogMelStream(self, device, len(samples), chunk_frames)
+        stream.push(samples)
+        return stream.finish()
+
+
+class LogMelStream:
+    """Log-mel frames of an episode fed block by block (as it is decoded), equal to
+    `LogMel.episode` on the whole signal: only the frames and one block are ever held."""
+
+    def __init__(self, front_end: LogMel, device: torch.device, expected_samples: int, chunk_frames: int = 6000):
+        from ser_pipeline.audio import GrowingArray
+
+        self.front_end, self.device, self.chunk_frames = front_end, device, chunk_frames
+        config = front_end.config
+        self.hop, self.n_fft = config.hop_length, config.n_fft
+        self.frames = GrowingArray(front_end.frame_count(expected_samples), (config.n_mels,))
+        # Samples not yet fully consumed, in the signal padded by n_fft/2 zeros in front;
+        # `offset` is the padded index of pending[0].
+        self.pending = np.zeros(self.n_fft // 2, np.float32)
+        self.offset = 0
+        self.samples = 0
+
+    @torch.inference_mode()
+    def _emit(self, available_frames: int) -> None:
+        first = self.frames.rows
+        for start in range(first, available_frames, self.chunk_frames):
+            count = min(self.chunk_frames, available_frames - start)
+            begin = start * self.hop - self.offset
+            piece = torch.from_numpy(self.pending[begin : begin + (count - 1) * self.hop + self.n_fft])
+            self.frames.append(self.front_end(piece.to(self.device)).cpu().numpy())
+        consumed = self.frames.rows * self.hop - self.offset
+        self.pending, self.offset = self.pending[consumed:], self.offset + consumed
+
+    def push(self, block: np.ndarray) -> None:
+        self.pending = np.concatenate([self.pending, np.asarray(block, dtype=np.float32)])
+        self.samples += len(block)
+        self._emit((self.offset + len(self.pending) - self.n_fft) // self.hop + 1)
+
+    def finish(self) -> torch.Tensor:
+        """All frames: N samples give N // hop + 1, zeros standing in past both ends."""
+        total = self.front_end.frame_count(self.samples)
+        needed = (total - 1) * self.hop + self.n_fft - self.offset
+        self.pending = np.concatenate([self.pending, np.zeros(max(needed - len(self.pending), 0), np.float32)])
+        self._emit(total)
+        return torch.from_numpy(self.frames.array())
 
 
 def mfcc_from_logmel(logmel: torch.Tensor, n_mfcc: int) -> torch.Tensor:

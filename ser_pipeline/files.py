@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 
@@ -12,3 +13,8 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def cache_root() -> Path:
+    """Where downloads and generated files are kept: $SER_CACHE_DIR or ~/.cache/ser-pipeline."""
+    return Path(os.environ.get("SER_CACHE_DIR", Path.home() / ".cache" / "ser-pipeline"))

@@ -1,8 +1,9 @@
 """Batched inference: one decode and one log-mel pass feed the emotion and laughter networks.
 
 `Analyzer.emotion_batch(features, lengths)` and `Analyzer.laughter_frames(logmel)` are the
-tensor entry points; `analyze(samples, segments)` and `analyze_file(path)` are conveniences
-built on them, with the same results (batches are exact, see `architectures`).
+tensor entry points; `score(logmel, samples, segments)` scores an episode whose log-mel was
+computed while decoding; `analyze(samples, segments)` and `analyze_file(path)` are
+conveniences built on them, with the same results (batches are exact, see `architectures`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ser_pipeline.laughter import LaughterEvent, OperatingPoint, detect_events, 
 from ser_pipeline.registry import ARCHITECTURES, ModelSpec, Registry, load_network, resolve_weights
 from ser_pipeline.schema import DIMENSIONS, EMOTION_PROB_COLUMNS, EMOTIONS, SENTIMENT_PROB_COLUMNS, SENTIMENTS
 from ser_pipeline.segmentation import Segment
+from ser_pipeline.timing import StageClock
 
 
 @dataclass(frozen=True)
@@ -141,10 +143,51 @@ class Analyzer:
             current.append(index)
         return buckets + [current] if current else buckets
 
-    def analyze(self, samples: np.ndarray, segments: list[Segment]) -> EpisodeScores:
-        """Score every segment of one decoded episode (16 kHz mono)."""
-        logmel = self.front_end.episode(samples, self.device)
+    @property
+    def needs_samples(self) -> bool:
+        """Whether a model reads the waveform; otherwise the log-mel frames are all it needs."""
+        return self.waveform_dims is not None or isinstance(self.laughter_net, GillickResNet)
+
+    def analyze(self, samples: np.ndarray, segments: list[Segment], clock: StageClock | None = None) -> EpisodeScores:
+        """Score every segment of one decoded episode (16 kHz mono); `clock` times the stages."""
+        clock = clock or StageClock()
+        with clock.stage("features"):
+            logmel = self.front_end.episode(samples, self.device)
+        return self.score(logmel, samples, segments, clock)
+
+    def score(
+        self, logmel: torch.Tensor, samples: np.ndarray | None, segments: list[Segment], clock: StageClock | None = None
+    ) -> EpisodeScores:
+        """Score every segment from the episode's log-mel frames; `samples` (16 kHz mono) may be
+        None unless `needs_samples`."""
+        clock = clock or StageClock()
         fps = self.front_end.config.frames_per_second
+        with clock.stage("emotion"):
+            emotion, sentiment, dims = self._score_segments(logmel, segments, fps)
+        if self.waveform_dims is not None:
+            with clock.stage("dims"):
+                dims = self.waveform_dims.score(samples, segments)
+        with clock.stage("laughter"):
+            frame_probs, laughter_fps = self.laughter_probabilities(samples, logmel)
+        with clock.stage("events"):
+            smoothed = smooth(frame_probs, laughter_fps, self.operating_point.smooth_s)
+            laughter_spans = [frame_span(s.start_s, s.end_s, laughter_fps, len(frame_probs)) for s in segments]
+            laughter = np.array([smoothed[a:b].max() for a, b in laughter_spans], dtype=np.float32)
+            events = detect_events(frame_probs, laughter_fps, self.operating_point)
+        columns = {
+            "emotion": np.array([EMOTIONS[i] for i in emotion.argmax(1)], dtype=object),
+            **{name: emotion[:, i] for i, name in enumerate(EMOTION_PROB_COLUMNS)},
+            "sentiment": np.array([SENTIMENTS[i] for i in sentiment.argmax(1)], dtype=object),
+            **{name: sentiment[:, i] for i, name in enumerate(SENTIMENT_PROB_COLUMNS)},
+            **{name: dims[:, i] for i, name in enumerate(DIMENSIONS)},
+            "laughter_prob": laughter,
+        }
+        return EpisodeScores(columns, events, frame_probs)
+
+    def _score_segments(
+        self, logmel: torch.Tensor, segments: list[Segment], fps: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Emotion and sentiment probabilities and dims (zeros when a waveform model gives them)."""
         # Each segment is scored on its voiced part: leading and trailing pauses would otherwise
         # weigh on the per-utterance normalisation, and a clip cut loosely or tightly around the
         # same speech should score the same.
@@ -161,21 +204,7 @@ class Analyzer:
             emotion[bucket], sentiment[bucket] = out["emotion"], out["sentiment"]
             if "dims" in out:
                 dims[bucket] = out["dims"]
-        if self.waveform_dims is not None:
-            dims = self.waveform_dims.score(samples, segments)
-        frame_probs, laughter_fps = self.laughter_probabilities(samples, logmel)
-        smoothed = smooth(frame_probs, laughter_fps, self.operating_point.smooth_s)
-        laughter_spans = [frame_span(s.start_s, s.end_s, laughter_fps, len(frame_probs)) for s in segments]
-        laughter = np.array([smoothed[a:b].max() for a, b in laughter_spans], dtype=np.float32)
-        columns = {
-            "emotion": np.array([EMOTIONS[i] for i in emotion.argmax(1)], dtype=object),
-            **{name: emotion[:, i] for i, name in enumerate(EMOTION_PROB_COLUMNS)},
-            "sentiment": np.array([SENTIMENTS[i] for i in sentiment.argmax(1)], dtype=object),
-            **{name: sentiment[:, i] for i, name in enumerate(SENTIMENT_PROB_COLUMNS)},
-            **{name: dims[:, i] for i, name in enumerate(DIMENSIONS)},
-            "laughter_prob": laughter,
-        }
-        return EpisodeScores(columns, detect_events(frame_probs, laughter_fps, self.operating_point), frame_probs)
+        return emotion, sentiment, dims
 
     def analyze_file(self, path: Path) -> EpisodeScores:
         """A whole file as one segment."""

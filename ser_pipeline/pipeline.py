@@ -7,20 +7,24 @@ Plain functions, no Prefect: the flow in `flows/` calls `process_episode` per ep
 from __future__ import annotations
 
 import json
+import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import torch
 
 from ser_pipeline import __version__, schema
 from ser_pipeline.archive import Episode
-from ser_pipeline.audio import AudioError, decode
+from ser_pipeline.audio import SAMPLE_RATE, AudioError, Decoding, GrowingArray, decode
+from ser_pipeline.features import LogMelStream
 from ser_pipeline.files import file_sha256
 from ser_pipeline.inference import Analyzer, EpisodeScores
 from ser_pipeline.segmentation import Segment, Segmentation, sentence_segments, vad_segments, window_segments
+from ser_pipeline.timing import StageClock
 from ser_pipeline.transcripts import TranscriptError, clean_sentences, read_transcript
 from ser_pipeline.warehouse import write_episode
 
@@ -49,22 +53,75 @@ class EpisodeOutcome:
     seconds: float = 0.0
     error: str | None = None
     warnings: tuple[str, ...] = field(default=())
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
-def segment_episode(episode: Episode, samples, duration_s: float, config: RunConfig) -> tuple[list[Segment], list[str]]:
+def segment_episode(
+    episode: Episode, samples: np.ndarray | None, duration_s: float, config: RunConfig
+) -> tuple[list[Segment], list[str]]:
     """Segments by the configured strategy. `sentence` falls back to voice activity when the
-    transcript is missing, unreadable or empty, and says so in the warnings."""
+    transcript is missing, unreadable or empty, and says so in the warnings. Voice activity
+    reads `samples`; when they were not kept (see `needs_voice_activity`) the file is decoded again."""
+
+    def by_voice_activity() -> list[Segment]:
+        return vad_segments(samples if samples is not None else decode(episode.audio_path).samples)
+
     if config.segmentation is Segmentation.window:
         return window_segments(duration_s, config.window_s, config.hop_s), []
     if config.segmentation is Segmentation.vad or episode.transcript_path is None:
-        return vad_segments(samples), []
+        return by_voice_activity(), []
     try:
         sentences, warnings = clean_sentences(read_transcript(episode.transcript_path), duration_s)
     except TranscriptError as error:
-        return vad_segments(samples), [f"transcript unreadable ({error}); segmented by voice activity"]
+        return by_voice_activity(), [f"transcript unreadable ({error}); segmented by voice activity"]
     if not sentences:
-        return vad_segments(samples), [*warnings, "transcript has no usable sentences; segmented by voice activity"]
+        return by_voice_activity(), [*warnings, "transcript has no usable sentences; segmented by voice activity"]
     return sentence_segments(sentences), warnings
+
+
+def needs_voice_activity(episode: Episode, config: RunConfig) -> bool:
+    """Whether segmentation will read the waveform (so decoding must keep it); a transcript
+    whose every cue lies past the audio's end is the one case this cannot foresee."""
+    if config.segmentation is Segmentation.window:
+        return False
+    if config.segmentation is Segmentation.vad or episode.transcript_path is None:
+        return True
+    try:
+        return not clean_sentences(read_transcript(episode.transcript_path), math.inf)[0]
+    except TranscriptError:
+        return True
+
+
+@dataclass(frozen=True)
+class DecodedEpisode:
+    logmel: torch.Tensor
+    samples: np.ndarray | None  # 16 kHz mono, kept only when something reads the waveform
+    duration_s: float
+    warnings: tuple[str, ...]
+
+
+def decode_episode(path: Path, analyzer: Analyzer, keep_samples: bool, clock: StageClock) -> DecodedEpisode:
+    """One streaming pass: each decoded 16 kHz block goes straight into the log-mel frames,
+    so an episode costs its frames (25 MB an hour) and not its waveform (230 MB an hour)
+    unless `keep_samples`."""
+    decoding = Decoding(path)
+    features = LogMelStream(analyzer.front_end, analyzer.device, decoding.expected_samples)
+    samples = GrowingArray(decoding.expected_samples) if keep_samples else None
+    blocks = decoding.blocks()
+    while True:
+        with clock.stage("decode"):
+            block = next(blocks, None)
+        if block is None:
+            break
+        if samples is not None:
+            samples.append(block)
+        with clock.stage("features"):
+            features.push(block)
+    with clock.stage("features"):
+        logmel = features.finish()
+    return DecodedEpisode(
+        logmel, samples.array() if samples is not None else None, decoding.samples / SAMPLE_RATE, decoding.warnings
+    )
 
 
 def _episode_row(episode: Episode, config: RunConfig, run_id: str, models: dict[str, str], **values) -> pa.Table:
@@ -145,50 +202,46 @@ def record_failure(
 
 
 def process_episode(
-    episode: Episode,
-    config: RunConfig,
-    analyzer: Analyzer,
-    run_id: str,
-    on_stage: Callable[[str], None] = lambda stage: None,
+    episode: Episode, config: RunConfig, analyzer: Analyzer, run_id: str, clock: StageClock | None = None
 ) -> EpisodeOutcome:
-    """Run one episode through every stage and write its rows; `on_stage` hears each stage's
-    name as it starts. Undecodable audio is recorded as a failed episode; anything else is
-    raised so that the caller may retry it."""
+    """Run one episode through every stage and write its rows; `clock` times the stages (and
+    its listener hears each one start). Undecodable audio is recorded as a failed episode;
+    anything else is raised so that the caller may retry it."""
     began = time.perf_counter()
+    clock = clock or StageClock()
     models = analyzer.model_ids
     if episode.problem:
         return record_failure(episode, config, run_id, models, episode.problem)
+    keep_samples = analyzer.needs_samples or needs_voice_activity(episode, config)
     try:
-        on_stage("decode")
-        audio = decode(episode.audio_path)
+        audio = decode_episode(episode.audio_path, analyzer, keep_samples, clock)
     except AudioError as error:  # no retry can mend it: recorded as failed at once
         return record_failure(episode, config, run_id, models, str(error))
-    on_stage("segment")
-    segments, warnings = segment_episode(episode, audio.samples, audio.duration_s, config)
+    with clock.stage("segment"):
+        segments, warnings = segment_episode(episode, audio.samples, audio.duration_s, config)
     if not segments:
         warnings.append("no speech found (silence?): no segments")
-    on_stage("analyze")
-    scores = analyzer.analyze(audio.samples, segments)
+    scores = analyzer.score(audio.logmel, audio.samples, segments, clock)
     warnings = [*episode.warnings, *audio.warnings, *warnings]
-    on_stage("write")
-    write_episode(
-        config.warehouse,
-        episode.show,
-        episode.episode_id,
-        {
-            "segments": _segment_table(episode, segments, scores, models),
-            "laughter_events": _events_table(episode, scores, models["laughter"]),
-            "episodes": _episode_row(
-                episode,
-                config,
-                run_id,
-                models,
-                audio_sha256=file_sha256(episode.audio_path),
-                duration_s=audio.duration_s,
-                error="; ".join(warnings) or None,
-            ),
-        },
-    )
+    with clock.stage("write"):
+        write_episode(
+            config.warehouse,
+            episode.show,
+            episode.episode_id,
+            {
+                "segments": _segment_table(episode, segments, scores, models),
+                "laughter_events": _events_table(episode, scores, models["laughter"]),
+                "episodes": _episode_row(
+                    episode,
+                    config,
+                    run_id,
+                    models,
+                    audio_sha256=file_sha256(episode.audio_path),
+                    duration_s=audio.duration_s,
+                    error="; ".join(warnings) or None,
+                ),
+            },
+        )
     return EpisodeOutcome(
         episode.show,
         episode.episode_id,
@@ -198,4 +251,5 @@ def process_episode(
         len(scores.events),
         time.perf_counter() - began,
         warnings=tuple(warnings),
+        stage_seconds=dict(clock.seconds),
     )

@@ -19,7 +19,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from ser_pipeline.architectures import EmotionNet, EmotionNetConfig, LaughterNet, LaughterNetConfig
-from ser_pipeline.files import file_sha256
+from ser_pipeline.files import cache_root, file_sha256
 from ser_pipeline.gillick import GillickConfig, GillickResNet
 
 EMBEDDED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
@@ -90,7 +90,7 @@ class Registry:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("SER_CACHE_DIR", Path.home() / ".cache" / "ser-pipeline")) / "models"
+    return cache_root() / "models"
 
 
 def search_path() -> list[Path]:

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from conftest import tone
-from ser_pipeline.features import FrontEndConfig, LogMel, frame_span, fused_features, mfcc_from_logmel
+from ser_pipeline.features import FrontEndConfig, LogMel, LogMelStream, frame_span, fused_features, mfcc_from_logmel
 
 CPU = torch.device("cpu")
 
@@ -82,3 +82,17 @@ def test_voiced_span_cuts_leading_and_trailing_pauses(front_end, signal, expecte
 
     first, last = voiced_span(front_end.episode(signal, CPU))
     assert (first, last) == pytest.approx(expected, abs=2)
+
+
+def test_streamed_log_mel_equals_the_whole_signal_whatever_the_block_sizes():
+    rng = np.random.default_rng(3)
+    signal = rng.standard_normal(16_000 * 3 + 77).astype(np.float32)
+    front_end = LogMel()
+    stream = LogMelStream(front_end, CPU, expected_samples=1000, chunk_frames=50)  # estimate far too short
+    cuts = np.cumsum([1, 159, 160, 513, 7, 10_000, 3, 20_000])
+    for block in np.split(signal, cuts):
+        stream.push(block)
+    streamed = stream.finish()
+    whole = front_end.episode(signal, CPU)
+    assert streamed.shape == whole.shape == (len(signal) // 160 + 1, 64)
+    torch.testing.assert_close(streamed, whole, rtol=0, atol=1e-5)

@@ -1,0 +1,369 @@
+"""`ser-pipeline bench`: speed and memory on long, deterministic episodes, measured in one run.
+
+The episodes are 44.1 kHz stereo MP3 made from the audio of an archive (the shared episodes
+by default, else the synthetic demo archive), looped to length. Encoding is slow (about 20x
+real time), so one 5-minute unit is encoded once and long episodes are that unit's MP3 frames
+repeated; everything is cached under `$SER_CACHE_DIR/bench`.
+
+Measured: each stage of one episode in this process, the whole `ser-pipeline run` as a child
+process per duration (start-up included, its peak RSS from the kernel), the decode-only floor,
+and a naive reference made the way the seed notebooks did it (librosa features per 3 s window,
+one model call per window).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from ser_pipeline.audio import SAMPLE_RATE, decode, iter_blocks
+
+BENCH_RATE = 44_100
+UNIT_S = 300
+WINDOW_S = 3.0
+_MPEG1_LAYER3_KBPS = (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
+_MPEG1_RATES = (44_100, 48_000, 32_000)
+
+
+# --- the episodes -------------------------------------------------------------------------
+
+
+def _source_files(source: Path) -> list[Path]:
+    files = sorted(p for p in source.rglob("*") if p.suffix.lower() in (".mp3", ".wav", ".flac"))
+    if not files:
+        raise ValueError(f"no .mp3/.wav/.flac audio under {source} to build the benchmark episode from")
+    return files
+
+
+def _stereo(path: Path) -> np.ndarray:
+    audio, rate = sf.read(path, dtype="float32", always_2d=True)
+    if rate != BENCH_RATE:
+        audio = soxr.resample(audio, rate, BENCH_RATE)
+    return audio[:, [0, 0]] if audio.shape[1] == 1 else audio[:, :2]
+
+
+def _unit_audio(source: Path, seconds: float) -> np.ndarray:
+    """`seconds` of 44.1 kHz stereo: the source files in name order, looped."""
+    pieces, total, files = [], 0, _source_files(source)
+    while total < seconds * BENCH_RATE:
+        for path in files:
+            pieces.append(_stereo(path))
+            total += len(pieces[-1])
+            if total >= seconds * BENCH_RATE:
+                break
+    return np.concatenate(pieces)[: int(seconds * BENCH_RATE)]
+
+
+def _frame_length(header: bytes) -> int:
+    """Bytes in one MPEG-1 Layer III frame, from its 4-byte header."""
+    if header[0] != 0xFF or header[1] & 0xFE != 0xFA:
+        raise ValueError("not an MPEG-1 Layer III frame")
+    kbps, rate = _MPEG1_LAYER3_KBPS[header[2] >> 4], _MPEG1_RATES[(header[2] >> 2) & 3]
+    return 144_000 * kbps // rate + ((header[2] >> 1) & 1)
+
+
+def mp3_stream(data: bytes) -> bytes:
+    """An MP3 file's frames without its ID3v2 tag and its Xing/Info header frame, so that
+    streams can be concatenated (the header frame would tell decoders to stop early)."""
+    if data[:3] == b"ID3":
+        size = int.from_bytes(data[6:10], "big")
+        data = data[10 + ((size >> 3 & 0xFE00000) | (size >> 2 & 0x1FC000) | (size >> 1 & 0x3F80) | size & 0x7F) :]
+    first = _frame_length(data[:4])
+    return data[first:] if b"Xing" in data[:first] or b"Info" in data[:first] else data
+
+
+def _encode(audio: np.ndarray, path: Path) -> None:
+    partial = path.with_suffix(".part")
+    sf.write(partial, audio, BENCH_RATE, format="MP3", bitrate_mode="CONSTANT", compression_level=0.5)
+    partial.replace(path)
+
+
+def bench_archive(minutes: float, source: Path, cache: Path) -> Path:
+    """A one-episode archive (`<cache>/<minutes>min/bench/...mp3`) of `minutes` of audio."""
+    folder = cache / f"{minutes:g}min"
+    target = folder / "bench" / f"bench-{minutes:g}min.mp3"
+    if target.is_file():
+        return folder
+    cache.mkdir(parents=True, exist_ok=True)
+    unit = cache / "unit.mp3"
+    if not unit.is_file():
+        _encode(_unit_audio(source, UNIT_S), unit)
+    whole, rest = divmod(round(minutes * 60), UNIT_S)
+    parts = [mp3_stream(unit.read_bytes())] * whole
+    if rest:
+        tail = cache / f"tail-{rest}s.mp3"
+        if not tail.is_file():
+            _encode(_unit_audio(source, rest), tail)
+        parts.append(mp3_stream(tail.read_bytes()))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".part")
+    partial.write_bytes(b"".join(parts))
+    partial.replace(target)
+    return folder
+
+
+def episode_file(archive: Path) -> Path:
+    return next((archive / "bench").glob("*.mp3"))
+
+
+# --- measurements -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProcessRun:
+    minutes: float
+    seconds: float
+    peak_rss_mb: float
+
+    @property
+    def real_time(self) -> float:
+        return self.minutes * 60 / self.seconds
+
+
+def run_whole(archive: Path, workdir: Path, device: str) -> ProcessRun:
+    """`ser-pipeline run` on `archive` as a child process: wall time and its peak RSS."""
+    minutes = sf.info(episode_file(archive)).duration / 60
+    out = workdir / archive.name
+    command = [
+        sys.executable, "-m", "ser_pipeline", "run", str(archive), "--segmentation", "window",
+        "--window", str(WINDOW_S), "--warehouse", str(out / "data"), "--reports", str(out / "reports"),
+        "--device", device,
+    ]  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "run.log"
+    with log.open("w") as stderr:
+        began = time.perf_counter()
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - began
+    if os.waitstatus_to_exitcode(status):
+        raise RuntimeError(f"`{' '.join(command)}` failed:\n{log.read_text()[-3000:]}")
+    return ProcessRun(minutes, seconds, usage.ru_maxrss / 1024)
+
+
+def decode_floor(path: Path) -> dict[str, float]:
+    """Seconds to decode only, and to decode + downmix + resample (the pipeline's decode)."""
+    began = time.perf_counter()
+    _, blocks = iter_blocks(path)
+    for _ in blocks:
+        pass
+    decoded = time.perf_counter()
+    decode(path)
+    return {"decode only": decoded - began, "decode + resample": time.perf_counter() - decoded}
+
+
+def pipeline_stages(archive: Path, workdir: Path, analyzer) -> dict[str, float]:
+    """Seconds per stage of one episode through `process_episode`, then its report."""
+    from ser_pipeline.archive import discover
+    from ser_pipeline.pipeline import RunConfig, process_episode
+    from ser_pipeline.report import build_reports
+    from ser_pipeline.segmentation import Segmentation
+    from ser_pipeline.timing import StageClock
+    from ser_pipeline.warehouse import refresh_views
+
+    config = RunConfig(workdir / "stages" / "data", Segmentation.window, WINDOW_S)
+    clock = StageClock()
+    (episode,) = discover(archive)
+    outcome = process_episode(episode, config, analyzer, "bench", clock)
+    if outcome.status != "ok":
+        raise RuntimeError(f"benchmark episode failed: {outcome.error}")
+    with clock.stage("report"):
+        refresh_views(config.warehouse)
+        build_reports(config.warehouse, workdir / "stages" / "reports")
+    return clock.seconds
+
+
+def naive_reference(path: Path, minutes: float, analyzer) -> float:
+    """Seconds for the first `minutes` the way the seed notebooks did it: librosa.load, then
+    per 3 s window librosa mel + MFCC features and one call of each model."""
+    import librosa
+    import torch
+
+    from ser_pipeline.features import FrontEndConfig
+
+    front = FrontEndConfig()
+    began = time.perf_counter()
+    samples, _ = librosa.load(path, sr=SAMPLE_RATE, duration=minutes * 60)
+    width = int(WINDOW_S * SAMPLE_RATE)
+    spectral = {"sr": SAMPLE_RATE, "n_fft": front.n_fft, "hop_length": front.hop_length, "n_mels": front.n_mels}
+    with torch.inference_mode():
+        for start in range(0, len(samples) - width + 1, width):
+            window = samples[start : start + width]
+            logmel = np.log(librosa.feature.melspectrogram(y=window, **spectral) + 1e-6).T
+            mfcc = librosa.feature.mfcc(y=window, n_mfcc=front.n_mfcc, **spectral).T
+            features = torch.from_numpy(np.concatenate([logmel, mfcc], axis=1))[None]
+            analyzer.emotion_batch(features, torch.tensor([len(features[0])]))
+            analyzer.laughter_frames(torch.from_numpy(logmel))
+    return time.perf_counter() - began
+
+
+def machine() -> str:
+    import torch
+
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
+    cpu = names[0] if names else platform.processor() or "unknown CPU"
+    memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {memory_gb:.0f} GB RAM, GPU: {gpu}; Python {platform.python_version()}, "
+        f"torch {torch.__version__}, {platform.system()} {platform.release()}"
+    )
+
+
+# --- the report ---------------------------------------------------------------------------
+
+
+@dataclass
+class BenchResult:
+    machine: str
+    stage_minutes: float
+    stages: dict[str, float]
+    floor: dict[str, float]
+    naive_minutes: float
+    naive_seconds: float
+    runs: list[ProcessRun] = field(default_factory=list)
+    device: str = "cpu"
+
+    @property
+    def stage_total(self) -> float:
+        return sum(self.stages.values())
+
+    @property
+    def naive_real_time(self) -> float:
+        return self.naive_minutes * 60 / self.naive_seconds
+
+    def run_for(self, minutes: float) -> ProcessRun | None:
+        return next((r for r in self.runs if abs(r.minutes - minutes) < 0.5), None)
+
+    def markdown(self, command: str) -> str:
+        audio_s = self.stage_minutes * 60
+        floor_s = self.floor["decode only"] + self.floor["decode + resample"]
+        lines = [
+            "# Benchmarks",
+            "",
+            f"Measured {time.strftime('%Y-%m-%d')} by `{command}` in one run (ratios are comparable; the",
+            "machine is shared, so absolute figures move by 10-20% between runs).",
+            "",
+            f"Machine: {self.machine}. Device: {self.device}. Default models, 3 s windows.",
+            "",
+            "## Whole process: `ser-pipeline run` (start-up, Prefect's temporary server, reports included)",
+            "",
+            "| audio | wall time | x real time | seconds per audio hour | peak RSS |",
+            "|---|---|---|---|---|",
+            *(
+                f"| {r.minutes:.0f} min | {r.seconds:.1f} s | {r.real_time:.0f}x | {r.seconds / r.minutes * 60:.1f} s"
+                f" | {r.peak_rss_mb:.0f} MB |"
+                for r in self.runs
+            ),
+            "",
+            "Peak RSS is the pipeline process's (from the kernel at exit); Prefect's temporary API server",
+            "runs as a separate process.",
+            "",
+            f"## Stages of one {self.stage_minutes:.0f}-minute episode (in process, models already loaded)",
+            "",
+            "| stage | seconds | x real time | share |",
+            "|---|---|---|---|",
+            *(
+                f"| {name} | {seconds:.2f} | {audio_s / seconds:.0f}x | {seconds / self.stage_total:.0%} |"
+                for name, seconds in self.stages.items()
+            ),
+            f"| **all stages** | {self.stage_total:.2f} | {audio_s / self.stage_total:.0f}x | 100% |",
+            "",
+            "## References, same run",
+            "",
+            "| reference | x real time |",
+            "|---|---|",
+            f"| decode only (soundfile MP3 decode, {self.stage_minutes:.0f} min) "
+            f"| {audio_s / self.floor['decode only']:.0f}x |",
+            f"| decode-only floor: decode + downmix + resample to 16 kHz "
+            f"| {audio_s / self.floor['decode + resample']:.0f}x |",
+            f"| naive reference (seed-notebook style: librosa.load, librosa mel + MFCC per 3 s window, "
+            f"one model call per window; first {self.naive_minutes:g} min) | {self.naive_real_time:.1f}x |",
+            "",
+            f"(The floor row times the pipeline's own `decode`; the two decode rows took {floor_s:.1f} s together.)",
+        ]
+        return "\n".join(lines) + "\n" + self._targets()
+
+    def _targets(self) -> str:
+        hour, three_hours = self.run_for(60), self.run_for(180)
+        floor_rt = self.stage_minutes * 60 / self.floor["decode + resample"]
+        rows = []
+        if hour:
+            rows += [
+                ("end-to-end >= 150x real time on 60 min", f"{hour.real_time:.0f}x", hour.real_time >= 150),
+                ("stretch: within 2x of the decode-only floor", f"{floor_rt / hour.real_time:.2f}x slower than the floor",
+                 floor_rt / hour.real_time <= 2),
+                ("end-to-end >= 10x the naive reference", f"{hour.real_time / self.naive_real_time:.0f}x",
+                 hour.real_time >= 10 * self.naive_real_time),
+            ]  # fmt: skip
+        if three_hours:
+            rows.append(
+                ("peak RSS <= 1.5 GB on 180 min", f"{three_hours.peak_rss_mb:.0f} MB", three_hours.peak_rss_mb <= 1536)
+            )
+        if len(self.runs) >= 2:
+            per_minute = [r.seconds / r.minutes for r in self.runs]
+            longest = max(self.runs, key=lambda r: r.minutes)
+            start_s = self._start_up()
+            marginal = [(r.seconds - start_s) / r.minutes for r in self.runs]
+            rows.append((
+                "cost grows linearly with duration",
+                f"{start_s:.1f} s fixed + {np.mean(marginal) * 60 / 60:.2f} s per audio minute "
+                f"(spread {np.ptp(marginal) / np.mean(marginal):.0%}); whole-run s/min from "
+                f"{max(per_minute):.2f} to {min(per_minute):.2f} as fixed start-up is spread over {longest.minutes:.0f} min",
+                np.ptp(marginal) / np.mean(marginal) <= 0.25,
+            ))  # fmt: skip
+        body = "\n".join(f"| {name} | {value} | {'met' if ok else 'NOT met'} |" for name, value, ok in rows)
+        return f"\n## Targets (issue #7)\n\n| target | measured | |\n|---|---|---|\n{body}\n"
+
+    def _start_up(self) -> float:
+        """Fixed cost: the intercept of a least-squares line through (minutes, seconds)."""
+        minutes = np.array([r.minutes for r in self.runs])
+        seconds = np.array([r.seconds for r in self.runs])
+        slope, intercept = np.polyfit(minutes, seconds, 1)
+        return float(intercept)
+
+
+def run_bench(
+    source: Path,
+    cache: Path,
+    durations: list[float],
+    stage_minutes: float,
+    naive_minutes: float,
+    device: str = "auto",
+    say=print,
+) -> BenchResult:
+    from ser_pipeline.inference import Analyzer
+
+    archives = {}
+    for minutes in sorted({*durations, stage_minutes}):
+        say(f"building the {minutes:g}-minute episode (cached in {cache})")
+        archives[minutes] = bench_archive(minutes, source, cache)
+    analyzer = Analyzer(device=device)
+    with tempfile.TemporaryDirectory(prefix="ser-bench-") as tmp:
+        workdir = Path(tmp)
+        runs = []
+        for minutes in durations:
+            say(f"whole process on {minutes:g} min")
+            runs.append(run_whole(archives[minutes], workdir, device))
+            say(
+                f"  {runs[-1].seconds:.1f} s, {runs[-1].real_time:.0f}x real time, peak RSS {runs[-1].peak_rss_mb:.0f} MB"
+            )
+        path = episode_file(archives[stage_minutes])
+        say(f"stages on {stage_minutes:g} min")
+        stages = pipeline_stages(archives[stage_minutes], workdir, analyzer)
+        say("decode-only floor")
+        floor = decode_floor(path)
+        say(f"naive reference on {naive_minutes:g} min")
+        naive = naive_reference(path, naive_minutes, analyzer)
+    return BenchResult(machine(), stage_minutes, stages, floor, naive_minutes, naive, runs, str(analyzer.device))
