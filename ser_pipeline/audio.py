@@ -7,14 +7,18 @@ the 16 kHz mono result of the whole episode is ever held, never the source-rate 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from queue import Empty, Full, Queue
+from typing import TypeVar
 
 import numpy as np
 import soundfile as sf
 import soxr
 
+T = TypeVar("T")
 SAMPLE_RATE = 16_000
 _BLOCK_SECONDS = 30
 _SOUNDFILE_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
@@ -140,30 +144,41 @@ class Decoding:
         frames = self.source.declared_frames
         return int(frames * SAMPLE_RATE / self.source.rate) + SAMPLE_RATE if frames else 600 * SAMPLE_RATE
 
-    def blocks(self) -> Iterator[np.ndarray]:
+    def blocks(self, background: bool = False) -> Iterator[np.ndarray]:
+        """16 kHz mono blocks. With `background`, decoding runs in a thread, a few blocks ahead
+        of resampling and of whatever the caller does with each block."""
+        self._counts = {"source_frames": 0, "clipped": 0, "nonfinite": 0}
+        source_blocks = self._checked_source_blocks()
         resampler = soxr.ResampleStream(self.source.rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
-        nonfinite = clipped = source_frames = 0
-        try:
-            for block in self._blocks:
-                source_frames += len(block)
-                clipped += int(np.count_nonzero(np.abs(block) >= 0.999))
-                bad = ~np.isfinite(block)
-                if bad.any():
-                    nonfinite += int(bad.sum())
-                    block = np.where(bad, np.float32(0), block)
-                out = resampler.resample_chunk(block)
-                self.samples += len(out)
-                yield out
-        except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as error:
-            if not source_frames:
-                raise AudioError(f"cannot decode {self.path.suffix} audio: {_one_line(error)}") from None
-            raise AudioError(f"decoding stopped after {self.samples / SAMPLE_RATE:.1f}s: {_one_line(error)}") from None
+        for block in in_background(source_blocks) if background else source_blocks:
+            out = resampler.resample_chunk(block)
+            self.samples += len(out)
+            yield out
         out = resampler.resample_chunk(np.zeros(0, np.float32), last=True)
         self.samples += len(out)
         yield out
         if self.samples == 0:
             raise AudioError("audio file holds no samples")
-        self.warnings = self._warnings(source_frames, clipped, nonfinite)
+        self.warnings = self._warnings(**self._counts)
+
+    def _checked_source_blocks(self) -> Iterator[np.ndarray]:
+        """Mono blocks at the source rate, NaN/inf replaced by silence, clipping counted."""
+        counts = self._counts
+        try:
+            for block in self._blocks:
+                counts["source_frames"] += len(block)
+                counts["clipped"] += int(np.count_nonzero(np.abs(block) >= 0.999))
+                bad = ~np.isfinite(block)
+                if bad.any():
+                    counts["nonfinite"] += int(bad.sum())
+                    block = np.where(bad, np.float32(0), block)
+                yield block
+        except (sf.LibsndfileError, RuntimeError, OSError, ValueError) as error:
+            if not counts["source_frames"]:
+                raise AudioError(f"cannot decode {self.path.suffix} audio: {_one_line(error)}") from None
+            raise AudioError(
+                f"decoding stopped after {counts['source'] / self.source.rate:.1f}s: {_one_line(error)}"
+            ) from None
 
     def _warnings(self, source_frames: int, clipped: int, nonfinite: int) -> tuple[str, ...]:
         source, warnings = self.source, []
@@ -186,3 +201,48 @@ def decode(path: Path) -> DecodedAudio:
     for block in decoding.blocks():
         samples.append(block)
     return DecodedAudio(samples.array(), decoding.source.rate, decoding.source.channels, decoding.warnings)
+
+
+def in_background(items: Iterator[T], depth: int = 3) -> Iterator[T]:
+    """`items`, produced by a thread up to `depth` ahead of the consumer. Decoding (libsndfile,
+    soxr) and the log-mel pass (torch) both release the GIL, so they run on two cores at once.
+    An exception in the producer is raised in the consumer; a consumer that stops early stops
+    the producer."""
+    queue: Queue = Queue(maxsize=depth)
+    stop, finished = threading.Event(), object()
+
+    def put(entry: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(entry, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((finished, None))
+        except BaseException as error:  # handed to the consumer, raised there
+            put((finished, error))
+
+    thread = threading.Thread(target=produce, name="decoder", daemon=True)
+    thread.start()
+    try:
+        while True:
+            try:
+                item, error = queue.get(timeout=0.1)
+            except Empty:
+                if not thread.is_alive():
+                    raise RuntimeError("the decoding thread ended without a result") from None
+                continue
+            if item is finished:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()

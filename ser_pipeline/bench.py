@@ -73,16 +73,26 @@ def _frame_length(header: bytes) -> int:
 
 
 def mp3_stream(data: bytes) -> bytes:
-    """An MP3 file's frames without its ID3v2 tag and its Xing/Info header frame, so that
-    streams can be concatenated (the header frame would tell decoders to stop early)."""
+    """A constant-bitrate MP3 file's frames without its ID3v2 tag and its Xing/Info header
+    frame, so that streams can be concatenated: the header frame would tell decoders to stop
+    early, and without it they take the length from the file size, which only CBR allows."""
     if data[:3] == b"ID3":
         size = int.from_bytes(data[6:10], "big")
         data = data[10 + ((size >> 3 & 0xFE00000) | (size >> 2 & 0x1FC000) | (size >> 1 & 0x3F80) | size & 0x7F) :]
     first = _frame_length(data[:4])
-    return data[first:] if b"Xing" in data[:first] or b"Info" in data[:first] else data
+    if b"Xing" in data[:first] or b"Info" in data[:first]:
+        data = data[first:]
+    position, bitrates = 0, set()
+    while position + 4 <= len(data):
+        bitrates.add(data[position + 2] >> 4)
+        position += _frame_length(data[position : position + 4])
+    if len(bitrates) > 1:
+        raise ValueError("a variable-bitrate MP3 cannot be concatenated (decoders would misjudge its length)")
+    return data
 
 
 def _encode(audio: np.ndarray, path: Path) -> None:
+    """Constant bitrate (libsndfile writes VBR unless a compression level is given too)."""
     partial = path.with_suffix(".part")
     sf.write(partial, audio, BENCH_RATE, format="MP3", bitrate_mode="CONSTANT", compression_level=0.5)
     partial.replace(path)
@@ -262,7 +272,7 @@ class BenchResult:
             "| audio | wall time | x real time | seconds per audio hour | peak RSS |",
             "|---|---|---|---|---|",
             *(
-                f"| {r.minutes:.0f} min | {r.seconds:.1f} s | {r.real_time:.0f}x | {r.seconds / r.minutes * 60:.1f} s"
+                f"| {_length(r.minutes)} | {r.seconds:.1f} s | {r.real_time:.0f}x | {r.seconds / r.minutes * 60:.1f} s"
                 f" | {r.peak_rss_mb:.0f} MB |"
                 for r in self.runs
             ),
@@ -270,7 +280,10 @@ class BenchResult:
             "Peak RSS is the pipeline process's (from the kernel at exit); Prefect's temporary API server",
             "runs as a separate process.",
             "",
-            f"## Stages of one {self.stage_minutes:.0f}-minute episode (in process, models already loaded)",
+            f"## Stages of one {_length(self.stage_minutes)} episode (in process, models already loaded)",
+            "",
+            "Decoding runs in a thread beside resampling and the log-mel pass: `decode` is the time spent",
+            "waiting for decoded audio plus resampling it, `features` the log-mel pass.",
             "",
             "| stage | seconds | x real time | share |",
             "|---|---|---|---|",
@@ -304,9 +317,14 @@ class BenchResult:
                 ("end-to-end >= 150x real time on 60 min", f"{hour.real_time:.0f}x", hour.real_time >= 150),
                 ("stretch: within 2x of the decode-only floor", f"{floor_rt / hour.real_time:.2f}x slower than the floor",
                  floor_rt / hour.real_time <= 2),
-                ("end-to-end >= 10x the naive reference", f"{hour.real_time / self.naive_real_time:.0f}x",
-                 hour.real_time >= 10 * self.naive_real_time),
+                ("end-to-end (start-up included) >= 10x the naive reference",
+                 f"{hour.real_time / self.naive_real_time:.1f}x", hour.real_time >= 10 * self.naive_real_time),
             ]  # fmt: skip
+        stages_rt = self.stage_minutes * 60 / self.stage_total
+        rows.append((
+            "in process (models loaded, as the naive one) >= 10x the naive reference",
+            f"{stages_rt / self.naive_real_time:.1f}x", stages_rt >= 10 * self.naive_real_time,
+        ))  # fmt: skip
         if three_hours:
             rows.append(
                 ("peak RSS <= 1.5 GB on 180 min", f"{three_hours.peak_rss_mb:.0f} MB", three_hours.peak_rss_mb <= 1536)
@@ -332,6 +350,10 @@ class BenchResult:
         seconds = np.array([r.seconds for r in self.runs])
         slope, intercept = np.polyfit(minutes, seconds, 1)
         return float(intercept)
+
+
+def _length(minutes: float) -> str:
+    return f"{minutes:.0f} min" if minutes >= 1 else f"{minutes * 60:.0f} s"
 
 
 def run_bench(

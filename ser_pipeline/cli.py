@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -32,7 +31,7 @@ ModelsDirOption = Annotated[Path, typer.Option(help="Where to write weights, mod
 
 
 def _models_dir_default() -> Path:
-    from ser_pipeline.registry import EMBEDDED_MODELS_DIR
+    from ser_pipeline.files import EMBEDDED_MODELS_DIR  # not the registry: it imports torch
 
     return EMBEDDED_MODELS_DIR
 
@@ -65,27 +64,25 @@ def run(
 
     if segmentation not in Segmentation.__members__:
         raise typer.BadParameter(f"{segmentation!r}: choose sentence, window or vad", param_hint="--segmentation")
-    # Prefect's local server would otherwise try to send usage telemetry on every run, which
-    # fails loudly on offline machines; users can still turn it on in their Prefect settings.
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    # Its default 20 s wait for the local server to come up is too short on a busy 2-core machine.
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-    from flows.analyze_archive import analyze_archive
+    from ser_pipeline.prefect_api import prefect_api
 
     began = time.perf_counter()
-    outcomes = analyze_archive(
-        archive=str(archive),
-        warehouse=str(warehouse),
-        segmentation=segmentation,
-        window_s=window,
-        hop_s=hop,
-        device=device,
-        reports=str(reports) if reports else None,
-        report_window_s=report_window,
-        dims_model=dims_model,
-        laughter_model=laughter_model,
-        operating_point=operating_point,
-    )
+    with prefect_api(load=lambda: __import__("flows.analyze_archive")):
+        from flows.analyze_archive import analyze_archive
+
+        outcomes = analyze_archive(
+            archive=str(archive),
+            warehouse=str(warehouse),
+            segmentation=segmentation,
+            window_s=window,
+            hop_s=hop,
+            device=device,
+            reports=str(reports) if reports else None,
+            report_window_s=report_window,
+            dims_model=dims_model,
+            laughter_model=laughter_model,
+            operating_point=operating_point,
+        )
     failed = [o for o in outcomes if o["status"] == "failed"]
     _print_run_summary(outcomes, time.perf_counter() - began, warehouse)
     for outcome in failed:
@@ -420,4 +417,23 @@ def train_laughter(
 
 
 def main() -> None:
-    app()
+    """Console entry point. Once a command has finished and its output is flushed, the process
+    ends at once: tearing down torch, Prefect and the interpreter's modules takes over a second
+    and does nothing for the user. (Only here: in-process callers of `app` get normal exits.)"""
+    import logging
+    import os
+    import sys
+
+    try:
+        app()
+        code = 0
+    except SystemExit as done:
+        if done.code is None or isinstance(done.code, int):
+            code = done.code or 0
+        else:
+            print(done.code, file=sys.stderr)
+            code = 1
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -6,6 +6,9 @@ import hashlib
 import os
 from pathlib import Path
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+EMBEDDED_MODELS_DIR = PROJECT_ROOT / "models"
+
 
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()

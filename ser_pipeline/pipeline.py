@@ -20,6 +20,7 @@ import torch
 from ser_pipeline import __version__, schema
 from ser_pipeline.archive import Episode
 from ser_pipeline.audio import SAMPLE_RATE, AudioError, Decoding, GrowingArray, decode
+from ser_pipeline.devices import cpu_threads_beside_decoder
 from ser_pipeline.features import LogMelStream
 from ser_pipeline.files import file_sha256
 from ser_pipeline.inference import Analyzer, EpisodeScores
@@ -103,22 +104,24 @@ class DecodedEpisode:
 def decode_episode(path: Path, analyzer: Analyzer, keep_samples: bool, clock: StageClock) -> DecodedEpisode:
     """One streaming pass: each decoded 16 kHz block goes straight into the log-mel frames,
     so an episode costs its frames (25 MB an hour) and not its waveform (230 MB an hour)
-    unless `keep_samples`."""
+    unless `keep_samples`. Decoding runs in a thread beside resampling and the log-mel pass;
+    the "decode" stage is the time spent waiting for it and resampling."""
     decoding = Decoding(path)
     features = LogMelStream(analyzer.front_end, analyzer.device, decoding.expected_samples)
     samples = GrowingArray(decoding.expected_samples) if keep_samples else None
-    blocks = decoding.blocks()
-    while True:
-        with clock.stage("decode"):
-            block = next(blocks, None)
-        if block is None:
-            break
-        if samples is not None:
-            samples.append(block)
+    blocks = decoding.blocks(background=True)
+    with cpu_threads_beside_decoder(analyzer.device):
+        while True:
+            with clock.stage("decode"):
+                block = next(blocks, None)
+            if block is None:
+                break
+            if samples is not None:
+                samples.append(block)
+            with clock.stage("features"):
+                features.push(block)
         with clock.stage("features"):
-            features.push(block)
-    with clock.stage("features"):
-        logmel = features.finish()
+            logmel = features.finish()
     return DecodedEpisode(
         logmel, samples.array() if samples is not None else None, decoding.samples / SAMPLE_RATE, decoding.warnings
     )

@@ -19,10 +19,9 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from ser_pipeline.architectures import EmotionNet, EmotionNetConfig, LaughterNet, LaughterNetConfig
-from ser_pipeline.files import cache_root, file_sha256
+from ser_pipeline.files import EMBEDDED_MODELS_DIR, cache_root, file_sha256
 from ser_pipeline.gillick import GillickConfig, GillickResNet
 
-EMBEDDED_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 REGISTRY_FILE = EMBEDDED_MODELS_DIR / "registry.json"
 
 ARCHITECTURES: dict[str, tuple[type[torch.nn.Module], type]] = {

@@ -20,10 +20,11 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ser_pipeline.files import PROJECT_ROOT
 from ser_pipeline.schema import TABLES
 
 DATABASE_NAME = "podcasts.duckdb"
-VIEWS_SQL = Path(__file__).resolve().parent.parent / "warehouse" / "views.sql"
+VIEWS_SQL = PROJECT_ROOT / "warehouse" / "views.sql"
 
 _DUCKDB_TYPES = {
     pa.string(): "VARCHAR",

@@ -1,0 +1,118 @@
+"""Prefect's API for `ser-pipeline run`: the configured server (PREFECT_API_URL, from the
+environment or the Prefect profile), else a temporary local one for the command's duration.
+
+Prefect would start a temporary server by itself at the first flow call and then wait 6-12 s
+for it. Started here instead, as `prefect server start` (API only: no UI, no background
+services) before torch and the models load, it comes up while they do.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+STARTUP_TIMEOUT_S = 180.0
+
+
+class PrefectServerError(RuntimeError):
+    pass
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class TemporaryServer:
+    """`prefect server start` on a free loopback port; `wait_ready` before use, `stop` after."""
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}/api"
+        self._log = tempfile.TemporaryFile()
+        prefect = Path(sys.executable).with_name("prefect")
+        command = [
+            str(prefect) if prefect.exists() else "prefect",
+            "server", "start", "--host", "127.0.0.1", "--port", str(self.port),
+            "--no-services", "--no-ui", "--analytics-off",
+        ]  # fmt: skip
+        # Registering Prefect's block types again on every start costs a second; a long-lived
+        # `prefect server start` on the same database registers them.
+        env = {"PREFECT_API_BLOCKS_REGISTER_ON_START": "false", **os.environ}
+        self.process = subprocess.Popen(
+            command, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+        )
+
+    def _output(self) -> str:
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")[-2000:]
+
+    def wait_ready(self, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise PrefectServerError(
+                    f"the temporary Prefect server exited with code {self.process.returncode}:\n{self._output()}"
+                )
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise PrefectServerError(f"the temporary Prefect server did not answer within {timeout_s:.0f} s")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+@contextmanager
+def prefect_api(load: callable = lambda: None) -> Iterator[str]:
+    """Yields the API URL the flow will use. Without a configured server, a temporary one
+    starts first and `load()` (imports, models) runs while it comes up; it is stopped on exit."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no telemetry from offline machines
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if PREFECT_API_URL.value():
+        load()
+        yield PREFECT_API_URL.value()
+        return
+    server = TemporaryServer()
+    try:
+        load()
+        server.wait_ready()
+        with temporary_settings(updates={PREFECT_API_URL: server.url}):
+            try:
+                yield server.url
+            finally:
+                _send_pending_logs_and_events()
+    finally:
+        server.stop()
+
+
+def _send_pending_logs_and_events() -> None:
+    """Prefect ships logs and events from background workers that drain at interpreter exit,
+    after this server would be gone: drain them while it still answers."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        worker.drain_all(timeout=10, at_exit=False)
