@@ -145,12 +145,14 @@ class Decoding:
         return int(frames * SAMPLE_RATE / self.source.rate) + SAMPLE_RATE if frames else 600 * SAMPLE_RATE
 
     def blocks(self, background: bool = False) -> Iterator[np.ndarray]:
-        """16 kHz mono blocks. With `background`, decoding runs in a thread, a few blocks ahead
-        of resampling and of whatever the caller does with each block."""
+        """16 kHz mono blocks. With `background`, decoding and resampling run in a thread, a
+        few blocks ahead of whatever the caller does with each block."""
+        return in_background(self._resampled()) if background else self._resampled()
+
+    def _resampled(self) -> Iterator[np.ndarray]:
         self._counts = {"source_frames": 0, "clipped": 0, "nonfinite": 0}
-        source_blocks = self._checked_source_blocks()
         resampler = soxr.ResampleStream(self.source.rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
-        for block in in_background(source_blocks) if background else source_blocks:
+        for block in self._checked_source_blocks():
             out = resampler.resample_chunk(block)
             self.samples += len(out)
             yield out

@@ -105,6 +105,10 @@ class LogMelStream:
         self.samples += len(block)
         self._emit((self.offset + len(self.pending) - self.n_fft) // self.hop + 1)
 
+    def frames_so_far(self) -> torch.Tensor:
+        """The frames emitted so far; they do not change as more samples arrive."""
+        return torch.from_numpy(self.frames.array())
+
     def finish(self) -> torch.Tensor:
         """All frames: N samples give N // hop + 1, zeros standing in past both ends."""
         total = self.front_end.frame_count(self.samples)

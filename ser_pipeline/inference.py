@@ -8,6 +8,7 @@ conveniences built on them, with the same results (batches are exact, see `archi
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,21 +102,26 @@ class Analyzer:
         return result if self.waveform_dims else {**result, "dims": dims.float().cpu().numpy()}
 
     @torch.inference_mode()
-    def laughter_frames(self, logmel: torch.Tensor) -> np.ndarray:
-        """Laughter probability of every frame of an episode's log-mel (frames, n_mels).
+    def laughter_frames(self, logmel: torch.Tensor, probs: np.ndarray | None = None, first: int = 0) -> np.ndarray:
+        """Laughter probability of every frame of an episode's log-mel (frames, n_mels), from
+        frame `first` on (into `probs`, whose earlier frames are kept).
 
         Long episodes are scored in chunks that overlap by the network's receptive field, so
         the result equals one pass over the whole episode while memory stays bounded.
         """
-        context, chunk = self.laughter_net.config.receptive_frames, self.laughter_chunk_frames
-        probs = np.empty(len(logmel), dtype=np.float32)
-        for first in range(0, len(logmel), chunk):
-            last = min(first + chunk, len(logmel))
-            begin, end = max(first - context, 0), min(last + context, len(logmel))
-            with autocast_for(self.device):
-                logits = self.laughter_net(logmel[begin:end].to(self.device)[None])[0]
-            probs[first:last] = torch.sigmoid(logits.float()).cpu().numpy()[first - begin : last - begin]
+        probs = np.empty(len(logmel), dtype=np.float32) if probs is None else probs
+        for start in range(first, len(logmel), self.laughter_chunk_frames):
+            last = min(start + self.laughter_chunk_frames, len(logmel))
+            probs[start:last] = self._laughter_chunk(logmel, start, last)
         return probs
+
+    def _laughter_chunk(self, logmel: torch.Tensor, first: int, last: int) -> np.ndarray:
+        """Probabilities of frames [first, last), read with the receptive field on both sides."""
+        context = self.laughter_net.config.receptive_frames
+        begin, end = max(first - context, 0), min(last + context, len(logmel))
+        with torch.inference_mode(), autocast_for(self.device):
+            logits = self.laughter_net(logmel[begin:end].to(self.device)[None])[0]
+        return torch.sigmoid(logits.float()).cpu().numpy()[first - begin : last - begin]
 
     def laughter_probabilities(self, samples: np.ndarray, logmel: torch.Tensor) -> tuple[np.ndarray, float]:
         """Laughter probability per frame and the frames' rate: our detector reads the shared
@@ -160,29 +166,7 @@ class Analyzer:
     ) -> EpisodeScores:
         """Score every segment from the episode's log-mel frames; `samples` (16 kHz mono) may be
         None unless `needs_samples`."""
-        clock = clock or StageClock()
-        fps = self.front_end.config.frames_per_second
-        with clock.stage("emotion"):
-            emotion, sentiment, dims = self._score_segments(logmel, segments, fps)
-        if self.waveform_dims is not None:
-            with clock.stage("dims"):
-                dims = self.waveform_dims.score(samples, segments)
-        with clock.stage("laughter"):
-            frame_probs, laughter_fps = self.laughter_probabilities(samples, logmel)
-        with clock.stage("events"):
-            smoothed = smooth(frame_probs, laughter_fps, self.operating_point.smooth_s)
-            laughter_spans = [frame_span(s.start_s, s.end_s, laughter_fps, len(frame_probs)) for s in segments]
-            laughter = np.array([smoothed[a:b].max() for a, b in laughter_spans], dtype=np.float32)
-            events = detect_events(frame_probs, laughter_fps, self.operating_point)
-        columns = {
-            "emotion": np.array([EMOTIONS[i] for i in emotion.argmax(1)], dtype=object),
-            **{name: emotion[:, i] for i, name in enumerate(EMOTION_PROB_COLUMNS)},
-            "sentiment": np.array([SENTIMENTS[i] for i in sentiment.argmax(1)], dtype=object),
-            **{name: sentiment[:, i] for i, name in enumerate(SENTIMENT_PROB_COLUMNS)},
-            **{name: dims[:, i] for i, name in enumerate(DIMENSIONS)},
-            "laughter_prob": laughter,
-        }
-        return EpisodeScores(columns, events, frame_probs)
+        return StreamingScorer(self).finish(logmel, samples, segments, clock)
 
     def _score_segments(
         self, logmel: torch.Tensor, segments: list[Segment], fps: float
@@ -210,3 +194,90 @@ class Analyzer:
         """A whole file as one segment."""
         audio = decode(path)
         return self.analyze(audio.samples, [Segment(0, "window", 0.0, audio.duration_s)])
+
+
+class StreamingScorer:
+    """Scores an episode while its log-mel frames arrive, so that the models run during
+    decoding: `update(frames_so_far, known_segments)` scores the segments whose frames have all
+    arrived and runs the laughter detector on chunks whose context has arrived; `finish` scores
+    the rest. The result equals `Analyzer.score` on the whole episode: frames already emitted
+    never change, and segments are looked up by their time span, so one cut differently at the
+    end (the last window, a clipped sentence) is scored again."""
+
+    def __init__(self, analyzer: Analyzer):
+        self.analyzer = analyzer
+        self.fps = analyzer.front_end.config.frames_per_second
+        self.scored: dict[tuple[float, float], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self.ready: dict[tuple[float, float], Segment] = {}
+        self.streams_laughter = not isinstance(analyzer.laughter_net, GillickResNet)
+        self.laughter = np.empty(0, np.float32)
+        self.laughter_done = 0
+
+    def update(self, logmel: torch.Tensor, segments: list[Segment], clock: StageClock) -> None:
+        frames = len(logmel)
+        for segment in segments:
+            span = (segment.start_s, segment.end_s)
+            # Complete: every frame it covers has arrived (one spare frame for rounding).
+            if span not in self.scored and math.ceil(segment.end_s * self.fps) + 1 < frames:
+                self.ready[span] = segment
+        if sum(self._frames(s) for s in self.ready.values()) >= self.analyzer.max_batch_frames:
+            with clock.stage("emotion"):
+                self._score_ready(logmel)
+        context, chunk = self.analyzer.laughter_net.config.receptive_frames, self.analyzer.laughter_chunk_frames
+        if self.streams_laughter and frames - context - self.laughter_done >= chunk:
+            with clock.stage("laughter"):
+                last = frames - context
+                if len(self.laughter) < last:
+                    self.laughter = np.concatenate([self.laughter, np.empty(2 * last - len(self.laughter), np.float32)])
+                self.laughter[self.laughter_done : last] = self.analyzer._laughter_chunk(
+                    logmel, self.laughter_done, last
+                )
+                self.laughter_done = last
+
+    def _frames(self, segment: Segment) -> int:
+        return max(int((segment.end_s - segment.start_s) * self.fps), 1)
+
+    def _score_ready(self, logmel: torch.Tensor) -> None:
+        segments = list(self.ready.values())
+        for segment, *scores in zip(segments, *self.analyzer._score_segments(logmel, segments, self.fps)):
+            self.scored[(segment.start_s, segment.end_s)] = tuple(scores)
+        self.ready.clear()
+
+    def finish(
+        self, logmel: torch.Tensor, samples: np.ndarray | None, segments: list[Segment], clock: StageClock | None = None
+    ) -> EpisodeScores:
+        analyzer, clock = self.analyzer, clock or StageClock()
+        with clock.stage("emotion"):
+            self.ready = {(s.start_s, s.end_s): s for s in segments if (s.start_s, s.end_s) not in self.scored}
+            self._score_ready(logmel)
+            rows = [self.scored[(s.start_s, s.end_s)] for s in segments]
+            emotion, sentiment, dims = (
+                np.array([row[i] for row in rows], np.float32).reshape(len(segments), width)
+                for i, width in enumerate((len(EMOTIONS), len(SENTIMENTS), len(DIMENSIONS)))
+            )
+        if analyzer.waveform_dims is not None:
+            with clock.stage("dims"):
+                dims = analyzer.waveform_dims.score(samples, segments)
+        with clock.stage("laughter"):
+            if self.streams_laughter:
+                frame_probs = np.empty(len(logmel), np.float32)
+                frame_probs[: self.laughter_done] = self.laughter[: self.laughter_done]
+                laughter_fps = self.fps
+                analyzer.laughter_frames(logmel, frame_probs, self.laughter_done)
+            else:
+                frame_probs, laughter_fps = analyzer.laughter_probabilities(samples, logmel)
+        with clock.stage("events"):
+            point = analyzer.operating_point
+            smoothed = smooth(frame_probs, laughter_fps, point.smooth_s)
+            laughter_spans = [frame_span(s.start_s, s.end_s, laughter_fps, len(frame_probs)) for s in segments]
+            laughter = np.array([smoothed[a:b].max() for a, b in laughter_spans], dtype=np.float32)
+            events = detect_events(frame_probs, laughter_fps, point)
+        columns = {
+            "emotion": np.array([EMOTIONS[i] for i in emotion.argmax(1)], dtype=object),
+            **{name: emotion[:, i] for i, name in enumerate(EMOTION_PROB_COLUMNS)},
+            "sentiment": np.array([SENTIMENTS[i] for i in sentiment.argmax(1)], dtype=object),
+            **{name: sentiment[:, i] for i, name in enumerate(SENTIMENT_PROB_COLUMNS)},
+            **{name: dims[:, i] for i, name in enumerate(DIMENSIONS)},
+            "laughter_prob": laughter,
+        }
+        return EpisodeScores(columns, events, frame_probs)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +24,7 @@ from ser_pipeline.audio import SAMPLE_RATE, AudioError, Decoding, GrowingArray, 
 from ser_pipeline.devices import cpu_threads_beside_decoder
 from ser_pipeline.features import LogMelStream
 from ser_pipeline.files import file_sha256
-from ser_pipeline.inference import Analyzer, EpisodeScores
+from ser_pipeline.inference import Analyzer, EpisodeScores, StreamingScorer
 from ser_pipeline.segmentation import Segment, Segmentation, sentence_segments, vad_segments, window_segments
 from ser_pipeline.timing import StageClock
 from ser_pipeline.transcripts import TranscriptError, clean_sentences, read_transcript
@@ -80,17 +81,20 @@ def segment_episode(
     return sentence_segments(sentences), warnings
 
 
-def needs_voice_activity(episode: Episode, config: RunConfig) -> bool:
-    """Whether segmentation will read the waveform (so decoding must keep it); a transcript
-    whose every cue lies past the audio's end is the one case this cannot foresee."""
+def segment_plan(episode: Episode, config: RunConfig) -> Callable[[float], list[Segment]] | None:
+    """The segments that can be known from the first `seconds` of audio, so that they are
+    scored while decoding goes on; None when segmentation reads the waveform (voice activity),
+    which decoding must then keep. (A transcript whose every cue lies past the audio's end is
+    the one case this cannot foresee: `segment_episode` decodes the file again for it.)"""
     if config.segmentation is Segmentation.window:
-        return False
+        return lambda seconds: window_segments(seconds, config.window_s, config.hop_s) if seconds > 0 else []
     if config.segmentation is Segmentation.vad or episode.transcript_path is None:
-        return True
+        return None
     try:
-        return not clean_sentences(read_transcript(episode.transcript_path), math.inf)[0]
+        planned = sentence_segments(clean_sentences(read_transcript(episode.transcript_path), math.inf)[0])
     except TranscriptError:
-        return True
+        return None
+    return (lambda seconds: planned) if planned else None
 
 
 @dataclass(frozen=True)
@@ -101,11 +105,18 @@ class DecodedEpisode:
     warnings: tuple[str, ...]
 
 
-def decode_episode(path: Path, analyzer: Analyzer, keep_samples: bool, clock: StageClock) -> DecodedEpisode:
+def decode_episode(
+    path: Path,
+    analyzer: Analyzer,
+    keep_samples: bool,
+    clock: StageClock,
+    on_frames: Callable[[torch.Tensor], None] = lambda frames: None,
+) -> DecodedEpisode:
     """One streaming pass: each decoded 16 kHz block goes straight into the log-mel frames,
     so an episode costs its frames (25 MB an hour) and not its waveform (230 MB an hour)
-    unless `keep_samples`. Decoding runs in a thread beside resampling and the log-mel pass;
-    the "decode" stage is the time spent waiting for it and resampling."""
+    unless `keep_samples`; `on_frames` sees the frames so far after each block. Decoding runs
+    in a thread beside resampling, the log-mel pass and `on_frames`; the "decode" stage is the
+    time spent waiting for it and resampling."""
     decoding = Decoding(path)
     features = LogMelStream(analyzer.front_end, analyzer.device, decoding.expected_samples)
     samples = GrowingArray(decoding.expected_samples) if keep_samples else None
@@ -120,6 +131,7 @@ def decode_episode(path: Path, analyzer: Analyzer, keep_samples: bool, clock: St
                 samples.append(block)
             with clock.stage("features"):
                 features.push(block)
+            on_frames(features.frames_so_far())
         with clock.stage("features"):
             logmel = features.finish()
     return DecodedEpisode(
@@ -215,16 +227,23 @@ def process_episode(
     models = analyzer.model_ids
     if episode.problem:
         return record_failure(episode, config, run_id, models, episode.problem)
-    keep_samples = analyzer.needs_samples or needs_voice_activity(episode, config)
+    plan, scorer = segment_plan(episode, config), StreamingScorer(analyzer)
+    fps = analyzer.front_end.config.frames_per_second
+
+    def score_so_far(frames: torch.Tensor) -> None:
+        scorer.update(frames, plan(len(frames) / fps) if plan else [], clock)
+
     try:
-        audio = decode_episode(episode.audio_path, analyzer, keep_samples, clock)
+        audio = decode_episode(
+            episode.audio_path, analyzer, analyzer.needs_samples or plan is None, clock, score_so_far
+        )
     except AudioError as error:  # no retry can mend it: recorded as failed at once
         return record_failure(episode, config, run_id, models, str(error))
     with clock.stage("segment"):
         segments, warnings = segment_episode(episode, audio.samples, audio.duration_s, config)
     if not segments:
         warnings.append("no speech found (silence?): no segments")
-    scores = analyzer.score(audio.logmel, audio.samples, segments, clock)
+    scores = scorer.finish(audio.logmel, audio.samples, segments, clock)
     warnings = [*episode.warnings, *audio.warnings, *warnings]
     with clock.stage("write"):
         write_episode(

@@ -8,9 +8,11 @@ import torch
 
 from conftest import SHARED_DATA, needs_shared, tone
 from ser_pipeline.architectures import EmotionNet, EmotionNetConfig
+from ser_pipeline.inference import StreamingScorer
 from ser_pipeline.registry import Registry
 from ser_pipeline.schema import EMOTION_PROB_COLUMNS, SENTIMENT_PROB_COLUMNS
 from ser_pipeline.segmentation import Segment, window_segments
+from ser_pipeline.timing import StageClock
 
 
 def speechlike(seconds: float, seed: int = 0) -> np.ndarray:
@@ -65,6 +67,30 @@ def test_laughter_chunks_equal_one_pass(analyzer):
     finally:
         analyzer.laughter_chunk_frames = chunk
     assert np.allclose(whole, chunked, atol=1e-5)
+
+
+def test_scoring_while_frames_arrive_equals_scoring_the_whole_episode(analyzer):
+    samples = speechlike(62.0, seed=4)
+    logmel = analyzer.front_end.episode(samples, torch.device("cpu"))
+    final = window_segments(len(samples) / 16_000, 2.0)
+    whole = analyzer.score(logmel, None, final)
+    budget, chunk = analyzer.max_batch_frames, analyzer.laughter_chunk_frames
+    analyzer.max_batch_frames, analyzer.laughter_chunk_frames = 900, 700  # score and detect many times on the way
+    try:
+        scorer = StreamingScorer(analyzer)
+        for frames in (150, 1000, 1001, 2500, 4100, 5900):
+            scorer.update(logmel[:frames], window_segments(frames / 100, 2.0), StageClock())
+        assert scorer.scored and scorer.laughter_done > 0  # some of the work was done on the way
+        streamed = scorer.finish(logmel, None, final)
+    finally:
+        analyzer.max_batch_frames, analyzer.laughter_chunk_frames = budget, chunk
+    for column, values in whole.columns.items():
+        if values.dtype == object:
+            assert list(streamed.columns[column]) == list(values), column
+        else:
+            np.testing.assert_allclose(streamed.columns[column], values, atol=1e-5, err_msg=column)
+    np.testing.assert_allclose(streamed.laughter_frame_probs, whole.laughter_frame_probs, atol=1e-5)
+    assert streamed.events == whole.events
 
 
 def test_outputs_are_distributions_and_dims_in_range(analyzer):
