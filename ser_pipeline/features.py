@@ -96,6 +96,8 @@ class LogMelStream:
             count = min(self.chunk_frames, available_frames - start)
             begin = start * self.hop - self.offset
             piece = torch.from_numpy(self.pending[begin : begin + (count - 1) * self.hop + self.n_fft])
+            if self.device.type == "cuda":  # page-locked, so that the copy runs beside the GPU's work
+                piece = piece.pin_memory().to(self.device, non_blocking=True)
             self.frames.append(self.front_end(piece.to(self.device)).cpu().numpy())
         consumed = self.frames.rows * self.hop - self.offset
         self.pending, self.offset = self.pending[consumed:], self.offset + consumed

@@ -198,7 +198,7 @@ class Analyzer:
 
 class StreamingScorer:
     """Scores an episode while its log-mel frames arrive, so that the models run during
-    decoding: `update(frames_so_far, known_segments)` scores the segments whose frames have all
+    decoding: `update(frames_so_far, new_segments)` scores the segments whose frames have all
     arrived and runs the laughter detector on chunks whose context has arrived; `finish` scores
     the rest. The result equals `Analyzer.score` on the whole episode: frames already emitted
     never change, and segments are looked up by their time span, so one cut differently at the
@@ -209,17 +209,19 @@ class StreamingScorer:
         self.fps = analyzer.front_end.config.frames_per_second
         self.scored: dict[tuple[float, float], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.ready: dict[tuple[float, float], Segment] = {}
+        self.waiting: list[Segment] = []
         self.streams_laughter = not isinstance(analyzer.laughter_net, GillickResNet)
         self.laughter = np.empty(0, np.float32)
         self.laughter_done = 0
 
-    def update(self, logmel: torch.Tensor, segments: list[Segment], clock: StageClock) -> None:
+    def update(self, logmel: torch.Tensor, new_segments: list[Segment], clock: StageClock) -> None:
+        """`new_segments`: segments not given before whose time span the frames so far cover."""
         frames = len(logmel)
-        for segment in segments:
-            span = (segment.start_s, segment.end_s)
-            # Complete: every frame it covers has arrived (one spare frame for rounding).
-            if span not in self.scored and math.ceil(segment.end_s * self.fps) + 1 < frames:
-                self.ready[span] = segment
+        self.waiting += new_segments
+        # Complete: every frame a segment covers has arrived (one spare frame for rounding).
+        complete = [s for s in self.waiting if math.ceil(s.end_s * self.fps) + 1 < frames]
+        self.waiting = [s for s in self.waiting if math.ceil(s.end_s * self.fps) + 1 >= frames]
+        self.ready.update({(s.start_s, s.end_s): s for s in complete})
         if sum(self._frames(s) for s in self.ready.values()) >= self.analyzer.max_batch_frames:
             with clock.stage("emotion"):
                 self._score_ready(logmel)

@@ -6,6 +6,7 @@ Plain functions, no Prefect: the flow in `flows/` calls `process_episode` per ep
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import time
@@ -82,19 +83,38 @@ def segment_episode(
 
 
 def segment_plan(episode: Episode, config: RunConfig) -> Callable[[float], list[Segment]] | None:
-    """The segments that can be known from the first `seconds` of audio, so that they are
-    scored while decoding goes on; None when segmentation reads the waveform (voice activity),
-    which decoding must then keep. (A transcript whose every cue lies past the audio's end is
-    the one case this cannot foresee: `segment_episode` decodes the file again for it.)"""
+    """A function giving the segments, not given before, that the first `seconds` of audio
+    hold whole, so that they are scored while decoding goes on; None when segmentation reads
+    the waveform (voice activity), which decoding must then keep. (A transcript whose every
+    cue lies past the audio's end is the one case this cannot foresee: `segment_episode`
+    decodes the file again for it.)"""
     if config.segmentation is Segmentation.window:
-        return lambda seconds: window_segments(seconds, config.window_s, config.hop_s) if seconds > 0 else []
+        window, hop, given = config.window_s, config.hop_s or config.window_s, 0
+
+        def windows(seconds: float) -> list[Segment]:
+            # Windows ending at or before `seconds`: full length, so the same as window_segments'.
+            nonlocal given
+            first, given = given, max(math.floor((seconds - window) / hop + 1e-9) + 1, given)
+            return [Segment(i, Segmentation.window.value, i * hop, i * hop + window) for i in range(first, given)]
+
+        return windows
     if config.segmentation is Segmentation.vad or episode.transcript_path is None:
         return None
     try:
-        planned = sentence_segments(clean_sentences(read_transcript(episode.transcript_path), math.inf)[0])
+        sentences = sentence_segments(clean_sentences(read_transcript(episode.transcript_path), math.inf)[0])
     except TranscriptError:
         return None
-    return (lambda seconds: planned) if planned else None
+    if not sentences:
+        return None
+    by_end, given = sorted(sentences, key=lambda s: s.end_s), 0
+    ends = [s.end_s for s in by_end]
+
+    def sentences_by(seconds: float) -> list[Segment]:
+        nonlocal given
+        first, given = given, bisect.bisect_right(ends, seconds, lo=given)
+        return by_end[first:given]
+
+    return sentences_by
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from ser_pipeline.archive import Episode
-from ser_pipeline.pipeline import RunConfig, segment_episode
-from ser_pipeline.segmentation import Segmentation
+from ser_pipeline.pipeline import RunConfig, segment_episode, segment_plan
+from ser_pipeline.segmentation import Segmentation, window_segments
 
 SAMPLES = np.zeros(16_000 * 2, np.float32)
 
@@ -50,3 +50,24 @@ def test_no_transcript_means_voice_activity_and_window_ignores_transcripts(tmp_p
     assert segment_episode(episode(transcript), SAMPLES, 2.0, config(Segmentation.vad)) == ([], [])
     windows, _ = segment_episode(episode(transcript), SAMPLES, 7.0, config(Segmentation.window))
     assert [(s.start_s, s.end_s) for s in windows] == [(0, 3), (3, 6), (6, 7)]
+
+
+def test_segment_plan_gives_each_whole_window_once_as_window_segments_would():
+    plan = segment_plan(episode(None), config(Segmentation.window))
+    given = [s for seconds in (0.5, 3.0, 3.0, 7.9, 10.0, 10.0) for s in plan(seconds)]
+    final = window_segments(11.2)
+    assert [(s.start_s, s.end_s) for s in given] == [(s.start_s, s.end_s) for s in final[:3]]
+
+
+def test_segment_plan_gives_sentences_once_in_order_of_their_end(tmp_path):
+    transcript = tmp_path / "t.srt"
+    transcript.write_text(
+        "1\n00:00:00,000 --> 00:00:04,000\nlong\n\n2\n00:00:01,000 --> 00:00:02,000\nshort\n\n"
+        "3\n00:00:05,000 --> 00:00:06,000\nlast\n"
+    )
+    plan = segment_plan(episode(transcript), config(Segmentation.sentence))
+    assert [s.text for s in plan(2.5)] == ["short"]
+    assert [s.text for s in plan(4.0)] == ["long"]
+    assert plan(4.5) == [] and [s.text for s in plan(60.0)] == ["last"]
+    assert segment_plan(episode(None), config(Segmentation.sentence)) is None  # voice activity: reads samples
+    assert segment_plan(episode(transcript), config(Segmentation.vad)) is None
