@@ -23,7 +23,7 @@ from ser_pipeline.pipeline import EpisodeOutcome, RunConfig, process_episode, re
 from ser_pipeline.report import build_reports
 from ser_pipeline.segmentation import Segmentation
 from ser_pipeline.timing import StageClock, describe
-from ser_pipeline.warehouse import refresh_views
+from ser_pipeline.warehouse import database_path, refresh_views
 
 DEFAULT_WAREHOUSE = "warehouse/data"
 
@@ -66,14 +66,18 @@ def analyze_archive(
     dims_model: str | None = None,
     laughter_model: str | None = None,
     operating_point: str = "balanced",
+    reprocess: bool = False,
 ) -> list[dict]:
     """Analyze every episode under `archive`; write the warehouse and the reports.
 
     Returns one summary per episode. An episode that fails (after retries, for transient
-    errors) is recorded in `episodes` with status 'failed' and its error; the rest go on.
+    errors) is recorded in `episodes` with status 'failed' and its error; the rest go on. An
+    episode whose audio, transcript, models, settings and pipeline version are those of its
+    recorded rows is skipped (`reprocess` to redo it anyway); when every episode is skipped,
+    the views and reports are left as they are.
     """
     logger = get_run_logger()
-    config = RunConfig(Path(warehouse), Segmentation(segmentation), window_s, hop_s)
+    config = RunConfig(Path(warehouse), Segmentation(segmentation), window_s, hop_s, reprocess)
     run_id = str(flow_run.get_id() or "local")
     analyzer = Analyzer(
         device=device, dims_model=dims_model, laughter_model=laughter_model, operating_point=operating_point
@@ -101,7 +105,9 @@ def analyze_archive(
                 )
             for warning in outcome.warnings:
                 logger.warning("%s: %s", name, warning)
-            if outcome.status == "failed":
+            if outcome.status == "skipped":
+                logger.info("[%d/%d] %s skipped: unchanged since its recorded run", number, len(episodes), name)
+            elif outcome.status == "failed":
                 logger.error("[%d/%d] %s failed: %s", number, len(episodes), name, outcome.error)
             else:
                 speed = outcome.duration_s / max(outcome.seconds, 1e-9)
@@ -109,12 +115,15 @@ def analyze_archive(
                 logger.debug("%s stages: %s", name, describe(outcome.stage_seconds))
                 logger.info("[%d/%d] %s ok: %s", number, len(episodes), name, summary)
             outcomes.append(outcome)
-            audio_s += outcome.duration_s
+            audio_s += outcome.duration_s if outcome.status != "skipped" else 0.0
             speed = audio_s / max(time.perf_counter() - began, 1e-9)
             progress.update(bar, advance=1, speed=f"{speed:.0f}x real time", stage="")
-    refresh_views(config.warehouse)
-    pages = build_reports(
-        config.warehouse, Path(reports) if reports else config.warehouse.parent / "reports", report_window_s
-    )
-    logger.info("warehouse %s; %d report page(s) in %s", config.warehouse, len(pages), pages[0].parent)
+    report_dir = Path(reports) if reports else config.warehouse.parent / "reports"
+    changed = any(o.status != "skipped" for o in outcomes)
+    if changed or not database_path(config.warehouse).exists() or not (report_dir / "index.html").exists():
+        refresh_views(config.warehouse)
+        pages = build_reports(config.warehouse, report_dir, report_window_s)
+        logger.info("warehouse %s; %d report page(s) in %s", config.warehouse, len(pages), report_dir)
+    else:
+        logger.info("nothing changed: warehouse %s and reports in %s left as they were", config.warehouse, report_dir)
     return [asdict(o) for o in outcomes]

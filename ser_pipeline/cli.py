@@ -55,10 +55,14 @@ def run(
     dims_model: DimsModelOption = None,
     laughter_model: LaughterModelOption = None,
     operating_point: OperatingPointOption = "balanced",
+    reprocess: Annotated[
+        bool, typer.Option(help="Redo episodes whose audio, transcript, models and settings are unchanged.")
+    ] = False,
 ) -> None:
     """Analyze every episode of ARCHIVE with the Prefect flow `analyze-archive`.
 
-    Exits 1 when any episode failed (each is recorded in the `episodes` table with its error).
+    Episodes unchanged since their recorded run are skipped. Exits 1 when any episode failed
+    (each is recorded in the `episodes` table with its error).
     """
     from ser_pipeline.segmentation import Segmentation
 
@@ -82,6 +86,7 @@ def run(
             dims_model=dims_model,
             laughter_model=laughter_model,
             operating_point=operating_point,
+            reprocess=reprocess,
         )
     failed = [o for o in outcomes if o["status"] == "failed"]
     _print_run_summary(outcomes, time.perf_counter() - began, warehouse)

@@ -9,7 +9,7 @@ conveniences built on them, with the same results (batches are exact, see `archi
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +85,17 @@ class Analyzer:
             "emotion": self.emotion_spec.id,
             "dims": self.dims_spec.id,
             "laughter": f"{self.laughter_spec.id}@{self.operating_point_name}",
+        }
+
+    @property
+    def model_fingerprints(self) -> dict[str, list]:
+        """Each task's model id, its weights' sha256 and the laughter operating point: a model
+        retrained under the same id changes this too."""
+        return {
+            "emotion": [self.emotion_spec.id, self.emotion_spec.sha256],
+            "dims": [self.dims_spec.id, self.dims_spec.sha256, self.dims_spec.revision],
+            "laughter": [self.laughter_spec.id, self.laughter_spec.sha256, asdict(self.operating_point)],
+            "laughter_options": self.laughter_spec.options,
         }
 
     @torch.inference_mode()

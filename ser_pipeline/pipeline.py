@@ -7,6 +7,7 @@ Plain functions, no Prefect: the flow in `flows/` calls `process_episode` per ep
 from __future__ import annotations
 
 import bisect
+import hashlib
 import json
 import math
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 
 from ser_pipeline import __version__, schema
@@ -29,7 +31,7 @@ from ser_pipeline.inference import Analyzer, EpisodeScores, StreamingScorer
 from ser_pipeline.segmentation import Segment, Segmentation, sentence_segments, vad_segments, window_segments
 from ser_pipeline.timing import StageClock
 from ser_pipeline.transcripts import TranscriptError, clean_sentences, read_transcript
-from ser_pipeline.warehouse import write_episode
+from ser_pipeline.warehouse import table_file, write_episode
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class RunConfig:
     segmentation: Segmentation = Segmentation.sentence
     window_s: float = 3.0
     hop_s: float | None = None
+    reprocess: bool = False  # also episodes whose inputs, models and settings are unchanged
 
     def describe(self) -> str:
         if self.segmentation is Segmentation.window:
@@ -219,10 +222,13 @@ def _events_table(episode: Episode, scores: EpisodeScores, model: str) -> pa.Tab
 
 
 def record_failure(
-    episode: Episode, config: RunConfig, run_id: str, models: dict[str, str], error: str
+    episode: Episode, config: RunConfig, run_id: str, models: dict[str, str], error: str, inputs: Inputs | None = None
 ) -> EpisodeOutcome:
-    """Record an episode as failed; its segment and event files are emptied so tables agree."""
+    """Record an episode as failed; its segment and event files are emptied so tables agree.
+    With `inputs` (a permanent failure: the file itself is bad) an unchanged re-run skips it;
+    without (a transient failure) the next run tries again."""
     one_line = " ".join(error.split())[:500]
+    recorded = inputs.columns() if inputs else {}
     write_episode(
         config.warehouse,
         episode.show,
@@ -230,23 +236,79 @@ def record_failure(
         {
             "segments": schema.SEGMENTS.empty_table(),
             "laughter_events": schema.LAUGHTER_EVENTS.empty_table(),
-            "episodes": _episode_row(episode, config, run_id, models, status="failed", error=one_line),
+            "episodes": _episode_row(episode, config, run_id, models, status="failed", error=one_line, **recorded),
         },
     )
     return EpisodeOutcome(episode.show, episode.episode_id, "failed", error=one_line, warnings=episode.warnings)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What an episode's rows are computed from, hashed into one fingerprint."""
+
+    audio_sha256: str | None
+    audio_stat: str | None
+    fingerprint: str
+
+    def columns(self) -> dict[str, str | None]:
+        return {"audio_sha256": self.audio_sha256, "audio_stat": self.audio_stat, "fingerprint": self.fingerprint}
+
+
+def previous_row(warehouse: Path, episode: Episode) -> dict | None:
+    """The episode's row in the warehouse, if it has one."""
+    path = table_file(warehouse, "episodes", episode.show, episode.episode_id)
+    try:
+        rows = pq.read_table(path).to_pylist()
+    except (FileNotFoundError, pa.ArrowInvalid):
+        return None
+    return rows[0] if rows else None
+
+
+def episode_inputs(episode: Episode, config: RunConfig, analyzer: Analyzer, previous: dict | None) -> Inputs:
+    """Fingerprint of the audio (sha256, reused from `previous` while the file's size and mtime
+    are unchanged), the transcript, the segmentation, the models and their weights, and the
+    pipeline version."""
+    audio_sha = audio_stat = None
+    if episode.audio_path is not None and episode.audio_path.is_file():
+        stat = episode.audio_path.stat()
+        audio_stat = f"{stat.st_size}:{stat.st_mtime_ns}"
+        same_file = previous and previous["audio_path"] == str(episode.audio_path)
+        if same_file and previous["audio_stat"] == audio_stat and previous["audio_sha256"]:
+            audio_sha = previous["audio_sha256"]
+        else:
+            audio_sha = file_sha256(episode.audio_path)
+    transcript = episode.transcript_path
+    described = {
+        "audio": audio_sha,
+        "problem": episode.problem,
+        "transcript": file_sha256(transcript) if transcript and transcript.is_file() else None,
+        "segmentation": config.describe(),
+        "models": analyzer.model_fingerprints,
+        "pipeline_version": __version__,
+    }
+    fingerprint = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
+    return Inputs(audio_sha, audio_stat, fingerprint)
 
 
 def process_episode(
     episode: Episode, config: RunConfig, analyzer: Analyzer, run_id: str, clock: StageClock | None = None
 ) -> EpisodeOutcome:
     """Run one episode through every stage and write its rows; `clock` times the stages (and
-    its listener hears each one start). Undecodable audio is recorded as a failed episode;
-    anything else is raised so that the caller may retry it."""
+    its listener hears each one start). An episode whose inputs, models and settings are those
+    of its recorded rows is skipped (unless `config.reprocess`). Undecodable audio is recorded
+    as a failed episode; anything else is raised so that the caller may retry it."""
     began = time.perf_counter()
     clock = clock or StageClock()
     models = analyzer.model_ids
+    with clock.stage("check"):
+        previous = previous_row(config.warehouse, episode)
+        inputs = episode_inputs(episode, config, analyzer, previous)
+    if previous and previous["fingerprint"] == inputs.fingerprint and not config.reprocess:
+        return EpisodeOutcome(
+            episode.show, episode.episode_id, "skipped", previous["duration_s"] or 0.0, stage_seconds=clock.seconds
+        )
     if episode.problem:
-        return record_failure(episode, config, run_id, models, episode.problem)
+        return record_failure(episode, config, run_id, models, episode.problem, inputs)
     plan, scorer = segment_plan(episode, config), StreamingScorer(analyzer)
     fps = analyzer.front_end.config.frames_per_second
 
@@ -258,7 +320,7 @@ def process_episode(
             episode.audio_path, analyzer, analyzer.needs_samples or plan is None, clock, score_so_far
         )
     except AudioError as error:  # no retry can mend it: recorded as failed at once
-        return record_failure(episode, config, run_id, models, str(error))
+        return record_failure(episode, config, run_id, models, str(error), inputs)
     with clock.stage("segment"):
         segments, warnings = segment_episode(episode, audio.samples, audio.duration_s, config)
     if not segments:
@@ -278,7 +340,7 @@ def process_episode(
                     config,
                     run_id,
                     models,
-                    audio_sha256=file_sha256(episode.audio_path),
+                    **inputs.columns(),
                     duration_s=audio.duration_s,
                     error="; ".join(warnings) or None,
                 ),

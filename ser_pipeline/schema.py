@@ -45,6 +45,10 @@ EPISODES = pa.schema(
         ("pipeline_version", pa.string()),
         ("run_id", pa.string()),
         ("processed_at", pa.timestamp("ms", tz="UTC")),
+        # Beyond the contract: what the rows were computed from (see pipeline.fingerprint), so an
+        # unchanged episode is skipped; the audio file's size:mtime lets its hash be reused.
+        ("fingerprint", pa.string()),
+        ("audio_stat", pa.string()),
     ]
 )
 
@@ -124,6 +128,10 @@ DESCRIPTIONS: dict[str, str] = {
     "pipeline_version": "ser-pipeline version that wrote the rows",
     "run_id": "the Prefect flow run that wrote the rows",
     "processed_at": "when the rows were written (UTC)",
+    "fingerprint": "sha256 over the audio and transcript hashes, segmentation, models with their weights' "
+    "sha256, operating point and pipeline version: a re-run skips the episode while it is unchanged "
+    "(empty for transient failures, which are retried)",
+    "audio_stat": "the audio file's size:mtime_ns when hashed; while unchanged the hash is reused",
     "segment_id": "0-based index of the segment within the episode",
     "kind": "'sentence' (transcript), 'window' (fixed windows) or 'vad' (voice activity)",
     "start_s": "seconds from the start of the episode's audio",

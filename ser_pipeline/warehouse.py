@@ -9,6 +9,7 @@ duplicated.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
@@ -89,21 +90,36 @@ def database_path(warehouse: Path) -> Path:
 
 
 def refresh_views(warehouse: Path, attempts: int = 20) -> Path:
-    """(Re)create the DuckDB views over the Parquet files; waits while another writer holds the file."""
+    """(Re)create the DuckDB views over the Parquet files. Runs that finish at once take turns
+    (a lock file); a reader holding the database is waited for. The database holds nothing but
+    views, so one left unreadable (a run killed while writing it) is rebuilt."""
     warehouse.mkdir(parents=True, exist_ok=True)
     statements = [f"CREATE OR REPLACE VIEW {name} AS {_table_source(warehouse, name)}" for name in TABLES]
     statements += [s for s in VIEWS_SQL.read_text().split(";") if s.strip()]
-    for attempt in range(attempts):
-        try:
-            with duckdb.connect(str(database_path(warehouse))) as connection:
-                for statement in statements:
-                    connection.execute(statement)
-            return database_path(warehouse)
-        except duckdb.IOException as error:
-            if "lock" not in str(error).lower() or attempt == attempts - 1:
-                raise
-            time.sleep(0.5)
-    raise AssertionError("unreachable")
+    database = database_path(warehouse)
+    with (warehouse / ".views.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for attempt in range(attempts):
+            try:
+                with duckdb.connect(str(database)) as connection:
+                    for statement in statements:
+                        connection.execute(statement)
+                return database
+            except duckdb.IOException as error:
+                if "lock" in str(error).lower() and attempt < attempts - 1:
+                    time.sleep(0.5)
+                    continue
+                if "lock" in str(error).lower():
+                    raise
+                _remove_database(database)
+            except duckdb.Error:
+                _remove_database(database)
+    raise duckdb.IOException(f"could not write {database} after {attempts} attempts")
+
+
+def _remove_database(database: Path) -> None:
+    for path in (database, database.with_name(database.name + ".wal")):
+        path.unlink(missing_ok=True)
 
 
 def connect_read_only(warehouse: Path) -> duckdb.DuckDBPyConnection:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -71,3 +73,59 @@ def test_segment_plan_gives_sentences_once_in_order_of_their_end(tmp_path):
     assert plan(4.5) == [] and [s.text for s in plan(60.0)] == ["last"]
     assert segment_plan(episode(None), config(Segmentation.sentence)) is None  # voice activity: reads samples
     assert segment_plan(episode(transcript), config(Segmentation.vad)) is None
+
+
+@pytest.fixture
+def one_episode(tmp_path):
+    from conftest import write_audio
+
+    t = np.arange(16_000 * 8) / 16_000
+    voiced = (0.3 * np.sin(2 * np.pi * 180 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+    audio = write_audio(tmp_path / "archive" / "show" / "ep.wav", voiced, 16_000)
+    transcript = audio.with_suffix(".srt")
+    transcript.write_text("1\n00:00:00,500 --> 00:00:03,000\nA\n\n2\n00:00:03,500 --> 00:00:07,000\nB\n")
+    return Episode("show", "ep", "ep", audio, transcript_path=transcript)
+
+
+def test_an_unchanged_episode_is_skipped_without_decoding_and_changes_redo_it(
+    one_episode, analyzer, tmp_path, monkeypatch
+):
+    import ser_pipeline.pipeline as pipeline
+
+    sentences = RunConfig(tmp_path / "wh", Segmentation.sentence)
+    first = pipeline.process_episode(one_episode, sentences, analyzer, "run-1")
+    assert first.status == "ok" and first.segments == 2
+    recorded = pipeline.previous_row(sentences.warehouse, one_episode)
+
+    decodes = []
+    real_decode = pipeline.decode_episode
+    monkeypatch.setattr(pipeline, "decode_episode", lambda *a, **k: decodes.append(a[0]) or real_decode(*a, **k))
+    again = pipeline.process_episode(one_episode, sentences, analyzer, "run-2")
+    assert again.status == "skipped" and again.duration_s == pytest.approx(8.0, abs=0.01) and decodes == []
+    assert pipeline.previous_row(sentences.warehouse, one_episode) == recorded  # rows untouched
+
+    os.utime(one_episode.audio_path, ns=(1, 1))  # touched, same bytes: hashed again, still unchanged
+    assert pipeline.process_episode(one_episode, sentences, analyzer, "run-3").status == "skipped"
+
+    windows = RunConfig(tmp_path / "wh", Segmentation.window, window_s=2.0)
+    assert pipeline.process_episode(one_episode, windows, analyzer, "run-4").segments == 4  # a setting changed
+    assert pipeline.process_episode(one_episode, windows, analyzer, "run-5").status == "skipped"
+    one_episode.transcript_path.write_text("1\n00:00:00,500 --> 00:00:07,000\nA and B\n")
+    back = pipeline.process_episode(one_episode, sentences, analyzer, "run-6")  # transcript changed
+    assert back.status == "ok" and back.segments == 1
+    forced = pipeline.process_episode(one_episode, replace(sentences, reprocess=True), analyzer, "run-7")
+    assert forced.status == "ok" and len(decodes) == 3
+
+
+def test_a_permanently_bad_file_is_not_retried_while_unchanged(tmp_path, analyzer):
+    import ser_pipeline.pipeline as pipeline
+
+    bad = tmp_path / "show" / "bad.mp3"
+    bad.parent.mkdir()
+    bad.write_bytes(b"\x00" * 3000)
+    episode = Episode("show", "bad", "bad", bad)
+    config = RunConfig(tmp_path / "wh", Segmentation.window)
+    assert pipeline.process_episode(episode, config, analyzer, "r1").status == "failed"
+    assert pipeline.process_episode(episode, config, analyzer, "r2").status == "skipped"
+    bad.write_bytes(b"\x01" * 3000)
+    assert pipeline.process_episode(episode, config, analyzer, "r3").status == "failed"
