@@ -95,6 +95,56 @@ def run(
     raise typer.Exit(1 if failed else 0)
 
 
+@app.command()
+def serve(
+    archive: Annotated[Path, typer.Option(help="The archive folder the nightly run analyzes (a default parameter).")],
+    warehouse: WarehouseOption = Path("warehouse/data"),
+    cron: Annotated[str, typer.Option(help="When to run, as a cron expression (server time zone: UTC).")] = "0 3 * * *",
+    segmentation: Annotated[str, typer.Option(help="sentence | window | vad (a default parameter).")] = "sentence",
+    window: Annotated[float, typer.Option(help="Window length in seconds (--segmentation window).")] = 3.0,
+    hop: Annotated[float | None, typer.Option(help="Window hop in seconds (default: the window length).")] = None,
+    reports: Annotated[
+        Path | None, typer.Option(help="Report folder (default: reports/ beside the warehouse).")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
+) -> None:
+    """Register the Prefect deployment `analyze-archive/nightly` on the server at PREFECT_API_URL
+    and serve it: scheduled runs, and `prefect deployment run analyze-archive/nightly` (with
+    `--param archive=...` etc. to override these defaults), run here until interrupted."""
+    import os
+
+    from ser_pipeline.segmentation import Segmentation
+
+    if segmentation not in Segmentation.__members__:
+        raise typer.BadParameter(f"{segmentation!r}: choose sentence, window or vad", param_hint="--segmentation")
+    if not archive.is_dir():
+        raise typer.BadParameter(f"{archive} is not a folder", param_hint="--archive")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        typer.echo(
+            "error: serving needs a Prefect server that outlives this command. Start one with\n"
+            "  prefect server start            (SQLite under PREFECT_HOME; PostgreSQL for production)\n"
+            "then  export PREFECT_API_URL=http://127.0.0.1:4200/api  and run this again.",
+            err=True,
+        )
+        raise typer.Exit(2)
+    from flows.analyze_archive import analyze_archive
+
+    parameters = {
+        "archive": str(archive.resolve()),
+        "warehouse": str(warehouse.resolve()),
+        "segmentation": segmentation,
+        "window_s": window,
+        "hop_s": hop,
+        "reports": str(reports.resolve()) if reports else None,
+        "device": device,
+    }
+    typer.echo(f"serving analyze-archive/nightly on {PREFECT_API_URL.value()} ({cron}); Ctrl-C stops", err=True)
+    analyze_archive.serve(name="nightly", cron=cron, parameters=parameters, pause_on_shutdown=False)
+
+
 def _print_run_summary(outcomes: list[dict], seconds: float, warehouse: Path) -> None:
     from rich.console import Console
     from rich.table import Table
