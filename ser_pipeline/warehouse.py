@@ -89,7 +89,10 @@ def database_path(warehouse: Path) -> Path:
     return warehouse / DATABASE_NAME
 
 
-def refresh_views(warehouse: Path, attempts: int = 20) -> Path:
+_LOCK_ATTEMPTS, _LOCK_WAIT_S = 60, 0.5
+
+
+def refresh_views(warehouse: Path, attempts: int = _LOCK_ATTEMPTS) -> Path:
     """(Re)create the DuckDB views over the Parquet files. Runs that finish at once take turns
     (a lock file); a reader holding the database is waited for. The database holds nothing but
     views, so one left unreadable (a run killed while writing it) is rebuilt."""
@@ -106,10 +109,10 @@ def refresh_views(warehouse: Path, attempts: int = 20) -> Path:
                         connection.execute(statement)
                 return database
             except duckdb.IOException as error:
-                if "lock" in str(error).lower() and attempt < attempts - 1:
-                    time.sleep(0.5)
+                if _is_lock_error(error) and attempt < attempts - 1:
+                    time.sleep(_LOCK_WAIT_S)
                     continue
-                if "lock" in str(error).lower():
+                if _is_lock_error(error):
                     raise
                 _remove_database(database)
             except duckdb.Error:
@@ -128,4 +131,15 @@ def connect_read_only(warehouse: Path) -> duckdb.DuckDBPyConnection:
         raise FileNotFoundError(
             f"no warehouse database at {path}: run `ser-pipeline run ARCHIVE --warehouse {warehouse}` first"
         )
-    return duckdb.connect(str(path), read_only=True)
+    for attempt in range(_LOCK_ATTEMPTS):  # a run refreshing the views holds the file briefly
+        try:
+            return duckdb.connect(str(path), read_only=True)
+        except duckdb.IOException as error:
+            if not _is_lock_error(error) or attempt == _LOCK_ATTEMPTS - 1:
+                raise
+            time.sleep(_LOCK_WAIT_S)
+    raise AssertionError("unreachable")
+
+
+def _is_lock_error(error: duckdb.Error) -> bool:
+    return "lock" in str(error).lower()
