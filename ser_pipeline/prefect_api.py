@@ -8,13 +8,14 @@ services) before torch and the models load, it comes up while they do.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -85,20 +86,30 @@ class TemporaryServer:
 
 
 @contextmanager
-def prefect_api(load: callable = lambda: None) -> Iterator[str]:
+def prefect_api(load: Callable[[], object] = lambda: None) -> Iterator[str]:
     """Yields the API URL the flow will use. Without a configured server, a temporary one
     starts first and `load()` (imports, models) runs while it comes up; it is stopped on exit."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no telemetry from offline machines
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
     if PREFECT_API_URL.value():
         load()
         yield PREFECT_API_URL.value()
         return
-    server = TemporaryServer()
+    # Two servers starting at once on a new database would both migrate it (and one fails):
+    # runs started together take turns until their server answers.
+    home = Path(PREFECT_HOME.value())
+    home.mkdir(parents=True, exist_ok=True)
+    with (home / "ser-pipeline-server.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        server = TemporaryServer()
+        try:
+            load()
+            server.wait_ready()
+        except BaseException:
+            server.stop()
+            raise
     try:
-        load()
-        server.wait_ready()
         with temporary_settings(updates={PREFECT_API_URL: server.url}):
             try:
                 yield server.url

@@ -86,7 +86,7 @@ def test_a_run_killed_mid_archive_is_finished_by_the_next_with_the_same_tables(a
 def test_two_runs_at_once_neither_corrupt_nor_duplicate(archive, uninterrupted, tmp_path):
     warehouse = tmp_path / "data"
     first = run(archive, warehouse, tmp_path / "home-1")
-    second = run(archive, warehouse, tmp_path / "home-2")
+    second = run(archive, warehouse, tmp_path / "home-1")
     finished(first), finished(second)
     together = tables(warehouse)
     for name, frame in uninterrupted.items():
