@@ -1,8 +1,10 @@
 """Decoding: any supported file to 16 kHz mono float32, once per episode, in bounded blocks.
 
 The source is read block by block (soundfile for wav/flac/mp3/ogg, PyAV's FFmpeg for
-m4a/aac/mp4/opus), each block is downmixed and fed to a streaming soxr resampler, so only
-the 16 kHz mono result of the whole episode is ever held, never the source-rate channels.
+m4a/aac/mp4/opus), each block is downmixed and fed to a streaming soxr resampler, so the
+source-rate channels are only ever held one block at a time. `decode` keeps the whole 16 kHz
+result; `Decoding.blocks` hands the blocks on one by one (optionally from a thread), so that
+the pipeline can keep only their log-mel frames.
 """
 
 from __future__ import annotations

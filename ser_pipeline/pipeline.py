@@ -67,7 +67,7 @@ def segment_episode(
 ) -> tuple[list[Segment], list[str]]:
     """Segments by the configured strategy. `sentence` falls back to voice activity when the
     transcript is missing, unreadable or empty, and says so in the warnings. Voice activity
-    reads `samples`; when they were not kept (see `needs_voice_activity`) the file is decoded again."""
+    reads `samples`; when they were not kept (see `segment_plan`) the file is decoded again."""
 
     def by_voice_activity() -> list[Segment]:
         return vad_segments(samples if samples is not None else decode(episode.audio_path).samples)
@@ -137,9 +137,9 @@ def decode_episode(
 ) -> DecodedEpisode:
     """One streaming pass: each decoded 16 kHz block goes straight into the log-mel frames,
     so an episode costs its frames (25 MB an hour) and not its waveform (230 MB an hour)
-    unless `keep_samples`; `on_frames` sees the frames so far after each block. Decoding runs
-    in a thread beside resampling, the log-mel pass and `on_frames`; the "decode" stage is the
-    time spent waiting for it and resampling."""
+    unless `keep_samples`; `on_frames` sees the frames so far after each block. Decoding and
+    resampling run in a thread beside the log-mel pass and `on_frames`; the "decode" stage is
+    the time spent waiting for them."""
     decoding = Decoding(path)
     features = LogMelStream(analyzer.front_end, analyzer.device, decoding.expected_samples)
     samples = GrowingArray(decoding.expected_samples) if keep_samples else None
