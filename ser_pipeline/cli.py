@@ -149,7 +149,7 @@ def _print_run_summary(outcomes: list[dict], seconds: float, warehouse: Path) ->
     from rich.console import Console
     from rich.table import Table
 
-    audio_s = sum(o["duration_s"] for o in outcomes)
+    audio_s = sum(o["duration_s"] for o in outcomes if o["status"] != "skipped")  # audio analyzed now
     table = Table(
         "episodes", "ok", "failed", "skipped", "hours of audio", "time taken", "x real time", title="run summary"
     )
