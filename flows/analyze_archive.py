@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ser_pipeline.archive import Episode, discover
 from ser_pipeline.inference import Analyzer
 from ser_pipeline.pipeline import EpisodeOutcome, RunConfig, process_episode, record_failure
+from ser_pipeline.remote import is_remote, mirror_feed
 from ser_pipeline.report import build_reports
 from ser_pipeline.segmentation import Segmentation
 from ser_pipeline.timing import StageClock, describe
@@ -68,7 +69,8 @@ def analyze_archive(
     operating_point: str = "balanced",
     reprocess: bool = False,
 ) -> list[dict]:
-    """Analyze every episode under `archive`; write the warehouse and the reports.
+    """Analyze every episode under `archive` (a folder, or an http(s) RSS feed URL); write the
+    warehouse and the reports.
 
     Returns one summary per episode. An episode that fails (after retries, for transient
     errors) is recorded in `episodes` with status 'failed' and its error; the rest go on. An
@@ -82,7 +84,8 @@ def analyze_archive(
     analyzer = Analyzer(
         device=device, dims_model=dims_model, laughter_model=laughter_model, operating_point=operating_point
     )
-    episodes = discover(Path(archive))
+    # A feed URL is mirrored into the cache (new enclosures downloaded) and read like a folder.
+    episodes = discover(mirror_feed(archive, say=logger.info) if is_remote(archive) else Path(archive))
     logger.info(
         "%d episode(s) in %s; models %s; device %s", len(episodes), archive, analyzer.model_ids, analyzer.device
     )

@@ -18,7 +18,9 @@ from ser_pipeline.transcripts import TRANSCRIPT_SUFFIXES
 
 AUDIO_SUFFIXES: tuple[str, ...] = (".mp3", ".wav", ".flac", ".ogg", ".m4a", ".aac", ".mp4", ".opus")
 FEED_NAME = "feed.xml"
-_PODCAST_NS = "https://podcastindex.org/namespace/1.0"
+PODCAST_NS = "https://podcastindex.org/namespace/1.0"
+# Set on an enclosure by `remote.mirror_feed` when its download failed: the reason.
+PROBLEM_ATTRIBUTE = "ser-pipeline-problem"
 # Preferred transcript format when an item or a stem offers several.
 _TRANSCRIPT_PREFERENCE = {".json": 0, ".vtt": 1, ".srt": 2}
 
@@ -85,14 +87,16 @@ def _feed_episodes(folder: Path, feed_path: Path, default_show: str) -> tuple[st
         seen_ids.add(episode_id)
         title = (item.findtext("title") or "").strip() or episode_id
         audio_path = _inside(folder, reference) if reference else None
-        problem = None
-        if audio_path is None:
+        problem = enclosure.get(PROBLEM_ATTRIBUTE) if enclosure is not None else None
+        if problem:
+            audio_path = None
+        elif audio_path is None:
             problem = f"enclosure {reference!r} is missing or points outside the show folder"
         elif audio_path.suffix.lower() not in AUDIO_SUFFIXES:
             problem = f"enclosure {reference!r} is not an audio file"
         transcripts = [
             path
-            for tag in item.findall(f"{{{_PODCAST_NS}}}transcript")
+            for tag in item.findall(f"{{{PODCAST_NS}}}transcript")
             if (path := _inside(folder, tag.get("url", ""))) is not None
             and path.suffix.lower() in _TRANSCRIPT_PREFERENCE
             and path.is_file()

@@ -38,9 +38,7 @@ def _models_dir_default() -> Path:
 
 @app.command()
 def run(
-    archive: Annotated[
-        Path, typer.Argument(help="Folder of show folders, or one show folder.", exists=True, file_okay=False)
-    ],
+    archive: Annotated[str, typer.Argument(help="Folder of show folders, one show folder, or an http(s) feed URL.")],
     warehouse: WarehouseOption = Path("warehouse/data"),
     segmentation: Annotated[
         str, typer.Option(help="sentence (transcript, else voice activity) | window | vad.")
@@ -68,6 +66,7 @@ def run(
 
     if segmentation not in Segmentation.__members__:
         raise typer.BadParameter(f"{segmentation!r}: choose sentence, window or vad", param_hint="--segmentation")
+    archive = _archive_argument(archive, "ARCHIVE")
     from ser_pipeline.prefect_api import prefect_api
 
     began = time.perf_counter()
@@ -75,7 +74,7 @@ def run(
         from flows.analyze_archive import analyze_archive
 
         outcomes = analyze_archive(
-            archive=str(archive),
+            archive=archive,
             warehouse=str(warehouse),
             segmentation=segmentation,
             window_s=window,
@@ -97,7 +96,9 @@ def run(
 
 @app.command()
 def serve(
-    archive: Annotated[Path, typer.Option(help="The archive folder the nightly run analyzes (a default parameter).")],
+    archive: Annotated[
+        str, typer.Option(help="The archive folder or http(s) feed URL the nightly run analyzes (a default parameter).")
+    ],
     warehouse: WarehouseOption = Path("warehouse/data"),
     cron: Annotated[str, typer.Option(help="When to run, as a cron expression (server time zone: UTC).")] = "0 3 * * *",
     segmentation: Annotated[str, typer.Option(help="sentence | window | vad (a default parameter).")] = "sentence",
@@ -117,8 +118,7 @@ def serve(
 
     if segmentation not in Segmentation.__members__:
         raise typer.BadParameter(f"{segmentation!r}: choose sentence, window or vad", param_hint="--segmentation")
-    if not archive.is_dir():
-        raise typer.BadParameter(f"{archive} is not a folder", param_hint="--archive")
+    archive = _archive_argument(archive, "--archive")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from prefect.settings import PREFECT_API_URL
 
@@ -133,7 +133,7 @@ def serve(
     from flows.analyze_archive import analyze_archive
 
     parameters = {
-        "archive": str(archive.resolve()),
+        "archive": archive,
         "warehouse": str(warehouse.resolve()),
         "segmentation": segmentation,
         "window_s": window,
@@ -143,6 +143,19 @@ def serve(
     }
     typer.echo(f"serving analyze-archive/nightly on {PREFECT_API_URL.value()} ({cron}); Ctrl-C stops", err=True)
     analyze_archive.serve(name="nightly", cron=cron, parameters=parameters, pause_on_shutdown=False)
+
+
+def _archive_argument(archive: str, hint: str) -> str:
+    """A feed URL as given, or a folder made absolute; anything else is a usage error."""
+    from ser_pipeline.remote import is_remote
+
+    if is_remote(archive):
+        return archive
+    if "://" in archive:
+        raise typer.BadParameter(f"{archive!r}: only http(s) feed URLs or folders", param_hint=hint)
+    if not Path(archive).is_dir():
+        raise typer.BadParameter(f"{archive} is not a folder", param_hint=hint)
+    return str(Path(archive).resolve())
 
 
 def _print_run_summary(outcomes: list[dict], seconds: float, warehouse: Path) -> None:
