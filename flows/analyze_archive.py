@@ -7,12 +7,13 @@ Thin by design: the stages live in `ser_pipeline`; this module adds orchestratio
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -37,9 +38,52 @@ DEFAULT_WAREHOUSE = "warehouse/data"
     task_run_name="{episode.show}/{episode.episode_id}",
 )
 def analyze_episode(
-    episode: Episode, config: RunConfig, analyzer: Analyzer, run_id: str, on_stage: Callable[[str], None]
+    episode: Episode, config: RunConfig, analyzer: Analyzer, run_id: str, on_stage: Callable[[str], None] | None = None
 ) -> EpisodeOutcome:
     return process_episode(episode, config, analyzer, run_id, StageClock(on_stage))
+
+
+Runs = Iterator[tuple[Episode, State]]
+
+
+def _one_by_one(episodes: list[Episode], config: RunConfig, analyzer: Analyzer, run_id: str, show_stage) -> Runs:
+    """Each episode in this process, in order; `show_stage` hears its stages."""
+    for episode in episodes:
+        name = f"{episode.show}/{episode.episode_id}"
+        state = analyze_episode(
+            episode,
+            config,
+            analyzer,
+            run_id,
+            lambda stage, name=name: show_stage(f"{name}: {stage}"),
+            return_state=True,
+        )
+        yield episode, state
+
+
+def _on_dask(episodes: list[Episode], config: RunConfig, analyzer: Analyzer, run_id: str, address: str | None) -> Runs:
+    """The episodes fanned out over a Dask cluster (`address`, else a local one of 2 worker
+    processes), in the order they finish. With a CUDA device, each task asks for one `GPU`
+    resource, so only workers started with `--resources GPU=1` take them."""
+    import dask
+    from prefect.futures import as_completed
+    from prefect_dask import DaskTaskRunner
+
+    runner = (
+        DaskTaskRunner(address=address)
+        if address
+        else DaskTaskRunner(cluster_kwargs={"n_workers": 2, "threads_per_worker": 1, "dashboard_address": None})
+    )
+    resources = {"GPU": 1} if analyzer.device.type == "cuda" else {}
+    with runner, dask.annotate(resources=resources):
+        get_run_logger().info("episodes fanned out over the Dask cluster at %s", runner.client.scheduler.address)
+        futures = {
+            runner.submit(analyze_episode, {"episode": e, "config": config, "analyzer": analyzer, "run_id": run_id}): e
+            for e in episodes
+        }
+        for future in as_completed(list(futures)):
+            future.wait()
+            yield futures[future], future.state
 
 
 def _progress() -> Progress:
@@ -68,6 +112,8 @@ def analyze_archive(
     laughter_model: str | None = None,
     operating_point: str = "balanced",
     reprocess: bool = False,
+    task_runner: str = "default",
+    dask_address: str | None = None,
 ) -> list[dict]:
     """Analyze every episode under `archive` (a folder, or an http(s) RSS feed URL); write the
     warehouse and the reports.
@@ -76,8 +122,11 @@ def analyze_archive(
     errors) is recorded in `episodes` with status 'failed' and its error; the rest go on. An
     episode whose audio, transcript, models, settings and pipeline version are those of its
     recorded rows is skipped (`reprocess` to redo it anyway); when every episode is skipped,
-    the views and reports are left as they are.
+    the views and reports are left as they are. `task_runner="dask"` fans the episodes out
+    over a Dask cluster (`dask_address`, else a local one); the rows are the same.
     """
+    if task_runner not in ("default", "dask"):
+        raise ValueError(f"task_runner {task_runner!r}: use default or dask")
     logger = get_run_logger()
     config = RunConfig(Path(warehouse), Segmentation(segmentation), window_s, hop_s, reprocess)
     run_id = str(flow_run.get_id() or "local")
@@ -92,13 +141,12 @@ def analyze_archive(
     outcomes, audio_s, began = [], 0.0, time.perf_counter()
     with _progress() as progress:
         bar = progress.add_task("episodes", total=len(episodes), stage="", speed="")
-        for number, episode in enumerate(episodes, start=1):
+        if task_runner == "dask":
+            runs = _on_dask(episodes, config, analyzer, run_id, dask_address)
+        else:
+            runs = _one_by_one(episodes, config, analyzer, run_id, lambda stage: progress.update(bar, stage=stage))
+        for number, (episode, state) in enumerate(runs, start=1):
             name = f"{episode.show}/{episode.episode_id}"
-
-            def on_stage(stage: str, name: str = name) -> None:
-                progress.update(bar, stage=f"{name}: {stage}")
-
-            state = analyze_episode(episode, config, analyzer, run_id, on_stage, return_state=True)
             if state.is_completed():
                 outcome = state.result()
             else:

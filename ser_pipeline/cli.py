@@ -56,6 +56,12 @@ def run(
     reprocess: Annotated[
         bool, typer.Option(help="Redo episodes whose audio, transcript, models and settings are unchanged.")
     ] = False,
+    task_runner: Annotated[
+        str, typer.Option(help="default (episodes one by one here) | dask (fanned out over a Dask cluster).")
+    ] = "default",
+    dask_address: Annotated[
+        str | None, typer.Option(help="Scheduler of an existing Dask cluster, tcp://host:8786 (default: a local one).")
+    ] = None,
 ) -> None:
     """Analyze every episode of ARCHIVE with the Prefect flow `analyze-archive`.
 
@@ -67,6 +73,8 @@ def run(
     if segmentation not in Segmentation.__members__:
         raise typer.BadParameter(f"{segmentation!r}: choose sentence, window or vad", param_hint="--segmentation")
     archive = _archive_argument(archive, "ARCHIVE")
+    if task_runner not in ("default", "dask"):
+        raise typer.BadParameter(f"{task_runner!r}: choose default or dask", param_hint="--task-runner")
     from ser_pipeline.prefect_api import prefect_api
 
     began = time.perf_counter()
@@ -86,6 +94,8 @@ def run(
             laughter_model=laughter_model,
             operating_point=operating_point,
             reprocess=reprocess,
+            task_runner=task_runner,
+            dask_address=dask_address,
         )
     failed = [o for o in outcomes if o["status"] == "failed"]
     _print_run_summary(outcomes, time.perf_counter() - began, warehouse)

@@ -103,3 +103,20 @@ def episode_tables(
         "segments": pa.Table.from_pylist(segments, schema=schema.SEGMENTS),
         "laughter_events": pa.Table.from_pylist(events, schema=schema.LAUGHTER_EVENTS),
     }
+
+
+def warehouse_tables(warehouse: Path):
+    """The three tables of a warehouse, sorted, without the columns that differ between runs
+    (run_id, processed_at): two warehouses made from the same inputs compare equal."""
+    import duckdb
+
+    keys = {"episodes": ["show", "episode_id"], "segments": ["show", "episode_id", "segment_id"],
+            "laughter_events": ["show", "episode_id", "start_s"]}  # fmt: skip
+    with duckdb.connect(str(warehouse / "podcasts.duckdb"), read_only=True) as db:
+        frames = {name: db.sql(f"SELECT * FROM {name}").df() for name in keys}
+    return {
+        name: frame.drop(columns=["run_id", "processed_at"], errors="ignore")
+        .sort_values(keys[name])
+        .reset_index(drop=True)
+        for name, frame in frames.items()
+    }

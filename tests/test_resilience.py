@@ -12,13 +12,13 @@ import sys
 import time
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from conftest import warehouse_tables as tables
+
 pytestmark = pytest.mark.slow
-VOLATILE = ["run_id", "processed_at"]
 
 
 @pytest.fixture(scope="module")
@@ -41,17 +41,6 @@ def finished(process: subprocess.Popen) -> str:
     output, _ = process.communicate(timeout=600)
     assert process.returncode == 0, output[-3000:]
     return output
-
-
-def tables(warehouse: Path) -> dict[str, pd.DataFrame]:
-    with duckdb.connect(str(warehouse / "podcasts.duckdb"), read_only=True) as db:
-        frames = {name: db.sql(f"SELECT * FROM {name}").df() for name in ("episodes", "segments", "laughter_events")}
-    keys = {"episodes": ["show", "episode_id"], "segments": ["show", "episode_id", "segment_id"],
-            "laughter_events": ["show", "episode_id", "start_s"]}  # fmt: skip
-    return {
-        name: frame.drop(columns=[c for c in VOLATILE if c in frame]).sort_values(keys[name]).reset_index(drop=True)
-        for name, frame in frames.items()
-    }
 
 
 @pytest.fixture(scope="module")
