@@ -114,6 +114,7 @@ def analyze_archive(
     reprocess: bool = False,
     task_runner: str = "default",
     dask_address: str | None = None,
+    diarization: str | None = None,
 ) -> list[dict]:
     """Analyze every episode under `archive` (a folder, or an http(s) RSS feed URL); write the
     warehouse and the reports.
@@ -124,6 +125,8 @@ def analyze_archive(
     recorded rows is skipped (`reprocess` to redo it anyway); when every episode is skipped,
     the views and reports are left as they are. `task_runner="dask"` fans the episodes out
     over a Dask cluster (`dask_address`, else a local one); the rows are the same.
+    `diarization` (a pyannote.audio pipeline: local directory or hub id) labels the speakers
+    of segments whose transcript names none.
     """
     if task_runner not in ("default", "dask"):
         raise ValueError(f"task_runner {task_runner!r}: use default or dask")
@@ -131,7 +134,11 @@ def analyze_archive(
     config = RunConfig(Path(warehouse), Segmentation(segmentation), window_s, hop_s, reprocess)
     run_id = str(flow_run.get_id() or "local")
     analyzer = Analyzer(
-        device=device, dims_model=dims_model, laughter_model=laughter_model, operating_point=operating_point
+        device=device,
+        dims_model=dims_model,
+        laughter_model=laughter_model,
+        operating_point=operating_point,
+        diarization=diarization,
     )
     # A feed URL is mirrored into the cache (new enclosures downloaded) and read like a folder.
     episodes = discover(mirror_feed(archive, say=logger.info) if is_remote(archive) else Path(archive))

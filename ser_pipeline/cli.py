@@ -62,6 +62,13 @@ def run(
     dask_address: Annotated[
         str | None, typer.Option(help="Scheduler of an existing Dask cluster, tcp://host:8786 (default: a local one).")
     ] = None,
+    diarization: Annotated[
+        str | None,
+        typer.Option(
+            help="pyannote.audio pipeline (local directory or hub id; HF_TOKEN for gated ones) that labels "
+            "speakers of segments whose transcript names none."
+        ),
+    ] = None,
 ) -> None:
     """Analyze every episode of ARCHIVE with the Prefect flow `analyze-archive`.
 
@@ -96,6 +103,7 @@ def run(
             reprocess=reprocess,
             task_runner=task_runner,
             dask_address=dask_address,
+            diarization=diarization,
         )
     failed = [o for o in outcomes if o["status"] == "failed"]
     _print_run_summary(outcomes, time.perf_counter() - began, warehouse)

@@ -45,6 +45,7 @@ class Analyzer:
         dims_model: str | None = None,
         laughter_model: str | None = None,
         operating_point: str = "balanced",
+        diarization: str | None = None,
         registry: Registry | None = None,
         max_batch_frames: int = 64 * 300,
         laughter_chunk_frames: int = 30_000,
@@ -75,17 +76,23 @@ class Analyzer:
         self.laughter_net = load_network(resolve_weights(self.laughter_spec), self.laughter_spec.architecture)
         self.laughter_net.to(self.device)
         self.front_end = LogMel(FrontEndConfig()).to(self.device)
+        self.diarizer = None
+        if diarization:
+            from ser_pipeline.diarization import Diarizer
+
+            self.diarizer = Diarizer.load(diarization, self.device)
         self.max_batch_frames = max_batch_frames
         self.laughter_chunk_frames = laughter_chunk_frames
 
     @property
     def model_ids(self) -> dict[str, str]:
         """What produced each group of columns, as recorded in the warehouse."""
-        return {
+        ids = {
             "emotion": self.emotion_spec.id,
             "dims": self.dims_spec.id,
             "laughter": f"{self.laughter_spec.id}@{self.operating_point_name}",
         }
+        return {**ids, "diarization": self.diarizer.source} if self.diarizer else ids
 
     @property
     def model_fingerprints(self) -> dict[str, list]:
@@ -96,6 +103,7 @@ class Analyzer:
             "dims": [self.dims_spec.id, self.dims_spec.sha256, self.dims_spec.revision],
             "laughter": [self.laughter_spec.id, self.laughter_spec.sha256, asdict(self.operating_point)],
             "laughter_options": self.laughter_spec.options,
+            "diarization": self.diarizer.source if self.diarizer else None,
         }
 
     @torch.inference_mode()
@@ -163,7 +171,8 @@ class Analyzer:
     @property
     def needs_samples(self) -> bool:
         """Whether a model reads the waveform; otherwise the log-mel frames are all it needs."""
-        return self.waveform_dims is not None or isinstance(self.laughter_net, GillickResNet)
+        waveform_models = (self.waveform_dims, self.diarizer)
+        return any(m is not None for m in waveform_models) or isinstance(self.laughter_net, GillickResNet)
 
     def analyze(self, samples: np.ndarray, segments: list[Segment], clock: StageClock | None = None) -> EpisodeScores:
         """Score every segment of one decoded episode (16 kHz mono); `clock` times the stages."""

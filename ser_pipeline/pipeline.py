@@ -25,6 +25,7 @@ from ser_pipeline import __version__, schema
 from ser_pipeline.archive import Episode
 from ser_pipeline.audio import SAMPLE_RATE, AudioError, Decoding, GrowingArray, decode
 from ser_pipeline.devices import cpu_threads_beside_decoder
+from ser_pipeline.diarization import attribute
 from ser_pipeline.features import LogMelStream
 from ser_pipeline.files import file_sha256
 from ser_pipeline.inference import Analyzer, EpisodeScores, StreamingScorer
@@ -325,6 +326,9 @@ def process_episode(
         segments, warnings = segment_episode(episode, audio.samples, audio.duration_s, config)
     if not segments:
         warnings.append("no speech found (silence?): no segments")
+    if analyzer.diarizer is not None and any(s.speaker is None for s in segments):
+        with clock.stage("diarize"):
+            segments = attribute(segments, analyzer.diarizer.turns(audio.samples))
     scores = scorer.finish(audio.logmel, audio.samples, segments, clock)
     warnings = [*episode.warnings, *audio.warnings, *warnings]
     with clock.stage("write"):

@@ -1,0 +1,117 @@
+"""Speaker attribution: the overlap rule, and the pyannote.audio wiring tested offline with a
+diarization pipeline built here from locally constructed (untrained) models: nothing is
+downloaded, so the labels mean nothing, but every step a real pipeline takes is taken."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from ser_pipeline.archive import Episode
+from ser_pipeline.diarization import DiarizationError, Diarizer, attribute
+from ser_pipeline.pipeline import RunConfig, previous_row, process_episode
+from ser_pipeline.segmentation import Segment, Segmentation
+
+try:
+    import pyannote.audio  # noqa: F401
+except ImportError:
+    needs_pyannote = pytest.mark.skip(reason="pyannote.audio is not installed (the test extra installs it)")
+else:
+    needs_pyannote = pytest.mark.usefixtures()
+
+
+def test_unattributed_segments_take_the_speaker_overlapping_them_most():
+    segments = [
+        Segment(0, "window", 0.0, 3.0),
+        Segment(1, "sentence", 3.0, 6.0, speaker="Host"),
+        Segment(2, "window", 6.0, 9.0),
+        Segment(3, "window", 20.0, 23.0),
+    ]
+    turns = [(0.0, 1.0, "A"), (1.0, 4.5, "B"), (5.0, 7.0, "A"), (6.5, 9.0, "B")]
+    speakers = [s.speaker for s in attribute(segments, turns)]
+    assert speakers == ["B", "Host", "B", None]  # 2.0 s of B beat 1.0 s of A; 2.5 s of B beat 1.0 s of A
+
+
+def _local_pipeline():
+    """pyannote's SpeakerDiarization from an untrained segmentation PyanNet and WeSpeaker
+    ResNet34 embedding, agglomerative clustering (which reads no PLDA)."""
+    from pyannote.audio.core.plda import PLDA
+    from pyannote.audio.core.task import Problem, Resolution, Specifications
+    from pyannote.audio.models.embedding import WeSpeakerResNet34
+    from pyannote.audio.models.segmentation import PyanNet
+    from pyannote.audio.pipelines import SpeakerDiarization
+
+    torch.manual_seed(0)
+    segmentation = PyanNet(sincnet={"stride": 10}, sample_rate=16_000)
+    segmentation.specifications = Specifications(
+        problem=Problem.MONO_LABEL_CLASSIFICATION, resolution=Resolution.FRAME, duration=5.0,
+        classes=["a", "b", "c"], powerset_max_classes=2, min_duration=5.0, warm_up=(0.0, 0.0),
+        permutation_invariant=True,
+    )  # fmt: skip
+    segmentation.build()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipeline = SpeakerDiarization(
+            segmentation=segmentation,
+            embedding=WeSpeakerResNet34(sample_rate=16_000),
+            plda=PLDA.__new__(PLDA),  # unused by agglomerative clustering
+            clustering="AgglomerativeClustering",
+        )
+    return pipeline.instantiate(
+        {
+            "segmentation": {"min_duration_off": 0.0},
+            "clustering": {"method": "centroid", "min_cluster_size": 1, "threshold": 0.7},
+        }
+    )
+
+
+class Spy:
+    def __init__(self, pipeline):
+        self.pipeline, self.inputs, self.labels = pipeline, [], set()
+
+    def __call__(self, file):
+        self.inputs.append(file)
+        output = self.pipeline(file)
+        self.labels |= set(output.speaker_diarization.labels())
+        return output
+
+
+@needs_pyannote
+def test_a_local_pyannote_pipeline_labels_the_speakers_of_unattributed_segments(analyzer, tmp_path, monkeypatch):
+    from conftest import write_audio
+
+    rng = np.random.default_rng(0)
+    t = np.arange(16_000 * 8) / 16_000
+    voices = [0.3 * np.sin(2 * np.pi * f * t[:64_000]) for f in (140, 260)]
+    audio = write_audio(
+        tmp_path / "show" / "ep.wav",
+        (np.concatenate(voices) + 0.01 * rng.standard_normal(len(t))).astype(np.float32),
+        16_000,
+    )
+    spy = Spy(_local_pipeline())
+    monkeypatch.setattr(analyzer, "diarizer", Diarizer(spy, "local-test-pipeline"))
+    episode = Episode("show", "ep", "ep", audio)
+    config = RunConfig(tmp_path / "wh", Segmentation.window, window_s=2.0)
+    outcome = process_episode(episode, config, analyzer, "run-1")
+    assert outcome.status == "ok" and "diarize" in outcome.stage_seconds
+    (given,) = spy.inputs  # once, in memory: the decoded waveform, not the file
+    assert "audio" not in given and given["sample_rate"] == 16_000
+    assert given["waveform"].shape == (1, 16_000 * 8)
+    segments = pq.read_table(next((tmp_path / "wh" / "segments").rglob("*.parquet"))).to_pandas()
+    assert len(segments) == 4 and spy.labels and set(segments.speaker.dropna()) <= spy.labels
+    assert segments.speaker.notna().any()
+    assert '"diarization": "local-test-pipeline"' in previous_row(config.warehouse, episode)["models"]
+
+
+@needs_pyannote
+def test_an_unreachable_hub_pipeline_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(DiarizationError, match="offline, give a local directory"):
+        Diarizer.load("pyannote/speaker-diarization-community-1", torch.device("cpu"))
+    with pytest.raises(DiarizationError, match="cannot load"):
+        Diarizer.load(str(tmp_path / "no-such-pipeline"), torch.device("cpu"))
