@@ -75,10 +75,7 @@ def run(
     Episodes unchanged since their recorded run are skipped. Exits 1 when any episode failed
     (each is recorded in the `episodes` table with its error).
     """
-    from ser_pipeline.segmentation import Segmentation
-
-    if segmentation not in Segmentation.__members__:
-        raise typer.BadParameter(f"{segmentation!r}: choose sentence, window or vad", param_hint="--segmentation")
+    _check_segmentation(segmentation)
     archive = _archive_argument(archive, "ARCHIVE")
     if task_runner not in ("default", "dask"):
         raise typer.BadParameter(f"{task_runner!r}: choose default or dask", param_hint="--task-runner")
@@ -132,10 +129,7 @@ def serve(
     `--param archive=...` etc. to override these defaults), run here until interrupted."""
     import os
 
-    from ser_pipeline.segmentation import Segmentation
-
-    if segmentation not in Segmentation.__members__:
-        raise typer.BadParameter(f"{segmentation!r}: choose sentence, window or vad", param_hint="--segmentation")
+    _check_segmentation(segmentation)
     archive = _archive_argument(archive, "--archive")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from prefect.settings import PREFECT_API_URL
@@ -161,6 +155,13 @@ def serve(
     }
     typer.echo(f"serving analyze-archive/nightly on {PREFECT_API_URL.value()} ({cron}); Ctrl-C stops", err=True)
     analyze_archive.serve(name="nightly", cron=cron, parameters=parameters, pause_on_shutdown=False)
+
+
+def _check_segmentation(segmentation: str) -> None:
+    from ser_pipeline.segmentation import Segmentation
+
+    if segmentation not in Segmentation.__members__:
+        raise typer.BadParameter(f"{segmentation!r}: choose sentence, window or vad", param_hint="--segmentation")
 
 
 def _archive_argument(archive: str, hint: str) -> str:
@@ -360,6 +361,7 @@ def bench(
     ] = None,
 ) -> None:
     """Time every stage and whole runs on long 44.1 kHz stereo MP3 episodes; peak memory; references."""
+    import hashlib
     import shlex
     import sys
 
@@ -374,7 +376,7 @@ def bench(
         source = shared if shared.is_dir() else write_demo_archive(cache / "demo-source")
         cache = cache / ("shared" if shared.is_dir() else "demo")
     else:
-        cache = cache / f"source-{abs(hash(str(source.resolve()))) % 10**8}"
+        cache = cache / f"source-{hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:12]}"
     try:
         minutes = [float(m) for m in durations.split(",") if m.strip()]
     except ValueError:
