@@ -79,9 +79,27 @@ def run(
     archive = _archive_argument(archive, "ARCHIVE")
     if task_runner not in ("default", "dask"):
         raise typer.BadParameter(f"{task_runner!r}: choose default or dask", param_hint="--task-runner")
+    began = time.perf_counter()
+    if not reprocess and (
+        episodes := _unchanged_archive(
+            archive,
+            warehouse,
+            segmentation,
+            window,
+            hop,
+            reports,
+            dims_model,
+            laughter_model,
+            operating_point,
+            diarization,
+        )
+    ):
+        outcomes = [{"status": "skipped", "duration_s": 0.0} for _ in range(episodes)]
+        _print_run_summary(outcomes, time.perf_counter() - began, warehouse)
+        typer.echo("nothing changed since the recorded runs: no flow run started (--reprocess redoes them)")
+        raise typer.Exit(0)
     from ser_pipeline.prefect_api import prefect_api
 
-    began = time.perf_counter()
     with prefect_api(load=lambda: __import__("flows.analyze_archive")):
         from flows.analyze_archive import analyze_archive
 
@@ -155,6 +173,44 @@ def serve(
     }
     typer.echo(f"serving analyze-archive/nightly on {PREFECT_API_URL.value()} ({cron}); Ctrl-C stops", err=True)
     analyze_archive.serve(name="nightly", cron=cron, parameters=parameters, pause_on_shutdown=False)
+
+
+def _unchanged_archive(
+    archive: str,
+    warehouse: Path,
+    segmentation: str,
+    window: float,
+    hop: float | None,
+    reports: Path | None,
+    dims_model: str | None,
+    laughter_model: str | None,
+    operating_point: str,
+    diarization: str | None,
+) -> int:
+    """How many episodes a local archive has when every one of them is unchanged since its
+    recorded rows and the views and reports exist (0 otherwise, or when in doubt), read without
+    torch, models or Prefect: an unchanged nightly run then costs about a second."""
+    from ser_pipeline.archive import discover
+    from ser_pipeline.fingerprints import RunConfig, unchanged
+    from ser_pipeline.registry import Registry, models_fingerprint
+    from ser_pipeline.remote import is_remote
+    from ser_pipeline.segmentation import Segmentation
+    from ser_pipeline.warehouse import database_path
+
+    report_dir = reports or warehouse.parent / "reports"
+    if is_remote(archive) or not database_path(warehouse).exists() or not (report_dir / "index.html").exists():
+        return 0
+    try:
+        registry = Registry.load()
+        emotion = registry.default("emotion")
+        dims = registry.get(dims_model) if dims_model else registry.default("dims")
+        laughter = registry.get(laughter_model) if laughter_model else registry.default("laughter")
+        models = models_fingerprint(emotion, dims, laughter, operating_point, diarization)
+        config = RunConfig(warehouse, Segmentation(segmentation), window, hop)
+        episodes = discover(Path(archive))
+        return len(episodes) if all(unchanged(e, config, models) for e in episodes) else 0
+    except Exception:  # noqa: BLE001 - in doubt, the flow runs and reports any problem itself
+        return 0
 
 
 def _check_segmentation(segmentation: str) -> None:

@@ -9,8 +9,9 @@ conveniences built on them, with the same results (batches are exact, see `archi
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,7 +21,14 @@ from ser_pipeline.devices import autocast_for, pick_device
 from ser_pipeline.features import FrontEndConfig, LogMel, frame_span, fused_features, voiced_span
 from ser_pipeline.gillick import GILLICK_FPS, GillickResNet, gillick_features, window_probabilities
 from ser_pipeline.laughter import LaughterEvent, OperatingPoint, detect_events, smooth
-from ser_pipeline.registry import ARCHITECTURES, ModelSpec, Registry, load_network, resolve_weights
+from ser_pipeline.registry import (
+    ARCHITECTURES,
+    ModelSpec,
+    Registry,
+    load_network,
+    models_fingerprint,
+    resolve_weights,
+)
 from ser_pipeline.schema import DIMENSIONS, EMOTION_PROB_COLUMNS, EMOTIONS, SENTIMENT_PROB_COLUMNS, SENTIMENTS
 from ser_pipeline.segmentation import Segment
 from ser_pipeline.timing import StageClock
@@ -95,16 +103,12 @@ class Analyzer:
         return {**ids, "diarization": self.diarizer.source} if self.diarizer else ids
 
     @property
-    def model_fingerprints(self) -> dict[str, list]:
-        """Each task's model id, its weights' sha256 and the laughter operating point: a model
-        retrained under the same id changes this too."""
-        return {
-            "emotion": [self.emotion_spec.id, self.emotion_spec.sha256],
-            "dims": [self.dims_spec.id, self.dims_spec.sha256, self.dims_spec.revision],
-            "laughter": [self.laughter_spec.id, self.laughter_spec.sha256, asdict(self.operating_point)],
-            "laughter_options": self.laughter_spec.options,
-            "diarization": self.diarizer.source if self.diarizer else None,
-        }
+    def model_fingerprints(self) -> dict[str, Any]:
+        """See `registry.models_fingerprint`."""
+        diarization = self.diarizer.source if self.diarizer else None
+        return models_fingerprint(
+            self.emotion_spec, self.dims_spec, self.laughter_spec, self.operating_point_name, diarization
+        )
 
     @torch.inference_mode()
     def emotion_batch(self, features: torch.Tensor, lengths: torch.Tensor) -> dict[str, np.ndarray]:

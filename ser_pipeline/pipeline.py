@@ -7,7 +7,6 @@ Plain functions, no Prefect: the flow in `flows/` calls `process_episode` per ep
 from __future__ import annotations
 
 import bisect
-import hashlib
 import json
 import math
 import time
@@ -18,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 
 from ser_pipeline import __version__, schema
@@ -27,26 +25,12 @@ from ser_pipeline.audio import SAMPLE_RATE, AudioError, Decoding, GrowingArray, 
 from ser_pipeline.devices import cpu_threads_beside_decoder
 from ser_pipeline.diarization import attribute
 from ser_pipeline.features import LogMelStream
-from ser_pipeline.files import file_sha256
+from ser_pipeline.fingerprints import Inputs, RunConfig, episode_inputs, previous_row
 from ser_pipeline.inference import Analyzer, EpisodeScores, StreamingScorer
 from ser_pipeline.segmentation import Segment, Segmentation, sentence_segments, vad_segments, window_segments
 from ser_pipeline.timing import StageClock
 from ser_pipeline.transcripts import TranscriptError, clean_sentences, read_transcript
-from ser_pipeline.warehouse import table_file, write_episode
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    warehouse: Path
-    segmentation: Segmentation = Segmentation.sentence
-    window_s: float = 3.0
-    hop_s: float | None = None
-    reprocess: bool = False  # also episodes whose inputs, models and settings are unchanged
-
-    def describe(self) -> str:
-        if self.segmentation is Segmentation.window:
-            return f"window:{self.window_s}/{self.hop_s or self.window_s}"
-        return self.segmentation.value
+from ser_pipeline.warehouse import write_episode
 
 
 @dataclass(frozen=True)
@@ -243,54 +227,6 @@ def record_failure(
     return EpisodeOutcome(episode.show, episode.episode_id, "failed", error=one_line, warnings=episode.warnings)
 
 
-@dataclass(frozen=True)
-class Inputs:
-    """What an episode's rows are computed from, hashed into one fingerprint."""
-
-    audio_sha256: str | None
-    audio_stat: str | None
-    fingerprint: str
-
-    def columns(self) -> dict[str, str | None]:
-        return {"audio_sha256": self.audio_sha256, "audio_stat": self.audio_stat, "fingerprint": self.fingerprint}
-
-
-def previous_row(warehouse: Path, episode: Episode) -> dict | None:
-    """The episode's row in the warehouse, if it has one."""
-    path = table_file(warehouse, "episodes", episode.show, episode.episode_id)
-    try:
-        rows = pq.read_table(path).to_pylist()
-    except (FileNotFoundError, pa.ArrowInvalid):
-        return None
-    return rows[0] if rows else None
-
-
-def episode_inputs(episode: Episode, config: RunConfig, analyzer: Analyzer, previous: dict | None) -> Inputs:
-    """Fingerprint of the audio (sha256, reused from `previous` while the file's size and mtime
-    are unchanged), the transcript, the segmentation, the models and their weights, and the
-    pipeline version."""
-    audio_sha = audio_stat = None
-    if episode.audio_path is not None and episode.audio_path.is_file():
-        stat = episode.audio_path.stat()
-        audio_stat = f"{stat.st_size}:{stat.st_mtime_ns}"
-        same_file = previous and previous["audio_path"] == str(episode.audio_path)
-        if same_file and previous["audio_stat"] == audio_stat and previous["audio_sha256"]:
-            audio_sha = previous["audio_sha256"]
-        else:
-            audio_sha = file_sha256(episode.audio_path)
-    transcript = episode.transcript_path
-    described = {
-        "audio": audio_sha,
-        "problem": episode.problem,
-        "transcript": file_sha256(transcript) if transcript and transcript.is_file() else None,
-        "segmentation": config.describe(),
-        "models": analyzer.model_fingerprints,
-        "pipeline_version": __version__,
-    }
-    fingerprint = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
-    return Inputs(audio_sha, audio_stat, fingerprint)
-
-
 def process_episode(
     episode: Episode, config: RunConfig, analyzer: Analyzer, run_id: str, clock: StageClock | None = None
 ) -> EpisodeOutcome:
@@ -303,7 +239,7 @@ def process_episode(
     models = analyzer.model_ids
     with clock.stage("check"):
         previous = previous_row(config.warehouse, episode)
-        inputs = episode_inputs(episode, config, analyzer, previous)
+        inputs = episode_inputs(episode, config, analyzer.model_fingerprints, previous)
     if previous and previous["fingerprint"] == inputs.fingerprint and not config.reprocess:
         return EpisodeOutcome(
             episode.show, episode.episode_id, "skipped", previous["duration_s"] or 0.0, stage_seconds=clock.seconds

@@ -12,23 +12,29 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from safetensors import safe_open
-from safetensors.torch import load_file, save_file
-
-from ser_pipeline.architectures import EmotionNet, EmotionNetConfig, LaughterNet, LaughterNetConfig
 from ser_pipeline.files import EMBEDDED_MODELS_DIR, cache_root, file_sha256
-from ser_pipeline.gillick import GillickConfig, GillickResNet
+
+if TYPE_CHECKING:
+    import torch
 
 REGISTRY_FILE = EMBEDDED_MODELS_DIR / "registry.json"
 
-ARCHITECTURES: dict[str, tuple[type[torch.nn.Module], type]] = {
-    "emotion-net": (EmotionNet, EmotionNetConfig),
-    "laughter-tcn": (LaughterNet, LaughterNetConfig),
-    "gillick-resnet": (GillickResNet, GillickConfig),
-}
+# The networks this project builds itself; other architectures (wav2vec2) load through their
+# own libraries. Resolved lazily (`_architecture`) so that reading the registry needs no torch.
+ARCHITECTURES = ("emotion-net", "laughter-tcn", "gillick-resnet")
+
+
+def _architecture(name: str) -> tuple[type, type]:
+    from ser_pipeline.architectures import EmotionNet, EmotionNetConfig, LaughterNet, LaughterNetConfig
+    from ser_pipeline.gillick import GillickConfig, GillickResNet
+
+    return {
+        "emotion-net": (EmotionNet, EmotionNetConfig),
+        "laughter-tcn": (LaughterNet, LaughterNetConfig),
+        "gillick-resnet": (GillickResNet, GillickConfig),
+    }[name]
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -129,6 +135,8 @@ def save_network(
     network: torch.nn.Module, architecture: str, path: Path, extra_metadata: dict[str, str] | None = None
 ) -> str:
     """Write a network as safetensors with its architecture config in the metadata; returns sha256."""
+    from safetensors.torch import save_file
+
     metadata = {"architecture": architecture, **network.config.to_metadata(), **(extra_metadata or {})}
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {key: value.detach().contiguous() for key, value in network.state_dict().items()}
@@ -139,6 +147,9 @@ def save_network(
 def load_network(path: Path, architecture: str | None = None) -> torch.nn.Module:
     """Build the network a safetensors file describes (its metadata, else `architecture` from the
     registry, for published files without our metadata) and load its weights (eval mode)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
     with safe_open(str(path), framework="pt") as handle:
         metadata = handle.metadata() or {}
     written = metadata.get("architecture")
@@ -147,7 +158,22 @@ def load_network(path: Path, architecture: str | None = None) -> torch.nn.Module
     architecture = written or architecture
     if architecture not in ARCHITECTURES:
         raise ValueError(f"{path}: unknown or missing architecture {architecture!r} in the safetensors metadata")
-    network_class, config_class = ARCHITECTURES[architecture]
+    network_class, config_class = _architecture(architecture)
     network = network_class(config_class.from_metadata(metadata))
     network.load_state_dict(load_file(str(path)))
     return network.eval()
+
+
+def models_fingerprint(
+    emotion: ModelSpec, dims: ModelSpec, laughter: ModelSpec, operating_point: str, diarization: str | None
+) -> dict[str, Any]:
+    """What an episode's scores depend on, model-wise: each model's id and weights' sha256 (a
+    model retrained under the same id changes it), the laughter operating point's values and
+    options, and the diarization pipeline."""
+    return {
+        "emotion": [emotion.id, emotion.sha256],
+        "dims": [dims.id, dims.sha256, dims.revision],
+        "laughter": [laughter.id, laughter.sha256, laughter.operating_points.get(operating_point)],
+        "laughter_options": laughter.options,
+        "diarization": diarization,
+    }

@@ -70,8 +70,11 @@ def test_sentence_run_on_the_shared_episodes_is_exact_and_idempotent(tmp_path, e
     assert scores["emotion_uar"] > 1 / len(EMOTIONS) and scores["laughter_event_f1"] > 0.3
     first = table_counts(warehouse)
     assert first["laughter_events"] > 0
-    cli(env, "run", EPISODES, "--warehouse", warehouse, "--segmentation", "sentence")
+    again = cli(env, "run", EPISODES, "--warehouse", warehouse, "--segmentation", "sentence")
+    assert "no flow run started" in again.stdout  # every episode unchanged: nothing loaded, nothing decoded
     assert table_counts(warehouse) == first
+    changed = cli(env, "run", EPISODES, "--warehouse", warehouse, "--segmentation", "sentence", "--reprocess")
+    assert "no flow run started" not in changed.stdout and table_counts(warehouse) == first
     reports = warehouse.parent / "reports"
     assert (reports / "index.html").is_file() and (reports / "plotly.min.js").is_file()
     assert len(list(reports.glob("*.html"))) == 5
