@@ -358,9 +358,9 @@ class BenchResult:
             f"| in process (the pipeline's work) | {r['first_in_process']:.2f} s | {r['again_in_process']:.2f} s "
             f"| {r['again_in_process'] / r['first_in_process']:.1%} |",
             "",
-            f"Row counts after the re-run: {'identical' if r['same_counts'] else 'DIFFERENT'}. The re-run decodes "
-            "nothing: every episode's fingerprint matches its recorded rows, and with nothing changed the views "
-            "and reports are left as they were; what remains is the process's fixed start-up.",
+            f"Row counts after the re-run: {'identical' if r['same_counts'] else 'DIFFERENT'}. `run` reads every "
+            "episode's recorded fingerprint first and, with nothing changed, starts no flow (no torch, no Prefect "
+            "server); inside a flow (a deployment run) the same check skips each episode without decoding (second row).",
         ]
 
     def _targets(self) -> str:
