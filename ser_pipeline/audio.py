@@ -181,7 +181,7 @@ class Decoding:
             if not counts["source_frames"]:
                 raise AudioError(f"cannot decode {self.path.suffix} audio: {_one_line(error)}") from None
             raise AudioError(
-                f"decoding stopped after {counts['source'] / self.source.rate:.1f}s: {_one_line(error)}"
+                f"decoding stopped after {counts['source_frames'] / self.source.rate:.1f}s: {_one_line(error)}"
             ) from None
 
     def _warnings(self, source_frames: int, clipped: int, nonfinite: int) -> tuple[str, ...]:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ser_pipeline.audio import decode
+from ser_pipeline.audio import GrowingArray, decode
 from ser_pipeline.devices import autocast_for, pick_device
 from ser_pipeline.features import FrontEndConfig, LogMel, frame_span, fused_features, voiced_span
 from ser_pipeline.gillick import GILLICK_FPS, GillickResNet, gillick_features, window_probabilities
@@ -125,18 +125,17 @@ class Analyzer:
         return result if self.waveform_dims else {**result, "dims": dims.float().cpu().numpy()}
 
     @torch.inference_mode()
-    def laughter_frames(self, logmel: torch.Tensor, probs: np.ndarray | None = None, first: int = 0) -> np.ndarray:
-        """Laughter probability of every frame of an episode's log-mel (frames, n_mels), from
-        frame `first` on (into `probs`, whose earlier frames are kept).
+    def laughter_frames(self, logmel: torch.Tensor, first: int = 0) -> np.ndarray:
+        """Laughter probability of the frames from `first` on of an episode's log-mel (frames, n_mels).
 
         Long episodes are scored in chunks that overlap by the network's receptive field, so
         the result equals one pass over the whole episode while memory stays bounded.
         """
-        probs = np.empty(len(logmel), dtype=np.float32) if probs is None else probs
-        for start in range(first, len(logmel), self.laughter_chunk_frames):
-            last = min(start + self.laughter_chunk_frames, len(logmel))
-            probs[start:last] = self._laughter_chunk(logmel, start, last)
-        return probs
+        chunks = [
+            self._laughter_chunk(logmel, start, min(start + self.laughter_chunk_frames, len(logmel)))
+            for start in range(first, len(logmel), self.laughter_chunk_frames)
+        ]
+        return np.concatenate(chunks) if chunks else np.empty(0, np.float32)
 
     def _laughter_chunk(self, logmel: torch.Tensor, first: int, last: int) -> np.ndarray:
         """Probabilities of frames [first, last), read with the receptive field on both sides."""
@@ -149,7 +148,7 @@ class Analyzer:
     def laughter_probabilities(self, samples: np.ndarray, logmel: torch.Tensor) -> tuple[np.ndarray, float]:
         """Laughter probability per frame and the frames' rate: our detector reads the shared
         log-mel frames; the Gillick ResNet reads its own 8 kHz features."""
-        if isinstance(self.laughter_net, GillickResNet):
+        if self.laughter_reads_waveform:
             stride = int(self.laughter_spec.options.get("stride", 1))
             probs = window_probabilities(self.laughter_net, gillick_features(samples), self.device, stride)
             return probs, GILLICK_FPS
@@ -176,7 +175,12 @@ class Analyzer:
     def needs_samples(self) -> bool:
         """Whether a model reads the waveform; otherwise the log-mel frames are all it needs."""
         waveform_models = (self.waveform_dims, self.diarizer)
-        return any(m is not None for m in waveform_models) or isinstance(self.laughter_net, GillickResNet)
+        return any(m is not None for m in waveform_models) or self.laughter_reads_waveform
+
+    @property
+    def laughter_reads_waveform(self) -> bool:
+        """The Gillick ResNet reads its own 8 kHz features; our detector reads the log-mel frames."""
+        return isinstance(self.laughter_net, GillickResNet)
 
     def analyze(self, samples: np.ndarray, segments: list[Segment], clock: StageClock | None = None) -> EpisodeScores:
         """Score every segment of one decoded episode (16 kHz mono); `clock` times the stages."""
@@ -234,9 +238,7 @@ class StreamingScorer:
         self.scored: dict[tuple[float, float], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self.ready: dict[tuple[float, float], Segment] = {}
         self.waiting: list[Segment] = []
-        self.streams_laughter = not isinstance(analyzer.laughter_net, GillickResNet)
-        self.laughter = np.empty(0, np.float32)
-        self.laughter_done = 0
+        self.laughter = GrowingArray(0)  # probabilities of the frames scored so far
 
     def update(self, logmel: torch.Tensor, new_segments: list[Segment], clock: StageClock) -> None:
         """`new_segments`: segments not given before whose time span the frames so far cover."""
@@ -250,15 +252,10 @@ class StreamingScorer:
             with clock.stage("emotion"):
                 self._score_ready(logmel)
         context, chunk = self.analyzer.laughter_net.config.receptive_frames, self.analyzer.laughter_chunk_frames
-        if self.streams_laughter and frames - context - self.laughter_done >= chunk:
+        done = self.laughter.rows
+        if not self.analyzer.laughter_reads_waveform and frames - context - done >= chunk:
             with clock.stage("laughter"):
-                last = frames - context
-                if len(self.laughter) < last:
-                    self.laughter = np.concatenate([self.laughter, np.empty(2 * last - len(self.laughter), np.float32)])
-                self.laughter[self.laughter_done : last] = self.analyzer._laughter_chunk(
-                    logmel, self.laughter_done, last
-                )
-                self.laughter_done = last
+                self.laughter.append(self.analyzer._laughter_chunk(logmel, done, frames - context))
 
     def _frames(self, segment: Segment) -> int:
         return max(int((segment.end_s - segment.start_s) * self.fps), 1)
@@ -285,13 +282,11 @@ class StreamingScorer:
             with clock.stage("dims"):
                 dims = analyzer.waveform_dims.score(samples, segments)
         with clock.stage("laughter"):
-            if self.streams_laughter:
-                frame_probs = np.empty(len(logmel), np.float32)
-                frame_probs[: self.laughter_done] = self.laughter[: self.laughter_done]
-                laughter_fps = self.fps
-                analyzer.laughter_frames(logmel, frame_probs, self.laughter_done)
-            else:
+            if analyzer.laughter_reads_waveform:
                 frame_probs, laughter_fps = analyzer.laughter_probabilities(samples, logmel)
+            else:
+                self.laughter.append(analyzer.laughter_frames(logmel, first=self.laughter.rows))
+                frame_probs, laughter_fps = self.laughter.array(), self.fps
         with clock.stage("events"):
             point = analyzer.operating_point
             smoothed = smooth(frame_probs, laughter_fps, point.smooth_s)

@@ -113,3 +113,20 @@ def test_wav_whose_header_overstates_its_length(tmp_path):
     path.write_bytes(bytes(raw))
     audio = decode(path)
     assert audio.duration_s == pytest.approx(2.0, abs=0.01)
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_a_decoder_failing_midway_says_how_far_it_got(tmp_path, monkeypatch, background):
+    import ser_pipeline.audio as audio_module
+
+    path = write_audio(tmp_path / "ok.wav", tone(300, 3.0, 16_000), 16_000)
+    source, blocks = audio_module.iter_blocks(path)
+
+    def first_block_then_failure():
+        yield next(blocks)
+        raise RuntimeError("corrupt frame\nat byte 1234")
+
+    monkeypatch.setattr(audio_module, "iter_blocks", lambda p: (source, first_block_then_failure()))
+    decoding = audio_module.Decoding(path)
+    with pytest.raises(AudioError, match=r"^decoding stopped after 3\.0s: corrupt frame at byte 1234$"):
+        list(decoding.blocks(background=background))
