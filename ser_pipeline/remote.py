@@ -18,12 +18,12 @@ import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from urllib.parse import urljoin, urlparse
 
 from ser_pipeline.archive import AUDIO_SUFFIXES, FEED_NAME, PODCAST_NS, PROBLEM_ATTRIBUTE
-from ser_pipeline.files import cache_root
+from ser_pipeline.files import cache_root, file_sha256
 from ser_pipeline.transcripts import TRANSCRIPT_SUFFIXES
 
 _CHUNK = 1 << 20
@@ -97,27 +97,6 @@ def fetch(url: str, target: Path, limits: Limits = Limits(), sleep: Callable[[fl
     raise DownloadError(f"cannot download {url} after {attempt + 1} attempt(s): {last_error}")
 
 
-def _fetch_bytes(url: str, limits: Limits) -> bytes:
-    _http_only(url)
-    last_error = ""
-    for attempt in range(limits.attempts):
-        if attempt:
-            time.sleep(limits.backoff_s * 2 ** (attempt - 1))
-        try:
-            with urllib.request.urlopen(url, timeout=limits.timeout_s) as response:
-                payload = response.read(limits.max_feed_bytes + 1)
-            if len(payload) > limits.max_feed_bytes:
-                raise DownloadError(f"feed {url} is larger than {limits.max_feed_bytes} bytes; refused")
-            return payload
-        except urllib.error.HTTPError as error:
-            last_error = f"HTTP {error.code} {error.reason}"
-            if 400 <= error.code < 500 and error.code not in (408, 429):
-                break
-        except (urllib.error.URLError, http.client.HTTPException, OSError) as error:
-            last_error = " ".join(str(getattr(error, "reason", error)).split()) or type(error).__name__
-    raise DownloadError(f"cannot fetch the feed {url}: {last_error}")
-
-
 def _local_name(url: str, allowed: tuple[str, ...]) -> str:
     """A safe file name for a URL: a hash of it, with its suffix when the suffix is one we read."""
     suffix = PurePosixPath(urlparse(url).path).suffix.lower()
@@ -137,11 +116,7 @@ class _Manifest:
         return path if path is not None and path.is_file() and path.stat().st_size == entry["bytes"] else None
 
     def record(self, url: str, path: Path) -> None:
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(_CHUNK), b""):
-                digest.update(chunk)
-        self.entries[url] = {"file": path.name, "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+        self.entries[url] = {"file": path.name, "bytes": path.stat().st_size, "sha256": file_sha256(path)}
         temporary = self.path.with_name(self.path.name + ".tmp")
         temporary.write_text(json.dumps(self.entries, indent=1, sort_keys=True))
         os.replace(temporary, self.path)
@@ -152,8 +127,11 @@ def mirror_feed(url: str, cache: Path | None = None, limits: Limits = Limits(), 
     and return that folder."""
     folder = (cache or cache_root() / "feeds") / hashlib.sha256(url.encode()).hexdigest()[:16]
     folder.mkdir(parents=True, exist_ok=True)
+    # The feed changes between runs: never resume a partial copy left by an earlier one.
+    source = folder / "feed.source.xml"
+    source.with_name(source.name + ".part").unlink(missing_ok=True)
     try:
-        root = ET.fromstring(_fetch_bytes(url, limits))
+        root = ET.fromstring(fetch(url, source, replace(limits, max_bytes=limits.max_feed_bytes)).read_bytes())
     except ET.ParseError as error:
         raise DownloadError(f"{url} is not a readable RSS feed ({error})") from None
     manifest = _Manifest(folder / "downloads.json")
