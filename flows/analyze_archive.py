@@ -25,7 +25,7 @@ from ser_pipeline.remote import is_remote, mirror_feed
 from ser_pipeline.report import build_reports
 from ser_pipeline.segmentation import Segmentation
 from ser_pipeline.timing import StageClock, describe
-from ser_pipeline.warehouse import database_path, refresh_views
+from ser_pipeline.warehouse import outputs_exist, refresh_views, reports_dir
 
 DEFAULT_WAREHOUSE = "warehouse/data"
 
@@ -176,9 +176,9 @@ def analyze_archive(
             audio_s += outcome.duration_s if outcome.status != "skipped" else 0.0
             speed = audio_s / max(time.perf_counter() - began, 1e-9)
             progress.update(bar, advance=1, speed=f"{speed:.0f}x real time", stage="")
-    report_dir = Path(reports) if reports else config.warehouse.parent / "reports"
+    report_dir = reports_dir(config.warehouse, reports)
     changed = any(o.status != "skipped" for o in outcomes)
-    if changed or not database_path(config.warehouse).exists() or not (report_dir / "index.html").exists():
+    if changed or not outputs_exist(config.warehouse, report_dir):
         refresh_views(config.warehouse)
         pages = build_reports(config.warehouse, report_dir, report_window_s)
         logger.info("warehouse %s; %d report page(s) in %s", config.warehouse, len(pages), report_dir)

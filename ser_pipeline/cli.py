@@ -195,17 +195,19 @@ def _unchanged_archive(
     from ser_pipeline.registry import Registry, models_fingerprint
     from ser_pipeline.remote import is_remote
     from ser_pipeline.segmentation import Segmentation
-    from ser_pipeline.warehouse import database_path
+    from ser_pipeline.warehouse import outputs_exist, reports_dir
 
-    report_dir = reports or warehouse.parent / "reports"
-    if is_remote(archive) or not database_path(warehouse).exists() or not (report_dir / "index.html").exists():
+    if is_remote(archive) or not outputs_exist(warehouse, reports_dir(warehouse, reports)):
         return 0
     try:
         registry = Registry.load()
-        emotion = registry.default("emotion")
-        dims = registry.get(dims_model) if dims_model else registry.default("dims")
-        laughter = registry.get(laughter_model) if laughter_model else registry.default("laughter")
-        models = models_fingerprint(emotion, dims, laughter, operating_point, diarization)
+        models = models_fingerprint(
+            registry.default("emotion"),
+            registry.choose("dims", dims_model),
+            registry.choose("laughter", laughter_model),
+            operating_point,
+            diarization,
+        )
         config = RunConfig(warehouse, Segmentation(segmentation), window, hop)
         episodes = discover(Path(archive))
         return len(episodes) if all(unchanged(e, config, models) for e in episodes) else 0
@@ -344,9 +346,10 @@ def report(
 ) -> None:
     """Rebuild every report page from the warehouse (no inference)."""
     from ser_pipeline.report import build_reports
+    from ser_pipeline.warehouse import reports_dir
 
     try:
-        pages = build_reports(warehouse, out or warehouse.parent / "reports", window)
+        pages = build_reports(warehouse, reports_dir(warehouse, out), window)
     except FileNotFoundError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None

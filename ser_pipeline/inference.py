@@ -60,9 +60,9 @@ class Analyzer:
     ):
         registry = registry or Registry.load()
         self.device = pick_device(device)
-        self.emotion_spec: ModelSpec = registry.get(emotion_model) if emotion_model else registry.default("emotion")
-        self.dims_spec: ModelSpec = registry.get(dims_model) if dims_model else registry.default("dims")
-        self.laughter_spec: ModelSpec = registry.get(laughter_model) if laughter_model else registry.default("laughter")
+        self.emotion_spec: ModelSpec = registry.choose("emotion", emotion_model)
+        self.dims_spec: ModelSpec = registry.choose("dims", dims_model)
+        self.laughter_spec: ModelSpec = registry.choose("laughter", laughter_model)
         if operating_point not in self.laughter_spec.operating_points:
             known = ", ".join(self.laughter_spec.operating_points) or "none"
             raise ValueError(

@@ -93,6 +93,10 @@ class Registry:
     def default(self, task: str) -> ModelSpec:
         return self.get(self.defaults[task])
 
+    def choose(self, task: str, model_id: str | None) -> ModelSpec:
+        """The model asked for by id, else the task's default."""
+        return self.get(model_id) if model_id else self.default(task)
+
 
 def cache_dir() -> Path:
     return cache_root() / "models"

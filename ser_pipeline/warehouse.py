@@ -92,6 +92,16 @@ def database_path(warehouse: Path) -> Path:
 _LOCK_ATTEMPTS, _LOCK_WAIT_S = 60, 0.5
 
 
+def reports_dir(warehouse: Path, reports: str | Path | None = None) -> Path:
+    """The report folder: the one given, else `reports/` beside the warehouse."""
+    return Path(reports) if reports else warehouse.parent / "reports"
+
+
+def outputs_exist(warehouse: Path, reports: Path) -> bool:
+    """Whether the views and the report index are there (a run with nothing new keeps them)."""
+    return database_path(warehouse).exists() and (reports / "index.html").exists()
+
+
 def refresh_views(warehouse: Path, attempts: int = _LOCK_ATTEMPTS) -> Path:
     """(Re)create the DuckDB views over the Parquet files. Runs that finish at once take turns
     (a lock file); a reader holding the database is waited for. The database holds nothing but
