@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torchaudio
 
-from ser_pipeline.audio import SAMPLE_RATE
+from ser_pipeline.audio import SAMPLE_RATE, GrowingArray
 
 
 @dataclass(frozen=True)
@@ -77,8 +77,6 @@ class LogMelStream:
     `LogMel.episode` on the whole signal: only the frames and one block are ever held."""
 
     def __init__(self, front_end: LogMel, device: torch.device, expected_samples: int, chunk_frames: int = 6000):
-        from ser_pipeline.audio import GrowingArray
-
         self.front_end, self.device, self.chunk_frames = front_end, device, chunk_frames
         config = front_end.config
         self.hop, self.n_fft = config.hop_length, config.n_fft
