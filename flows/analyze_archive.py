@@ -108,6 +108,7 @@ def analyze_archive(
     device: str = "auto",
     reports: str | None = None,
     report_window_s: float = 60.0,
+    emotion_model: str | None = None,
     dims_model: str | None = None,
     laughter_model: str | None = None,
     operating_point: str = "balanced",
@@ -135,6 +136,7 @@ def analyze_archive(
     run_id = str(flow_run.get_id() or "local")
     analyzer = Analyzer(
         device=device,
+        emotion_model=emotion_model,
         dims_model=dims_model,
         laughter_model=laughter_model,
         operating_point=operating_point,

@@ -14,6 +14,12 @@ app = typer.Typer(
 train_app = typer.Typer(help="Training recipes for the embedded default models.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 
+EmotionModelOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Registry id of the emotion/sentiment model, e.g. a Hugging Face classifier (default: the registry's)."
+    ),
+]
 DimsModelOption = Annotated[
     str | None, typer.Option(help="Registry id of the valence/arousal/dominance model (default: the registry's).")
 ]
@@ -50,6 +56,7 @@ def run(
         Path | None, typer.Option(help="Report folder (default: reports/ beside the warehouse).")
     ] = None,
     report_window: Annotated[float, typer.Option(help="Rolling-mean window of the report charts, seconds.")] = 60.0,
+    emotion_model: EmotionModelOption = None,
     dims_model: DimsModelOption = None,
     laughter_model: LaughterModelOption = None,
     operating_point: OperatingPointOption = "balanced",
@@ -88,6 +95,7 @@ def run(
             window,
             hop,
             reports,
+            emotion_model,
             dims_model,
             laughter_model,
             operating_point,
@@ -112,6 +120,7 @@ def run(
             device=device,
             reports=str(reports) if reports else None,
             report_window_s=report_window,
+            emotion_model=emotion_model,
             dims_model=dims_model,
             laughter_model=laughter_model,
             operating_point=operating_point,
@@ -182,6 +191,7 @@ def _unchanged_archive(
     window: float,
     hop: float | None,
     reports: Path | None,
+    emotion_model: str | None,
     dims_model: str | None,
     laughter_model: str | None,
     operating_point: str,
@@ -202,7 +212,7 @@ def _unchanged_archive(
     try:
         registry = Registry.load()
         models = models_fingerprint(
-            registry.default("emotion"),
+            registry.choose("emotion", emotion_model),
             registry.choose("dims", dims_model),
             registry.choose("laughter", laughter_model),
             operating_point,
@@ -262,6 +272,7 @@ def predict(
     files: Annotated[list[Path], typer.Argument(help="Audio files; each whole file is one segment.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="CSV file to write.")],
     device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
+    emotion_model: EmotionModelOption = None,
     dims_model: DimsModelOption = None,
     laughter_model: LaughterModelOption = None,
 ) -> None:
@@ -272,7 +283,9 @@ def predict(
     from ser_pipeline.inference import Analyzer
     from ser_pipeline.schema import PREDICTION_COLUMNS, SCORE_COLUMNS
 
-    analyzer = Analyzer(device=device, dims_model=dims_model, laughter_model=laughter_model)
+    analyzer = Analyzer(
+        device=device, emotion_model=emotion_model, dims_model=dims_model, laughter_model=laughter_model
+    )
     rows, problems = [], []
     for file in files:
         try:
@@ -374,6 +387,7 @@ def evaluate(
     false_alarm_minutes: Annotated[
         float, typer.Option(help="Also count laughter detected in this many minutes of RAVDESS/TESS speech (0: skip).")
     ] = 0.0,
+    emotion_model: EmotionModelOption = None,
     dims_model: DimsModelOption = None,
     laughter_model: LaughterModelOption = None,
     operating_point: OperatingPointOption = "balanced",
@@ -388,7 +402,11 @@ def evaluate(
     sources = sources or truth.parent
     if clips or false_alarm_minutes:
         analyzer = Analyzer(
-            device="auto", dims_model=dims_model, laughter_model=laughter_model, operating_point=operating_point
+            device="auto",
+            emotion_model=emotion_model,
+            dims_model=dims_model,
+            laughter_model=laughter_model,
+            operating_point=operating_point,
         )
     if clips:
         result["clip_versus_sentence"] = clip_versus_sentence(warehouse, truth, sources, analyzer)
@@ -470,7 +488,8 @@ def _train_emotion_network(
         held_out_actors=tuple(int(a) for a in held_out.split(",") if a),
         dims_only=dims_only,
     )
-    network, scores = train(recipe, log=typer.echo)
+    trained = train(recipe, log=typer.echo)
+    network, scores = trained.network, trained.scores
     summary = {k: round(v, 4) for k, v in scores.items() if isinstance(v, float)}
     summary["orderings_held"] = f"{sum(scores['orderings'].values())}/{len(scores['orderings'])}"
     if dims_only:
@@ -506,6 +525,51 @@ def train_emotion(
 ) -> None:
     """Train the emotion + sentiment + valence/arousal/dominance network and publish it."""
     _train_emotion_network(data, epochs, seed, held_out, model_id, models_dir, dims_only=False)
+
+
+@train_app.command("emotion-cv")
+def train_emotion_cv(
+    data: DataOption = None,
+    epochs: Annotated[int, typer.Option(help="Training epochs of each fold.")] = 40,
+    seed: int = 0,
+    fold_size: Annotated[int, typer.Option(help="RAVDESS actors held out per fold (20 actors in all).")] = 4,
+    jobs: Annotated[int, typer.Option(help="Folds trained at once (processes sharing the cores).")] = 2,
+    output: Annotated[Path, typer.Option(help="Folder for emotion-cv.json, .md and the confusion image.")] = Path(
+        "docs"
+    ),
+    calibrate: Annotated[
+        str | None,
+        typer.Option(help="Registry id of a model of this recipe whose probabilities get the fitted temperatures."),
+    ] = None,
+) -> None:
+    """Leave-k-actors-out cross-validation of the emotion recipe: per-fold and pooled UAR,
+    accuracy and CCC, a confusion matrix, and temperatures that calibrate the probabilities."""
+    import json
+    import shlex
+    import sys
+
+    from ser_pipeline.training.crossval import actor_folds, cross_validate, to_json
+    from ser_pipeline.training.data import shared_data_dir
+    from ser_pipeline.training.emotion import EmotionRecipe
+
+    recipe = EmotionRecipe(data=data or shared_data_dir(), epochs=epochs, seed=seed)
+    cv = cross_validate(recipe, actor_folds(size=fold_size), jobs=jobs, log=typer.echo)
+    output.mkdir(parents=True, exist_ok=True)
+    document = to_json(cv, recipe, "ser-pipeline " + shlex.join(sys.argv[1:]))
+    (output / "emotion-cv.json").write_text(json.dumps(document) + "\n")
+    typer.echo(f"wrote {output / 'emotion-cv.json'}")
+    _publish_cross_validation(document, output, calibrate)
+
+
+def _publish_cross_validation(document: dict, output: Path, calibrate: str | None) -> None:
+    from ser_pipeline.training.cv_report import write_report
+    from ser_pipeline.training.publish import set_options
+
+    for path in write_report(document, output):
+        typer.echo(f"wrote {path}")
+    if calibrate:
+        set_options(calibrate, {"temperature": document["temperatures"]})
+        typer.echo(f"{calibrate}: temperatures {document['temperatures']} in the registry")
 
 
 @train_app.command("dims")

@@ -23,6 +23,7 @@ from ser_pipeline.gillick import GILLICK_FPS, GillickResNet, gillick_features, w
 from ser_pipeline.laughter import LaughterEvent, OperatingPoint, detect_events, smooth
 from ser_pipeline.registry import (
     ARCHITECTURES,
+    HF_AUDIO_CLASSIFICATION,
     ModelSpec,
     Registry,
     load_network,
@@ -70,7 +71,17 @@ class Analyzer:
             )
         self.operating_point_name = operating_point
         self.operating_point = OperatingPoint(**self.laughter_spec.operating_points[operating_point])
-        self.emotion_net = load_network(resolve_weights(self.emotion_spec)).to(self.device)
+        # Emotion and sentiment: our network on the log-mel features, or a transformers audio
+        # classifier on the segments' waveforms.
+        self.emotion_net = self.waveform_emotion = None
+        if self.emotion_spec.architecture == HF_AUDIO_CLASSIFICATION:
+            from ser_pipeline.hf_emotion import AudioClassifierScorer
+
+            self.waveform_emotion = AudioClassifierScorer(self.emotion_spec, self.device)
+        else:
+            self.emotion_net = load_network(resolve_weights(self.emotion_spec)).to(self.device)
+        temperatures = self.emotion_spec.options.get("temperature", {})
+        self.temperatures = {head: float(temperatures.get(head, 1.0)) for head in ("emotion", "sentiment")}
         # Valence/arousal/dominance: the emotion network's own head, another network on the same
         # features, or a waveform model (wav2vec2) on the segments' audio.
         self.dims_net = self.waveform_dims = None
@@ -110,19 +121,27 @@ class Analyzer:
             self.emotion_spec, self.dims_spec, self.laughter_spec, self.operating_point_name, diarization
         )
 
+    @property
+    def reads_features(self) -> bool:
+        """Whether a model scores segments from the log-mel features (else only waveform models)."""
+        return self.emotion_net is not None or self.dims_net is not None
+
     @torch.inference_mode()
     def emotion_batch(self, features: torch.Tensor, lengths: torch.Tensor) -> dict[str, np.ndarray]:
-        """Fused features (batch, time, n_features) + lengths -> probabilities and dims (dims from
-        the feature-based dims model; absent when the dims model reads waveforms)."""
+        """Fused features (batch, time, n_features) + lengths -> what the feature models give:
+        emotion and sentiment probabilities (calibrated by the model's temperatures) and dims."""
         features, lengths = features.to(self.device), lengths.to(self.device)
+        result = {}
         with autocast_for(self.device):
-            out = self.emotion_net(features, lengths)
-            dims = self.dims_net(features, lengths)["dims"] if self.dims_net is not None else out["dims"]
-        result = {
-            "emotion": torch.softmax(out["emotion"].float(), -1).cpu().numpy(),
-            "sentiment": torch.softmax(out["sentiment"].float(), -1).cpu().numpy(),
-        }
-        return result if self.waveform_dims else {**result, "dims": dims.float().cpu().numpy()}
+            if self.emotion_net is not None:
+                out = self.emotion_net(features, lengths)
+                for head, temperature in self.temperatures.items():
+                    result[head] = torch.softmax(out[head].float() / temperature, -1).cpu().numpy()
+                if self.dims_spec.id == self.emotion_spec.id:
+                    result["dims"] = out["dims"].float().cpu().numpy()
+            if self.dims_net is not None:
+                result["dims"] = self.dims_net(features, lengths)["dims"].float().cpu().numpy()
+        return result
 
     @torch.inference_mode()
     def laughter_frames(self, logmel: torch.Tensor, first: int = 0) -> np.ndarray:
@@ -174,7 +193,7 @@ class Analyzer:
     @property
     def needs_samples(self) -> bool:
         """Whether a model reads the waveform; otherwise the log-mel frames are all it needs."""
-        waveform_models = (self.waveform_dims, self.diarizer)
+        waveform_models = (self.waveform_emotion, self.waveform_dims, self.diarizer)
         return any(m is not None for m in waveform_models) or self.laughter_reads_waveform
 
     @property
@@ -199,23 +218,25 @@ class Analyzer:
     def _score_segments(
         self, logmel: torch.Tensor, segments: list[Segment], fps: float
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Emotion and sentiment probabilities and dims (zeros when a waveform model gives them)."""
+        """Emotion and sentiment probabilities and dims (zeros where a waveform model gives them)."""
         # Each segment is scored on its voiced part: leading and trailing pauses would otherwise
         # weigh on the per-utterance normalisation, and a clip cut loosely or tightly around the
         # same speech should score the same.
-        spans = [self._voiced(logmel, *frame_span(s.start_s, s.end_s, fps, len(logmel))) for s in segments]
         emotion = np.zeros((len(segments), len(EMOTIONS)), np.float32)
         sentiment = np.zeros((len(segments), len(SENTIMENTS)), np.float32)
         dims = np.zeros((len(segments), len(DIMENSIONS)), np.float32)
+        if not self.reads_features:
+            return emotion, sentiment, dims
+        spans = [self._voiced(logmel, *frame_span(s.start_s, s.end_s, fps, len(logmel))) for s in segments]
         n_mfcc = self.front_end.config.n_mfcc
         for bucket in self._length_buckets(spans):
             pieces = [logmel[slice(*spans[i])] for i in bucket]
             lengths = torch.tensor([len(p) for p in pieces])
             features = fused_features(torch.nn.utils.rnn.pad_sequence(pieces, batch_first=True).to(self.device), n_mfcc)
             out = self.emotion_batch(features, lengths)
-            emotion[bucket], sentiment[bucket] = out["emotion"], out["sentiment"]
-            if "dims" in out:
-                dims[bucket] = out["dims"]
+            for name, values in (("emotion", emotion), ("sentiment", sentiment), ("dims", dims)):
+                if name in out:
+                    values[bucket] = out[name]
         return emotion, sentiment, dims
 
     def analyze_file(self, path: Path) -> EpisodeScores:
@@ -278,6 +299,9 @@ class StreamingScorer:
                 np.array([row[i] for row in rows], np.float32).reshape(len(segments), width)
                 for i, width in enumerate((len(EMOTIONS), len(SENTIMENTS), len(DIMENSIONS)))
             )
+        if analyzer.waveform_emotion is not None:
+            with clock.stage("emotion"):
+                emotion, sentiment = analyzer.waveform_emotion.score(samples, segments)
         if analyzer.waveform_dims is not None:
             with clock.stage("dims"):
                 dims = analyzer.waveform_dims.score(samples, segments)

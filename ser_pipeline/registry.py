@@ -24,6 +24,8 @@ REGISTRY_FILE = EMBEDDED_MODELS_DIR / "registry.json"
 # The networks this project builds itself; other architectures (wav2vec2) load through their
 # own libraries. Resolved lazily (`_architecture`) so that reading the registry needs no torch.
 ARCHITECTURES = ("emotion-net", "laughter-tcn", "gillick-resnet")
+HF_AUDIO_CLASSIFICATION = "hf-audio-classification"  # any transformers audio classifier (emotion)
+HF_WAV2VEC2_DIMS = "hf-wav2vec2-dims"  # audEERING's wav2vec2 dimensional model layout
 
 
 def _architecture(name: str) -> tuple[type, type]:
@@ -47,8 +49,8 @@ class ModelSpec:
     tasks: tuple[str, ...]
     architecture: str
     weights: str
-    sha256: str | None
-    licence: str
+    sha256: str | None = None  # hub models: None (pinned by `revision` instead)
+    licence: str = "unknown"
     input: str = ""
     labels: tuple[str, ...] = ()
     url: str | None = None
@@ -77,10 +79,21 @@ class Registry:
     defaults: dict[str, str]
 
     @classmethod
-    def load(cls, path: Path = REGISTRY_FILE) -> Registry:
-        document = json.loads(path.read_text())
-        models = {entry["id"]: ModelSpec.from_json(entry) for entry in document["models"]}
-        return cls(models, document["defaults"])
+    def load(cls, path: Path = REGISTRY_FILE, extra: list[Path] | None = None) -> Registry:
+        """The registry file, plus the files in `extra` (default: `SER_REGISTRY`, a list of JSON
+        files like `models/registry.json`): their models are added (same id: replaced) and
+        their defaults win. Users register their own checkpoints there."""
+        if extra is None:
+            extra = [Path(p) for p in os.environ.get("SER_REGISTRY", "").split(os.pathsep) if p]
+        models, defaults = {}, {}
+        for file in [path, *extra]:
+            try:
+                document = json.loads(file.read_text())
+                models |= {entry["id"]: ModelSpec.from_json(entry) for entry in document.get("models", [])}
+            except (OSError, ValueError, KeyError, TypeError) as error:
+                raise ValueError(f"registry file {file}: {error}") from None
+            defaults |= document.get("defaults", {})
+        return cls(models, defaults)
 
     def get(self, model_id: str) -> ModelSpec:
         try:
@@ -95,7 +108,10 @@ class Registry:
 
     def choose(self, task: str, model_id: str | None) -> ModelSpec:
         """The model asked for by id, else the task's default."""
-        return self.get(model_id) if model_id else self.default(task)
+        spec = self.get(model_id) if model_id else self.default(task)
+        if task not in spec.tasks:
+            raise ValueError(f"model {spec.id} does not do {task} (it does: {', '.join(spec.tasks)})")
+        return spec
 
 
 def cache_dir() -> Path:
@@ -172,11 +188,12 @@ def models_fingerprint(
     emotion: ModelSpec, dims: ModelSpec, laughter: ModelSpec, operating_point: str, diarization: str | None
 ) -> dict[str, Any]:
     """What an episode's scores depend on, model-wise: each model's id and weights' sha256 (a
-    model retrained under the same id changes it), the laughter operating point's values and
-    options, and the diarization pipeline."""
+    model retrained under the same id changes it) or hub revision, its options (calibration
+    temperatures, label maps), the laughter operating point's values, and the diarization
+    pipeline."""
     return {
-        "emotion": [emotion.id, emotion.sha256],
-        "dims": [dims.id, dims.sha256, dims.revision],
+        "emotion": [emotion.id, emotion.sha256, emotion.revision, emotion.options],
+        "dims": [dims.id, dims.sha256, dims.revision, dims.options],
         "laughter": [laughter.id, laughter.sha256, laughter.operating_points.get(operating_point)],
         "laughter_options": laughter.options,
         "diarization": diarization,

@@ -9,7 +9,6 @@ Loaded with transformers from a local directory or a hub id (downloaded only whe
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +16,9 @@ import torch
 from torch import nn
 from transformers import Wav2Vec2Model, Wav2Vec2PreTrainedModel
 
-from ser_pipeline.audio import SAMPLE_RATE
 from ser_pipeline.devices import autocast_for
-from ser_pipeline.registry import ModelNotFoundError, ModelSpec, search_path
+from ser_pipeline.hf_models import load_pretrained, resolve_source, score_in_chunks
+from ser_pipeline.registry import ModelSpec
 from ser_pipeline.schema import DIMENSIONS
 from ser_pipeline.segmentation import Segment
 
@@ -50,39 +49,17 @@ class Wav2Vec2DimsModel(Wav2Vec2PreTrainedModel):
         return self.classifier(self.wav2vec2(input_values).last_hidden_state.mean(dim=1))
 
 
-def resolve_source(spec: ModelSpec, explicit: Path | None = None) -> str:
-    """A local directory holding the model (explicit, or named after the model in a search-path
-    folder), else the hub id itself for transformers to fetch or find in its cache."""
-    names = (spec.id, spec.weights.rsplit("/", 1)[-1])
-    candidates = [explicit] if explicit else [folder / name for folder in search_path() for name in names]
-    for candidate in candidates:
-        if (candidate / "config.json").is_file():
-            return str(candidate)
-    if explicit:
-        raise ModelNotFoundError(f"{explicit} holds no config.json of a transformers model")
-    return spec.weights
-
-
 class Wav2Vec2DimsScorer:
     """Scores segments of a decoded episode; long segments are cut into chunks of at most
     `max_chunk_s` whose outputs are averaged, weighted by length."""
 
     def __init__(self, spec: ModelSpec, device: torch.device, explicit: Path | None = None, max_chunk_s: float = 10.0):
-        source = resolve_source(spec, explicit)
-        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
-        try:
-            self.model = Wav2Vec2DimsModel.from_pretrained(source, revision=spec.revision, local_files_only=offline)
-        except OSError as error:
-            raise ModelNotFoundError(
-                f"cannot load {spec.id} from {source!r} ({' '.join(str(error).split())[:200]}). Offline? On a connected "
-                f"machine run `hf download {spec.weights}` and put the folder, named {spec.id}, in a folder on "
-                "SER_MODEL_PATH"
-            ) from None
+        self.model = load_pretrained(Wav2Vec2DimsModel, spec, resolve_source(spec, explicit))
         self.model.eval().to(device)
         self.device = device
         order = spec.output_order or AUDEERING_OUTPUT_ORDER
         self.columns = [order.index(d) for d in DIMENSIONS]  # model output index for each of our columns
-        self.max_chunk = int(max_chunk_s * SAMPLE_RATE)
+        self.max_chunk_s = max_chunk_s
 
     @torch.inference_mode()
     def dims_batch(self, wavs: torch.Tensor) -> np.ndarray:
@@ -94,26 +71,5 @@ class Wav2Vec2DimsScorer:
         return out[:, self.columns].clamp(0, 1).cpu().numpy()
 
     def score(self, samples: np.ndarray, segments: list[Segment], batch_size: int = 8) -> np.ndarray:
-        pieces = []  # (segment index, start sample, length)
-        for index, segment in enumerate(segments):
-            start, end = (
-                int(segment.start_s * SAMPLE_RATE),
-                max(int(segment.end_s * SAMPLE_RATE), int(segment.start_s * SAMPLE_RATE) + 400),
-            )
-            count = -(-(end - start) // self.max_chunk)
-            bounds = np.linspace(start, end, count + 1).astype(int)
-            pieces += [(index, a, b - a) for a, b in zip(bounds[:-1], bounds[1:])]
-        by_length: dict[int, list[tuple[int, int, int]]] = {}
-        for piece in pieces:
-            by_length.setdefault(piece[2], []).append(piece)
-        totals = np.zeros((len(segments), len(DIMENSIONS)))
-        weights = np.zeros(len(segments))
-        padded = np.pad(samples, (0, self.max_chunk))  # a segment may end past the decoded audio
-        for length, group in by_length.items():
-            for first in range(0, len(group), batch_size):
-                chunk = group[first : first + batch_size]
-                wavs = torch.from_numpy(np.stack([padded[a : a + length] for _, a, _ in chunk]))
-                for (index, _, _), dims in zip(chunk, self.dims_batch(wavs)):
-                    totals[index] += dims * length
-                    weights[index] += length
-        return (totals / weights[:, None]).astype(np.float32)
+        """(segments, 3) valence, arousal, dominance; long segments averaged over their chunks."""
+        return score_in_chunks(samples, segments, self.dims_batch, len(DIMENSIONS), self.max_chunk_s, batch_size)

@@ -148,8 +148,8 @@ def _degrade(samples: np.ndarray, rng: np.random.Generator, recipe: EmotionRecip
 def predict(
     network: EmotionNet, logmels: list[torch.Tensor], n_mfcc: int, batch_size: int = 64
 ) -> dict[str, np.ndarray]:
-    """Emotion and sentiment probabilities and dims, one row per clip (its voiced part, as the
-    pipeline scores segments)."""
+    """Emotion and sentiment logits and dims, one row per clip (its voiced part, as the pipeline
+    scores segments)."""
     network.eval()
     outputs: dict[str, list[np.ndarray]] = {"emotion": [], "sentiment": [], "dims": []}
     with torch.inference_mode():
@@ -157,9 +157,8 @@ def predict(
             voiced = [m[slice(*voiced_span(m))] for m in logmels[first : first + batch_size]]  # as inference does
             features, lengths = _batch([fused_features(m, n_mfcc) for m in voiced])
             result = network(features, lengths)
-            outputs["emotion"].append(torch.softmax(result["emotion"], -1).numpy())
-            outputs["sentiment"].append(torch.softmax(result["sentiment"], -1).numpy())
-            outputs["dims"].append(result["dims"].numpy())
+            for key, values in outputs.items():
+                values.append(result[key].numpy())
     return {key: np.concatenate(value) for key, value in outputs.items()}
 
 
@@ -184,8 +183,19 @@ def evaluate(predictions: dict[str, np.ndarray], clips: list[Clip], targets: np.
     }
 
 
-def train(recipe: EmotionRecipe, log=print) -> tuple[EmotionNet, dict]:
-    """Train on everything but the held-out actors; return the network and held-out scores."""
+@dataclass(frozen=True)
+class Trained:
+    """A trained network and, when actors were held out, its scores and raw outputs on them."""
+
+    network: EmotionNet
+    scores: dict
+    held_out_clips: list[Clip]
+    predictions: dict[str, np.ndarray]  # logits of emotion and sentiment, dims (held-out clips)
+    dims_targets: np.ndarray
+
+
+def train(recipe: EmotionRecipe, log=print) -> Trained:
+    """Train on everything but the held-out actors; score the held-out actors' clips."""
     random.seed(recipe.seed)
     np.random.seed(recipe.seed)
     torch.manual_seed(recipe.seed)
@@ -266,8 +276,6 @@ def train(recipe: EmotionRecipe, log=print) -> tuple[EmotionNet, dict]:
             )
         log(message)
     if not test_clips:
-        return network.eval(), {}
-    scores = evaluate(
-        predict(network, [logmels[c.path] for c in test_clips], front_end_config.n_mfcc), test_clips, test_dims
-    )
-    return network.eval(), scores
+        return Trained(network.eval(), {}, [], {}, test_dims)
+    predictions = predict(network, [logmels[c.path] for c in test_clips], front_end_config.n_mfcc)
+    return Trained(network.eval(), evaluate(predictions, test_clips, test_dims), test_clips, predictions, test_dims)

@@ -47,3 +47,13 @@ def publish(
     document["models"] = [m for m in document["models"] if m["id"] != model_id] + [full_entry]
     registry_file.write_text(json.dumps(document, indent=2) + "\n")
     return weights
+
+
+def set_options(model_id: str, options: dict[str, Any], registry_file: Path = REGISTRY_FILE) -> None:
+    """Merge `options` into a registered model's options (e.g. calibration temperatures)."""
+    document = json.loads(registry_file.read_text())
+    entries = [m for m in document["models"] if m["id"] == model_id]
+    if not entries:
+        raise KeyError(f"no model {model_id!r} in {registry_file}")
+    entries[0]["options"] = {**entries[0].get("options", {}), **options}
+    registry_file.write_text(json.dumps(document, indent=2) + "\n")

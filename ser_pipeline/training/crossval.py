@@ -1,0 +1,172 @@
+"""Leave-k-actors-out cross-validation of the emotion recipe, and temperature scaling.
+
+Each fold trains the recipe from scratch without its k RAVDESS actors (TESS is always in
+training: its two speakers say nothing about unseen ones) and scores their clips. The folds'
+held-out outputs together cover every actor exactly once; the pooled scores and the confusion
+matrix are computed on them, and so are the temperatures that calibrate the probabilities.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from multiprocessing import get_context
+
+import numpy as np
+
+from ser_pipeline.schema import EMOTION_TO_SENTIMENT, EMOTIONS, SENTIMENTS
+from ser_pipeline.training.data import Clip
+from ser_pipeline.training.emotion import EmotionRecipe, evaluate
+
+RAVDESS_ACTORS = tuple(range(1, 21))
+
+
+def actor_folds(actors: tuple[int, ...] = RAVDESS_ACTORS, size: int = 4) -> list[tuple[int, ...]]:
+    """Consecutive groups of `size` actors (01-04, 05-08, ...): each holds both sexes, as RAVDESS
+    actors alternate male (odd) and female (even)."""
+    if len(actors) % size:
+        raise ValueError(f"{len(actors)} actors do not split into folds of {size}")
+    return [tuple(actors[i : i + size]) for i in range(0, len(actors), size)]
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    held_out: tuple[int, ...]
+    scores: dict
+    clips: list[Clip]
+    predictions: dict[str, np.ndarray]
+    dims_targets: np.ndarray
+
+
+def _run_fold(recipe: EmotionRecipe, threads: int) -> FoldResult:
+    import torch
+
+    from ser_pipeline.training.emotion import train
+
+    torch.set_num_threads(threads)
+    tag = "actors " + ",".join(f"{a:02d}" for a in recipe.held_out_actors)
+    trained = train(recipe, log=lambda message: print(f"[{tag}] {message}", flush=True))
+    return FoldResult(
+        recipe.held_out_actors, trained.scores, trained.held_out_clips, trained.predictions, trained.dims_targets
+    )
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    scaled = logits / temperature
+    scaled = scaled - scaled.max(axis=1, keepdims=True)
+    exp = np.exp(scaled)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def negative_log_likelihood(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
+    probs = softmax(logits, temperature)
+    return float(-np.log(probs[np.arange(len(labels)), labels] + 1e-12).mean())
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature T minimising the negative log-likelihood of softmax(logits / T): a coarse
+    grid over 0.05..20, then a finer one around the best point."""
+    grid = np.exp(np.linspace(np.log(0.05), np.log(20.0), 121))
+    best = min(grid, key=lambda t: negative_log_likelihood(logits, labels, t))
+    fine = best * np.exp(np.linspace(-0.06, 0.06, 61))
+    return float(min(fine, key=lambda t: negative_log_likelihood(logits, labels, t)))
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> float:
+    """Mean |confidence - accuracy| over equal-width confidence bins, weighted by their size."""
+    confidence, predicted = probs.max(axis=1), probs.argmax(axis=1)
+    correct = predicted == labels
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, bins - 1)
+    return float(
+        sum(
+            abs(confidence[which == b].mean() - correct[which == b].mean()) * (which == b).sum()
+            for b in range(bins)
+            if (which == b).any()
+        )
+        / len(labels)
+    )
+
+
+@dataclass(frozen=True)
+class CrossValidation:
+    folds: list[FoldResult]
+    pooled: dict  # scores of all folds' held-out outputs together
+    temperatures: dict[str, float]  # per head, fitted on the pooled held-out logits
+    calibration: dict[str, dict[str, float]]  # per head: NLL and ECE before and after
+
+    @property
+    def per_fold_means(self) -> dict[str, tuple[float, float]]:
+        """Mean and standard deviation over folds of each scalar score."""
+        keys = [k for k, v in self.folds[0].scores.items() if isinstance(v, float)]
+        return {k: (float(np.mean(v)), float(np.std(v))) for k in keys for v in [[f.scores[k] for f in self.folds]]}
+
+
+def _pool(folds: list[FoldResult]) -> tuple[list[Clip], dict[str, np.ndarray], np.ndarray]:
+    clips = [c for f in folds for c in f.clips]
+    predictions = {k: np.concatenate([f.predictions[k] for f in folds]) for k in folds[0].predictions}
+    return clips, predictions, np.concatenate([f.dims_targets for f in folds])
+
+
+def calibrate(clips: list[Clip], predictions: dict[str, np.ndarray]) -> tuple[dict, dict]:
+    labels = {
+        "emotion": np.array([EMOTIONS.index(c.label) for c in clips]),
+        "sentiment": np.array([SENTIMENTS.index(EMOTION_TO_SENTIMENT[c.label]) for c in clips]),
+    }
+    temperatures, calibration = {}, {}
+    for head, truth in labels.items():
+        logits = predictions[head]
+        temperature = fit_temperature(logits, truth)
+        temperatures[head] = round(temperature, 4)
+        calibration[head] = {
+            "nll_before": negative_log_likelihood(logits, truth),
+            "nll_after": negative_log_likelihood(logits, truth, temperature),
+            "ece_before": expected_calibration_error(softmax(logits), truth),
+            "ece_after": expected_calibration_error(softmax(logits, temperature), truth),
+        }
+    return temperatures, calibration
+
+
+def cross_validate(recipe: EmotionRecipe, folds: list[tuple[int, ...]], jobs: int = 1, log=print) -> CrossValidation:
+    """Train and score one model per fold (`jobs` at a time, in separate processes sharing the
+    cores), then pool their held-out outputs."""
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    recipes = [replace(recipe, held_out_actors=fold) for fold in folds]
+    log(f"{len(folds)} folds, {jobs} at a time, {threads} torch thread(s) each")
+    if jobs == 1:
+        results = [_run_fold(r, threads) for r in recipes]
+    else:
+        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+            results = list(pool.map(_run_fold, recipes, [threads] * len(recipes)))
+    clips, predictions, targets = _pool(results)
+    temperatures, calibration = calibrate(clips, predictions)
+    return CrossValidation(results, evaluate(predictions, clips, targets), temperatures, calibration)
+
+
+def to_json(cv: CrossValidation, recipe: EmotionRecipe, command: str) -> dict:
+    """Everything measured, per-clip outputs included, so reports can be redrawn without training."""
+
+    def floats(scores: dict) -> dict:
+        return {k: v for k, v in scores.items() if k != "confusion"}
+
+    return {
+        "command": command,
+        "recipe": {"epochs": recipe.epochs, "seed": recipe.seed, "batch_size": recipe.batch_size},
+        "folds": [
+            {
+                "held_out": list(f.held_out),
+                "scores": floats(f.scores),
+                "confusion": f.scores["confusion"],
+                "clips": [{"file": c.path.name, "speaker": c.speaker, "label": c.label} for c in f.clips],
+                "predictions": {k: np.round(v, 5).tolist() for k, v in f.predictions.items()},
+                "dims_targets": np.round(f.dims_targets, 5).tolist(),
+            }
+            for f in cv.folds
+        ],
+        "pooled": floats(cv.pooled),
+        "confusion": cv.pooled["confusion"],
+        "per_fold_means": cv.per_fold_means,
+        "temperatures": cv.temperatures,
+        "calibration": cv.calibration,
+    }

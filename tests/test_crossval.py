@@ -1,0 +1,80 @@
+"""Leave-actors-out cross-validation of the emotion recipe, temperature scaling, the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from xml.etree import ElementTree
+
+import numpy as np
+import pytest
+
+from ser_pipeline.training.crossval import (
+    actor_folds,
+    expected_calibration_error,
+    fit_temperature,
+    negative_log_likelihood,
+    softmax,
+)
+from ser_pipeline.training.cv_report import confusion_svg
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def test_folds_hold_out_every_actor_once_with_both_sexes():
+    folds = actor_folds()
+    assert len(folds) == 5 and sorted(a for f in folds for a in f) == list(range(1, 21))
+    assert all({a % 2 for a in fold} == {0, 1} for fold in folds)  # odd male, even female
+    with pytest.raises(ValueError, match="do not split"):
+        actor_folds(size=3)
+
+
+def test_temperature_scaling_recovers_an_overconfident_models_temperature():
+    rng = np.random.default_rng(0)
+    true_logits = rng.normal(0, 1.5, (4000, 7))
+    labels = np.array([rng.choice(7, p=p) for p in softmax(true_logits)])
+    overconfident = 3.0 * true_logits  # a model whose logits are three times too large
+    temperature = fit_temperature(overconfident, labels)
+    assert temperature == pytest.approx(3.0, rel=0.1)
+    assert negative_log_likelihood(overconfident, labels, temperature) < negative_log_likelihood(overconfident, labels)
+    before = expected_calibration_error(softmax(overconfident), labels)
+    after = expected_calibration_error(softmax(overconfident, temperature), labels)
+    assert after < 0.03 < before
+
+
+def test_expected_calibration_error_of_a_perfectly_calibrated_and_a_sure_wrong_model():
+    labels = np.array([0, 1] * 50)
+    assert expected_calibration_error(np.array([[0.5, 0.5]] * 100), labels) == pytest.approx(0.0, abs=1e-9)
+    wrong = np.array([[0.0, 1.0], [1.0, 0.0]] * 50)  # always sure, always wrong
+    assert expected_calibration_error(wrong, labels) == pytest.approx(1.0)
+
+
+def test_confusion_image_is_valid_svg_with_a_cell_per_pair():
+    matrix = [[5, 1], [0, 4]]
+    root = ElementTree.fromstring(confusion_svg(matrix, ["a", "<b>"], "t"))
+    texts = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
+    assert {"5", "1", "0", "4", "83%", "100%", "<b>"} <= set(texts)
+    assert len(list(root.iter("{http://www.w3.org/2000/svg}rect"))) == 1 + 4  # background + cells
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "ravdess").is_dir(), reason="needs ../shared/data")
+def test_cross_validation_pools_held_out_outputs_and_writes_the_report(tmp_path):
+    """A tiny run (one epoch on 160 clips, two folds of ten actors): every held-out clip is
+    scored once by the model that never heard its speaker; the report and image are written."""
+    from ser_pipeline.training.crossval import cross_validate, to_json
+    from ser_pipeline.training.cv_report import write_report
+    from ser_pipeline.training.emotion import EmotionRecipe
+
+    recipe = EmotionRecipe(data=SHARED_DATA, epochs=1, clips_limit=160, eval_every=100)
+    cv = cross_validate(recipe, actor_folds(size=10), jobs=1, log=lambda _: None)
+    for fold in cv.folds:
+        assert fold.clips and all(c.corpus == "ravdess" for c in fold.clips)
+        assert {int(c.speaker.split("-")[1]) for c in fold.clips} <= set(fold.held_out)
+        assert fold.predictions["emotion"].shape == (len(fold.clips), 7)
+    assert cv.pooled["clips"] == sum(len(f.clips) for f in cv.folds)
+    assert np.sum(cv.pooled["confusion"]) == cv.pooled["clips"]
+    assert set(cv.temperatures) == {"emotion", "sentiment"} and all(t > 0 for t in cv.temperatures.values())
+    document = to_json(cv, recipe, "ser-pipeline train emotion-cv")
+    markdown, image = write_report(document, tmp_path)
+    text = markdown.read_text()
+    assert "01,02,03,04,05,06,07,08,09,10" in text and f"{cv.pooled['emotion_uar']:.3f}" in text
+    assert image.name in text and ElementTree.parse(image).getroot().tag.endswith("svg")
