@@ -162,3 +162,46 @@ class LaughterNet(nn.Module):
         for conv, norm in zip(self.layers, self.norms):
             x = x + torch.relu(norm(conv(self.dropout(x))))
         return self.out(x).squeeze(1)
+
+
+@dataclass(frozen=True)
+class SpeakerBranchConfig(MetadataConfig):
+    n_features: int = 363  # features.utterance_statistics with 64 mels, 20 MFCCs
+    n_emotions: int = 7
+    min_segments: int = 8  # fewer utterances of a speaker than this: too few for their baseline
+
+
+class SpeakerBranch(nn.Module):
+    """A linear classifier of utterance statistics z-scored within their speaker: how one
+    utterance departs from that speaker's usual voice. Its input is `speaker_zscore`'d."""
+
+    def __init__(self, config: SpeakerBranchConfig = SpeakerBranchConfig()):
+        super().__init__()
+        self.config = config
+        self.register_buffer("mean", torch.zeros(config.n_features))
+        self.register_buffer("scale", torch.ones(config.n_features))
+        self.linear = nn.Linear(config.n_features, config.n_emotions)
+
+    def forward(self, zscored: torch.Tensor) -> torch.Tensor:
+        """(utterances, n_features) -> emotion logits."""
+        return self.linear((zscored - self.mean) / self.scale)
+
+
+def speaker_zscore(statistics: torch.Tensor, speakers: list, min_segments: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each utterance's statistics z-scored over its speaker's utterances, and which utterances
+    have a speaker with at least `min_segments` of them (the rest stay unnormalised)."""
+    out, enough = statistics.clone(), torch.zeros(len(speakers), dtype=torch.bool)
+    for speaker in set(speakers):
+        rows = torch.tensor([i for i, s in enumerate(speakers) if s == speaker])
+        if len(rows) >= min_segments:
+            group = statistics[rows]
+            out[rows] = (group - group.mean(0)) / (group.std(0) + 1e-4)
+            enough[rows] = True
+    return out, enough
+
+
+def fuse_emotions(network_probs: torch.Tensor, branch_logits: torch.Tensor, weight: float, temperature: float = 1.0):
+    """Emotion probabilities of the network and the speaker branch combined as a weighted
+    geometric mean (weight = the branch's share), renormalised, with a calibration temperature."""
+    log_probs = (1 - weight) * torch.log(network_probs.clamp(min=1e-8)) + weight * torch.log_softmax(branch_logits, -1)
+    return torch.softmax(log_probs / temperature, -1)

@@ -144,3 +144,25 @@ def voiced_span(logmel: torch.Tensor, floor_nats: float = 7.0, margin_frames: in
     first = max(int(loud[0]) - margin_frames, 0)
     last = min(int(loud[-1]) + 1 + margin_frames, len(energy))
     return first, last
+
+
+def utterance_statistics(logmel: torch.Tensor, n_mfcc: int) -> torch.Tensor:
+    """A fixed-length description of one utterance's (voiced) log-mel frames: per band the mean,
+    standard deviation, 10th and 90th percentile and the spread of frame-to-frame change; mean
+    and deviation of the MFCCs; mean, deviation and range of frame energy. (5 * n_mels + 2 *
+    n_mfcc + 3 values.) Its length carries no weight: a sentence's length is its content."""
+    if len(logmel) < 3:
+        logmel = logmel.repeat(3, 1)[:3] if len(logmel) else torch.zeros(3, logmel.shape[1])
+    mfcc = mfcc_from_logmel(logmel, n_mfcc)
+    energy = logmel.logsumexp(dim=1)
+    return torch.cat(
+        [
+            logmel.mean(0),
+            logmel.std(0),
+            torch.quantile(logmel, torch.tensor([0.1, 0.9], dtype=logmel.dtype), dim=0).flatten(),
+            (logmel[1:] - logmel[:-1]).std(0),
+            mfcc.mean(0),
+            mfcc.std(0),
+            torch.stack([energy.mean(), energy.std(), energy.max() - energy.min()]),
+        ]
+    )

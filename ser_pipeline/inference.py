@@ -16,9 +16,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from ser_pipeline.architectures import fuse_emotions, speaker_zscore
 from ser_pipeline.audio import GrowingArray, decode
 from ser_pipeline.devices import autocast_for, pick_device
-from ser_pipeline.features import FrontEndConfig, LogMel, frame_span, fused_features, voiced_span
+from ser_pipeline.features import (
+    FrontEndConfig,
+    LogMel,
+    frame_span,
+    fused_features,
+    utterance_statistics,
+    voiced_span,
+)
 from ser_pipeline.gillick import GILLICK_FPS, GillickResNet, gillick_features, window_probabilities
 from ser_pipeline.laughter import LaughterEvent, OperatingPoint, detect_events, smooth
 from ser_pipeline.registry import (
@@ -82,6 +90,14 @@ class Analyzer:
             self.emotion_net = load_network(resolve_weights(self.emotion_spec)).to(self.device)
         temperatures = self.emotion_spec.options.get("temperature", {})
         self.temperatures = {head: float(temperatures.get(head, 1.0)) for head in ("emotion", "sentiment")}
+        self.fused_temperature = float(temperatures.get("fused_emotion", 1.0))
+        # The speaker branch: how each utterance departs from its speaker's usual voice, fused
+        # with the network's emotion probabilities (see `fuse_speakers`).
+        self.speaker_branch = None
+        branch = self.emotion_spec.options.get("speaker_branch")
+        if branch and self.emotion_net is not None:
+            self.speaker_branch = load_network(resolve_weights(registry.get(branch["model"]))).to(self.device)
+            self.branch_weight = float(branch["weight"])
         # Valence/arousal/dominance: the emotion network's own head, another network on the same
         # features, or a waveform model (wav2vec2) on the segments' audio.
         self.dims_net = self.waveform_dims = None
@@ -215,20 +231,47 @@ class Analyzer:
         None unless `needs_samples`."""
         return StreamingScorer(self).finish(logmel, samples, segments, clock)
 
+    def fuse_speakers(self, emotion: np.ndarray, statistics: np.ndarray, speakers: list[str | None]) -> np.ndarray:
+        """Emotion probabilities of segments whose speaker has enough segments in the episode,
+        fused with the speaker branch's reading of how each departs from that speaker's
+        baseline; segments of unknown or rarely heard speakers keep the network's."""
+        known = [i for i, s in enumerate(speakers) if s is not None]
+        if self.speaker_branch is None or not known:
+            return emotion
+        config = self.speaker_branch.config
+        zscored, enough = speaker_zscore(
+            torch.from_numpy(statistics[known]), [speakers[i] for i in known], config.min_segments
+        )
+        rows = [known[i] for i in torch.nonzero(enough).flatten().tolist()]
+        if not rows:
+            return emotion
+        with torch.inference_mode():
+            logits = self.speaker_branch(zscored[enough].to(self.device)).float().cpu()
+        fused = fuse_emotions(torch.from_numpy(emotion[rows]), logits, self.branch_weight, self.fused_temperature)
+        emotion = emotion.copy()
+        emotion[rows] = fused.numpy()
+        return emotion
+
     def _score_segments(
         self, logmel: torch.Tensor, segments: list[Segment], fps: float
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Emotion and sentiment probabilities and dims (zeros where a waveform model gives them)."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Emotion and sentiment probabilities, dims (zeros where a waveform model gives them)
+        and, for the speaker branch, each segment's utterance statistics."""
         # Each segment is scored on its voiced part: leading and trailing pauses would otherwise
         # weigh on the per-utterance normalisation, and a clip cut loosely or tightly around the
         # same speech should score the same.
         emotion = np.zeros((len(segments), len(EMOTIONS)), np.float32)
         sentiment = np.zeros((len(segments), len(SENTIMENTS)), np.float32)
         dims = np.zeros((len(segments), len(DIMENSIONS)), np.float32)
+        width = self.speaker_branch.config.n_features if self.speaker_branch is not None else 0
+        statistics = np.zeros((len(segments), width), np.float32)
         if not self.reads_features:
-            return emotion, sentiment, dims
+            return emotion, sentiment, dims, statistics
         spans = [self._voiced(logmel, *frame_span(s.start_s, s.end_s, fps, len(logmel))) for s in segments]
         n_mfcc = self.front_end.config.n_mfcc
+        if self.speaker_branch is not None:
+            for i, span in enumerate(spans):
+                statistics[i] = utterance_statistics(logmel[slice(*span)].float().cpu(), n_mfcc).numpy()
         for bucket in self._length_buckets(spans):
             pieces = [logmel[slice(*spans[i])] for i in bucket]
             lengths = torch.tensor([len(p) for p in pieces])
@@ -237,7 +280,7 @@ class Analyzer:
             for name, values in (("emotion", emotion), ("sentiment", sentiment), ("dims", dims)):
                 if name in out:
                     values[bucket] = out[name]
-        return emotion, sentiment, dims
+        return emotion, sentiment, dims, statistics
 
     def analyze_file(self, path: Path) -> EpisodeScores:
         """A whole file as one segment."""
@@ -256,7 +299,7 @@ class StreamingScorer:
     def __init__(self, analyzer: Analyzer):
         self.analyzer = analyzer
         self.fps = analyzer.front_end.config.frames_per_second
-        self.scored: dict[tuple[float, float], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self.scored: dict[tuple[float, float], tuple[np.ndarray, ...]] = {}  # emotion, sentiment, dims, statistics
         self.ready: dict[tuple[float, float], Segment] = {}
         self.waiting: list[Segment] = []
         self.laughter = GrowingArray(0)  # probabilities of the frames scored so far
@@ -295,10 +338,13 @@ class StreamingScorer:
             self.ready = {(s.start_s, s.end_s): s for s in segments if (s.start_s, s.end_s) not in self.scored}
             self._score_ready(logmel)
             rows = [self.scored[(s.start_s, s.end_s)] for s in segments]
-            emotion, sentiment, dims = (
+            branch = analyzer.speaker_branch
+            widths = (len(EMOTIONS), len(SENTIMENTS), len(DIMENSIONS), branch.config.n_features if branch else 0)
+            emotion, sentiment, dims, statistics = (
                 np.array([row[i] for row in rows], np.float32).reshape(len(segments), width)
-                for i, width in enumerate((len(EMOTIONS), len(SENTIMENTS), len(DIMENSIONS)))
+                for i, width in enumerate(widths)
             )
+            emotion = analyzer.fuse_speakers(emotion, statistics, [s.speaker for s in segments])
         if analyzer.waveform_emotion is not None:
             with clock.stage("emotion"):
                 emotion, sentiment = analyzer.waveform_emotion.score(samples, segments)

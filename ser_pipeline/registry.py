@@ -23,17 +23,25 @@ REGISTRY_FILE = EMBEDDED_MODELS_DIR / "registry.json"
 
 # The networks this project builds itself; other architectures (wav2vec2) load through their
 # own libraries. Resolved lazily (`_architecture`) so that reading the registry needs no torch.
-ARCHITECTURES = ("emotion-net", "laughter-tcn", "gillick-resnet")
+ARCHITECTURES = ("emotion-net", "laughter-tcn", "gillick-resnet", "speaker-branch")
 HF_AUDIO_CLASSIFICATION = "hf-audio-classification"  # any transformers audio classifier (emotion)
 HF_WAV2VEC2_DIMS = "hf-wav2vec2-dims"  # audEERING's wav2vec2 dimensional model layout
 
 
 def _architecture(name: str) -> tuple[type, type]:
-    from ser_pipeline.architectures import EmotionNet, EmotionNetConfig, LaughterNet, LaughterNetConfig
+    from ser_pipeline.architectures import (
+        EmotionNet,
+        EmotionNetConfig,
+        LaughterNet,
+        LaughterNetConfig,
+        SpeakerBranch,
+        SpeakerBranchConfig,
+    )
     from ser_pipeline.gillick import GillickConfig, GillickResNet
 
     return {
         "emotion-net": (EmotionNet, EmotionNetConfig),
+        "speaker-branch": (SpeakerBranch, SpeakerBranchConfig),
         "laughter-tcn": (LaughterNet, LaughterNetConfig),
         "gillick-resnet": (GillickResNet, GillickConfig),
     }[name]

@@ -116,16 +116,20 @@ def calibrate(clips: list[Clip], predictions: dict[str, np.ndarray]) -> tuple[di
     }
     temperatures, calibration = {}, {}
     for head, truth in labels.items():
-        logits = predictions[head]
-        temperature = fit_temperature(logits, truth)
-        temperatures[head] = round(temperature, 4)
-        calibration[head] = {
-            "nll_before": negative_log_likelihood(logits, truth),
-            "nll_after": negative_log_likelihood(logits, truth, temperature),
-            "ece_before": expected_calibration_error(softmax(logits), truth),
-            "ece_after": expected_calibration_error(softmax(logits, temperature), truth),
-        }
+        temperatures[head], calibration[head] = calibrate_head(predictions[head], truth)
     return temperatures, calibration
+
+
+def calibrate_head(logits: np.ndarray, labels) -> tuple[float, dict[str, float]]:
+    """The fitted temperature, and NLL and ECE before and after it."""
+    labels = np.asarray(labels)
+    temperature = round(fit_temperature(logits, labels), 4)
+    return temperature, {
+        "nll_before": negative_log_likelihood(logits, labels),
+        "nll_after": negative_log_likelihood(logits, labels, temperature),
+        "ece_before": expected_calibration_error(softmax(logits), labels),
+        "ece_after": expected_calibration_error(softmax(logits, temperature), labels),
+    }
 
 
 def cross_validate(recipe: EmotionRecipe, folds: list[tuple[int, ...]], jobs: int = 1, log=print) -> CrossValidation:
