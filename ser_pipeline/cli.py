@@ -558,18 +558,67 @@ def train_emotion_cv(
     document = to_json(cv, recipe, "ser-pipeline " + shlex.join(sys.argv[1:]))
     (output / "emotion-cv.json").write_text(json.dumps(document) + "\n")
     typer.echo(f"wrote {output / 'emotion-cv.json'}")
-    _publish_cross_validation(document, output, calibrate)
+    _publish_cross_validation(document, recipe.data, output, calibrate)
 
 
-def _publish_cross_validation(document: dict, output: Path, calibrate: str | None) -> None:
+def _publish_cross_validation(document: dict, data: Path, output: Path, calibrate: str | None) -> None:
+    """The speaker branch on the same folds, the report, and the temperatures into the registry."""
+    import json
+
     from ser_pipeline.training.cv_report import write_report
     from ser_pipeline.training.publish import set_options
+    from ser_pipeline.training.speaker_branch import cross_validate_branch
 
+    typer.echo("speaker branch on the same folds ...")
+    document["speaker_branch"] = cross_validate_branch(document, data)
+    (output / "emotion-cv.json").write_text(json.dumps(document) + "\n")
     for path in write_report(document, output):
         typer.echo(f"wrote {path}")
     if calibrate:
-        set_options(calibrate, {"temperature": document["temperatures"]})
-        typer.echo(f"{calibrate}: temperatures {document['temperatures']} in the registry")
+        temperatures = {**document["temperatures"], "fused_emotion": document["speaker_branch"]["fused_temperature"]}
+        set_options(calibrate, {"temperature": temperatures})
+        typer.echo(f"{calibrate}: temperatures {temperatures} in the registry")
+
+
+@train_app.command("speaker-branch")
+def train_speaker_branch(
+    data: DataOption = None,
+    held_out: HeldOutOption = "1,2,5,8,11",
+    models_dir: ModelsDirOption = _models_dir_default(),
+    model_id: str = "ser-speaker-branch-v1",
+    attach: Annotated[
+        str | None, typer.Option(help="Registry id of the emotion network whose probabilities the branch joins.")
+    ] = "ser-crnn-v1",
+    weight: Annotated[float, typer.Option(help="The branch's share of the fused log-probabilities.")] = 0.5,
+) -> None:
+    """Train the speaker branch (utterance statistics z-scored within their speaker) and publish it."""
+    from ser_pipeline.training.data import shared_data_dir
+    from ser_pipeline.training.publish import publish, set_options
+    from ser_pipeline.training.speaker_branch import branch_card, train_branch
+
+    actors = tuple(int(a) for a in held_out.split(",") if a)
+    branch, clips = train_branch(data or shared_data_dir(), actors)
+    weights = publish(
+        branch,
+        model_id=model_id,
+        architecture="speaker-branch",
+        models_dir=models_dir,
+        entry={
+            "tasks": ["emotion-branch"],
+            "input": "utterance statistics of 64 log-mel + 20 MFCC frames, z-scored within the speaker",
+            "labels": [],
+            "licence": "CC BY-NC-SA 4.0 (trained on RAVDESS; non-commercial)",
+            "scores": {"held_out_actors": actors, "see": "docs/emotion-cv.md (speaker branch)"},
+        },
+        card_body=branch_card(actors, len(clips), f"ser-pipeline train speaker-branch --held-out {held_out}"),
+    )
+    typer.echo(f"wrote {weights}")
+    if attach:
+        from ser_pipeline.files import file_sha256
+
+        options = {"speaker_branch": {"model": model_id, "sha256": file_sha256(weights), "weight": weight}}
+        set_options(attach, options)
+        typer.echo(f"{attach}: fused with {model_id} (weight {weight})")
 
 
 @train_app.command("dims")

@@ -118,25 +118,52 @@ def evaluate_warehouse(warehouse: Path, episodes_dir: Path) -> dict:
     }
 
 
+def _clips_together(analyzer, files: list[Path], speaker: str) -> list[str]:
+    """Emotions of one speaker's clean clips strung together (half a second of silence
+    between), each clip a segment of that speaker, so the speaker branch sees them as the
+    sentences of an episode."""
+    from ser_pipeline.audio import SAMPLE_RATE, decode
+    from ser_pipeline.segmentation import Segment
+
+    gap = np.zeros(SAMPLE_RATE // 2, np.float32)
+    pieces, segments, start = [], [], 0.0
+    for index, file in enumerate(files):
+        samples = decode(file).samples
+        pieces += [samples, gap]
+        segments.append(Segment(index, "sentence", start, start + len(samples) / SAMPLE_RATE, speaker))
+        start += (len(samples) + len(gap)) / SAMPLE_RATE
+    return list(analyzer.analyze(np.concatenate(pieces), segments).columns["emotion"])
+
+
 def clip_versus_sentence(warehouse: Path, episodes_dir: Path, sources: Path, analyzer) -> dict:
-    """The same speech scored twice: as the clean source clip (whole file, 16 kHz FLAC) and as
-    the sentence inside the episode (MP3, resampled, in context). Reports emotion UAR of both
-    on the same clips and how far the dimensions move (mean |difference|, share within 0.05)."""
+    """The same speech scored as clean source clips (16 kHz FLAC) and as the sentences inside
+    the episode (MP3, resampled, in context). Clips are scored alone (as `predict` does: the
+    network only) and, like the sentences, with their speaker's other clips (the speaker
+    branch applies). Reports emotion UAR of each on the same clips and how far the dimensions
+    move between a clip alone and its sentence (mean |difference|, share within 0.05)."""
     truth_files = _truth_files(episodes_dir)
     with connect_read_only(warehouse) as db:
         segments = db.execute(
             "SELECT episode_id, start_s, end_s, emotion, valence, arousal, dominance FROM segments WHERE kind = 'sentence'"
         ).fetchall()
-    truth, sentence_labels, clip_labels, differences = [], [], [], []
+    truth, sentence_labels, clip_labels, together_labels, differences = [], [], [], [], []
     for episode_id, path in truth_files.items():
         speech, _ = read_truth(path)
-        for row, match in matched_sentences(speech, [s for s in segments if s[0] == episode_id]):
-            if not (sources / row["source"]).is_file():
-                continue
+        rows = [
+            (row, match)
+            for row, match in matched_sentences(speech, [s for s in segments if s[0] == episode_id])
+            if (sources / row["source"]).is_file()
+        ]
+        by_speaker: dict[str, list[Path]] = {}
+        for row, _ in rows:
+            by_speaker.setdefault(row["speaker"], []).append(sources / row["source"])
+        together = {speaker: iter(_clips_together(analyzer, files, speaker)) for speaker, files in by_speaker.items()}
+        for row, match in rows:
             clip = analyzer.analyze_file(sources / row["source"]).columns
             truth.append(row["label"])
             sentence_labels.append(match[3])
             clip_labels.append(clip["emotion"][0])
+            together_labels.append(next(together[row["speaker"]]))
             differences.append(
                 [abs(match[4 + i] - float(clip[d][0])) for i, d in enumerate(("valence", "arousal", "dominance"))]
             )
@@ -146,6 +173,7 @@ def clip_versus_sentence(warehouse: Path, episodes_dir: Path, sources: Path, ana
     return {
         "clips": len(truth),
         "clip_emotion_uar": unweighted_average_recall(truth, clip_labels, EMOTIONS),
+        "clips_of_a_speaker_together_emotion_uar": unweighted_average_recall(truth, together_labels, EMOTIONS),
         "sentence_emotion_uar": unweighted_average_recall(truth, sentence_labels, EMOTIONS),
         "clip_sentence_agreement": accuracy(clip_labels, sentence_labels),
         **{

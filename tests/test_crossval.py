@@ -63,6 +63,7 @@ def test_cross_validation_pools_held_out_outputs_and_writes_the_report(tmp_path)
     from ser_pipeline.training.crossval import cross_validate, to_json
     from ser_pipeline.training.cv_report import write_report
     from ser_pipeline.training.emotion import EmotionRecipe
+    from ser_pipeline.training.speaker_branch import cross_validate_branch
 
     recipe = EmotionRecipe(data=SHARED_DATA, epochs=1, clips_limit=160, eval_every=100)
     cv = cross_validate(recipe, actor_folds(size=10), jobs=1, log=lambda _: None)
@@ -74,7 +75,20 @@ def test_cross_validation_pools_held_out_outputs_and_writes_the_report(tmp_path)
     assert np.sum(cv.pooled["confusion"]) == cv.pooled["clips"]
     assert set(cv.temperatures) == {"emotion", "sentiment"} and all(t > 0 for t in cv.temperatures.values())
     document = to_json(cv, recipe, "ser-pipeline train emotion-cv")
+    document["speaker_branch"] = branch = cross_validate_branch(document, SHARED_DATA)
+    # The branch sees all of its fold's training actors (RAVDESS only), so it learns something
+    # even when the one-epoch network has not.
+    assert branch["scores"]["branch"]["emotion_uar"] > 0.3
+    assert set(branch["scores"]) == {
+        "network",
+        "branch",
+        "fused",
+        "branch (neutral-heavy baseline)",
+        "fused (neutral-heavy baseline)",
+        "branch (speakers in noise)",
+    }
     markdown, image = write_report(document, tmp_path)
     text = markdown.read_text()
     assert "01,02,03,04,05,06,07,08,09,10" in text and f"{cv.pooled['emotion_uar']:.3f}" in text
+    assert f"| branch | {branch['scores']['branch']['emotion_uar']:.3f}" in text
     assert image.name in text and ElementTree.parse(image).getroot().tag.endswith("svg")

@@ -123,7 +123,12 @@ def _crop(samples: np.ndarray, voiced: tuple[int, int], rng: random.Random, reci
     return samples[start : start + length]
 
 
-def _noise(length: int, rng: np.random.Generator) -> np.ndarray:
+def noise_level(rng: np.random.Generator) -> float:
+    """An absolute background-noise RMS, log-uniform over 2e-4 (quiet studio) to 8e-3 (noisy room)."""
+    return float(np.exp(rng.uniform(np.log(2e-4), np.log(8e-3))))
+
+
+def colored_noise(length: int, rng: np.random.Generator) -> np.ndarray:
     """White, pink or brown noise of unit RMS."""
     white = rng.standard_normal(length)
     slope = rng.choice([0.0, 0.5, 1.0])  # spectral power ~ 1 / f^(2 * slope)
@@ -140,8 +145,8 @@ def _degrade(samples: np.ndarray, rng: np.random.Generator, recipe: EmotionRecip
     ends up at a low signal-to-noise ratio, as it does in real recordings."""
     out = samples * 10 ** (rng.uniform(-6, 6) / 20)
     if rng.random() < recipe.noise_share:
-        noise_rms = np.exp(rng.uniform(np.log(2e-4), np.log(8e-3)))
-        out = out + noise_rms * _noise(len(out), rng)
+        noise_rms = noise_level(rng)
+        out = out + noise_rms * colored_noise(len(out), rng)
     return out.astype(np.float32)
 
 
