@@ -45,6 +45,17 @@ def test_fusion_is_a_weighted_geometric_mean():
     assert (sharper.max(-1).values >= half.max(-1).values - 1e-6).all()
 
 
+def registry_with(tmp_path, name: str, branch: dict | None) -> Registry:
+    """The packaged registry with ser-crnn-v1's speaker branch replaced (None: without one)."""
+    document = json.loads(REGISTRY_FILE.read_text())
+    for model in document["models"]:
+        if model["id"] == "ser-crnn-v1":
+            options = {k: v for k, v in model.get("options", {}).items() if k != "speaker_branch"}
+            model["options"] = {**options, "speaker_branch": branch} if branch else options
+    (tmp_path / name).write_text(json.dumps(document))
+    return Registry.load(tmp_path / name, extra=[])
+
+
 @pytest.fixture()
 def branch_registry(tmp_path, monkeypatch):
     """The packaged registry with ser-crnn-v1 given a (random) speaker branch."""
@@ -53,7 +64,6 @@ def branch_registry(tmp_path, monkeypatch):
     torch.nn.init.normal_(branch.linear.weight, std=0.5)
     sha256 = save_network(branch, "speaker-branch", tmp_path / "test-branch.safetensors")
     monkeypatch.setenv("SER_MODEL_PATH", str(tmp_path))
-    document = json.loads(REGISTRY_FILE.read_text())
     entry = {
         "id": "test-branch",
         "architecture": "speaker-branch",
@@ -61,24 +71,18 @@ def branch_registry(tmp_path, monkeypatch):
         "sha256": sha256,
         "tasks": ["emotion-branch"],
     }
-    for model in document["models"]:
-        if model["id"] == "ser-crnn-v1":
-            model["options"] = {
-                **model.get("options", {}),
-                "speaker_branch": {"model": "test-branch", "sha256": sha256, "weight": 0.5},
-            }
-    document["models"].append(entry)
-    (tmp_path / "registry.json").write_text(json.dumps(document))
-    return Registry.load(tmp_path / "registry.json", extra=[])
+    (tmp_path / "extra.json").write_text(json.dumps({"models": [entry]}))
+    registry = registry_with(tmp_path, "fused.json", {"model": "test-branch", "sha256": sha256, "weight": 0.5})
+    return Registry({**registry.models, **Registry.load(tmp_path / "extra.json", extra=[]).models}, registry.defaults)
 
 
-def test_segments_of_often_heard_speakers_are_fused_the_rest_keep_the_network(branch_registry):
+def test_segments_of_often_heard_speakers_are_fused_the_rest_keep_the_network(branch_registry, tmp_path):
     rng = np.random.default_rng(0)
     samples = (0.05 * rng.standard_normal(16_000 * 40)).astype(np.float32)
     samples *= np.repeat(rng.uniform(0.2, 2.0, 40), 16_000).astype(np.float32)  # utterances differ
     speakers = ["host"] * 9 + ["guest"] * 3 + [None] * 4
     segments = [Segment(i, "sentence", 2.5 * i, 2.5 * i + 2.0, speaker) for i, speaker in enumerate(speakers)]
-    plain = Analyzer(device="cpu", registry=Registry.load(REGISTRY_FILE, extra=[]))
+    plain = Analyzer(device="cpu", registry=registry_with(tmp_path, "plain.json", None))
     fused = Analyzer(device="cpu", registry=branch_registry)
     assert fused.speaker_branch is not None and plain.speaker_branch is None
     assert fused.model_fingerprints != plain.model_fingerprints  # adding the branch redoes episodes
