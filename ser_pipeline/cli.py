@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -84,6 +85,7 @@ def run(
     """
     _check_segmentation(segmentation)
     archive = _archive_argument(archive, "ARCHIVE")
+    _check_models(emotion_model, dims_model, laughter_model, operating_point)
     if task_runner not in ("default", "dask"):
         raise typer.BadParameter(f"{task_runner!r}: choose default or dask", param_hint="--task-runner")
     began = time.perf_counter()
@@ -232,6 +234,35 @@ def _check_segmentation(segmentation: str) -> None:
         raise typer.BadParameter(f"{segmentation!r}: choose sentence, window or vad", param_hint="--segmentation")
 
 
+@contextmanager
+def _model_problems_exit():
+    """An unknown model id, a model asked to do what it does not, a bad operating point or
+    missing weights end the command with the message (exit 2), not a traceback."""
+    from ser_pipeline.registry import ModelNotFoundError
+
+    try:
+        yield
+    except (KeyError, ValueError, ModelNotFoundError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+        typer.echo(f"error: {message}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _check_models(emotion: str | None, dims: str | None, laughter: str | None, operating_point: str) -> None:
+    """The models of a run exist in the registry, do their task, and the operating point is the
+    laughter model's: checked before any flow starts (no torch needed)."""
+    from ser_pipeline.registry import Registry
+
+    with _model_problems_exit():
+        registry = Registry.load()
+        registry.choose("emotion", emotion)
+        registry.choose("dims", dims)
+        spec = registry.choose("laughter", laughter)
+        if operating_point not in spec.operating_points:
+            known = ", ".join(spec.operating_points) or "none"
+            raise ValueError(f"model {spec.id} has no operating point {operating_point!r} (known: {known})")
+
+
 def _archive_argument(archive: str, hint: str) -> str:
     """A feed URL as given, or a folder made absolute; anything else is a usage error."""
     from ser_pipeline.remote import is_remote
@@ -283,9 +314,10 @@ def predict(
     from ser_pipeline.inference import Analyzer
     from ser_pipeline.schema import PREDICTION_COLUMNS, SCORE_COLUMNS
 
-    analyzer = Analyzer(
-        device=device, emotion_model=emotion_model, dims_model=dims_model, laughter_model=laughter_model
-    )
+    with _model_problems_exit():
+        analyzer = Analyzer(
+            device=device, emotion_model=emotion_model, dims_model=dims_model, laughter_model=laughter_model
+        )
     rows, problems = [], []
     for file in files:
         try:
@@ -401,13 +433,14 @@ def evaluate(
     result = evaluate_warehouse(warehouse, truth)
     sources = sources or truth.parent
     if clips or false_alarm_minutes:
-        analyzer = Analyzer(
-            device="auto",
-            emotion_model=emotion_model,
-            dims_model=dims_model,
-            laughter_model=laughter_model,
-            operating_point=operating_point,
-        )
+        with _model_problems_exit():
+            analyzer = Analyzer(
+                device="auto",
+                emotion_model=emotion_model,
+                dims_model=dims_model,
+                laughter_model=laughter_model,
+                operating_point=operating_point,
+            )
     if clips:
         result["clip_versus_sentence"] = clip_versus_sentence(warehouse, truth, sources, analyzer)
     if false_alarm_minutes:

@@ -71,3 +71,22 @@ def test_registry_defaults_resolve_to_committed_verified_weights():
         assert model.scores and model.licence
     with pytest.raises(KeyError, match="ser-pipeline models"):
         registry.get("nope")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["run", ".", "--dims-model", "nope"], "unknown model 'nope'"),
+        (["run", ".", "--emotion-model", "laughter-tcn-v1"], "does not do emotion"),
+        (["run", ".", "--operating-point", "loose"], "no operating point 'loose'"),
+        (["predict", "x.wav", "-o", "x.csv", "--laughter-model", "ser-crnn-v1"], "does not do laughter"),
+    ],
+)
+def test_model_mistakes_end_the_command_with_a_message(arguments, message, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from ser_pipeline.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output

@@ -66,8 +66,9 @@ Orderings of class means on the held-out clips:
 Confusion matrix (held-out clips):
 
 {_confusion_table(scores["confusion"])}
-This is one split (one fold), not cross-validation; leave-4-actors-out CV is the emotion
-issue's evaluation.
+This is one split (one fold). The recipe's leave-4-actors-out cross-validation (every actor
+held out once), the calibration temperatures in the registry and the speaker branch fused with
+this network in the pipeline are in `docs/emotion-cv.md`.
 
 ## Measured in context
 `docs/evaluation.md`: the same speakers' sentences inside the shared episodes (44.1 kHz MP3,
