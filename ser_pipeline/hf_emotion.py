@@ -21,7 +21,7 @@ from ser_pipeline.audio import SAMPLE_RATE
 from ser_pipeline.devices import autocast_for
 from ser_pipeline.hf_models import load_pretrained, resolve_source, score_in_chunks
 from ser_pipeline.registry import ModelSpec
-from ser_pipeline.schema import EMOTION_TO_SENTIMENT, EMOTIONS, SENTIMENTS
+from ser_pipeline.schema import EMOTIONS, SENTIMENT_OF_EMOTION
 from ser_pipeline.segmentation import Segment
 
 COMMON_LABELS = {
@@ -44,10 +44,6 @@ COMMON_LABELS = {
     "sur": "surprise",
     "surprised": "surprise",
 }
-# (7, 3): which sentiment each emotion belongs to.
-SENTIMENT_OF_EMOTION = np.array(
-    [[float(EMOTION_TO_SENTIMENT[e] == s) for s in SENTIMENTS] for e in EMOTIONS], np.float32
-)
 
 
 def label_matrix(id2label: dict[int, str], label_map: dict[str, str | None], model_id: str) -> np.ndarray:

@@ -6,6 +6,7 @@ every writer builds its tables from these pyarrow schemas and nothing else.
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
@@ -21,6 +22,11 @@ EMOTION_TO_SENTIMENT: dict[str, str] = {
     "happy": "positive",
     "surprise": "positive",
 }
+
+# (7, 3): which sentiment each emotion belongs to (emotion probabilities @ this = sentiment's).
+SENTIMENT_OF_EMOTION = np.array(
+    [[float(EMOTION_TO_SENTIMENT[e] == s) for s in SENTIMENTS] for e in EMOTIONS], np.float32
+)
 
 EMOTION_PROB_COLUMNS: tuple[str, ...] = tuple(f"p_{e}" for e in EMOTIONS)
 # "p_neutral" is taken by the emotion class, hence the suffix on the sentiment column.

@@ -13,7 +13,7 @@ from ser_pipeline.architectures import SpeakerBranch, SpeakerBranchConfig, fuse_
 from ser_pipeline.features import utterance_statistics
 from ser_pipeline.inference import Analyzer
 from ser_pipeline.registry import REGISTRY_FILE, Registry, save_network
-from ser_pipeline.schema import EMOTION_PROB_COLUMNS
+from ser_pipeline.schema import EMOTION_PROB_COLUMNS, SENTIMENT_OF_EMOTION, SENTIMENT_PROB_COLUMNS
 from ser_pipeline.segmentation import Segment
 
 
@@ -94,6 +94,9 @@ def test_segments_of_often_heard_speakers_are_fused_the_rest_keep_the_network(br
     assert np.abs(after[:9] - before[:9]).max() > 0.01  # the host's segments: fused
     assert after[9:] == pytest.approx(before[9:], abs=1e-6)  # guest (3 segments) and unknown: the network's
     assert b["valence"] == pytest.approx(a["valence"], abs=1e-6)  # dimensions untouched
+    sentiment = np.stack([b[c] for c in SENTIMENT_PROB_COLUMNS], 1)
+    assert sentiment[:9] == pytest.approx(after[:9] @ SENTIMENT_OF_EMOTION, abs=1e-5)  # from the fused emotions
+    assert b["p_positive"][9:] == pytest.approx(a["p_positive"][9:], abs=1e-6)  # the others: the head's
     # Scoring the host's segments alone gives the same fused values (their baseline is their own).
     alone = fused.analyze(samples, segments[:9]).columns
     assert np.stack([alone[c] for c in probabilities], 1) == pytest.approx(after[:9], abs=1e-5)

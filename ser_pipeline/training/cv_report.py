@@ -100,6 +100,10 @@ RAVDESS otherwise gives every speaker every emotion in equal measure, which flat
 | pooled held-out clips | 7-class UAR | 7-class accuracy | sentiment UAR (summed from emotions) |
 |---|---|---|---|
 {rows}
+Confusion matrix of the fused model (the pipeline's default for speakers with 8 or more segments):
+
+![confusion matrix, fused](emotion-cv-confusion-fused.svg)
+
 Fused temperature {branch["fused_temperature"]:.3f}: NLL {c["nll_before"]:.3f} -> {c["nll_after"]:.3f}, ECE {c["ece_before"]:.3f} -> {c["ece_after"]:.3f}.
 """
     recipe = document["recipe"]
@@ -116,7 +120,7 @@ Chance: UAR 0.143 (7 classes), 0.333 (sentiment). CCCs are against the derived t
 card (lexicon coordinates per class, intensity and acoustic evidence moving arousal), not human
 ratings.
 
-## Confusion matrix (pooled held-out clips)
+## Confusion matrix of the network alone (pooled held-out clips)
 
 ![confusion matrix]({image})
 
@@ -143,6 +147,12 @@ parameter per head).
 def write_report(document: dict, output: Path) -> list[Path]:
     image = output / "emotion-cv-confusion.svg"
     image.write_text(confusion_svg(document["confusion"], list(EMOTIONS), "7 emotions, leave-4-actors-out (pooled)"))
+    written = [image]
+    if "speaker_branch" in document:
+        fused = output / "emotion-cv-confusion-fused.svg"
+        title = "7 emotions, network + speaker branch, leave-4-actors-out (pooled)"
+        fused.write_text(confusion_svg(document["speaker_branch"]["fused_confusion"], list(EMOTIONS), title))
+        written.append(fused)
     markdown = output / "emotion-cv.md"
     markdown.write_text(report_markdown(document, image.name))
-    return [markdown, image]
+    return [markdown, *written]

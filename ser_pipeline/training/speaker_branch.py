@@ -15,8 +15,8 @@ import torch
 
 from ser_pipeline.architectures import SpeakerBranch, SpeakerBranchConfig, fuse_emotions, speaker_zscore
 from ser_pipeline.features import FrontEndConfig, LogMel, utterance_statistics, voiced_span
-from ser_pipeline.metrics import accuracy, unweighted_average_recall
-from ser_pipeline.schema import EMOTION_TO_SENTIMENT, EMOTIONS, SENTIMENTS
+from ser_pipeline.metrics import accuracy, confusion, unweighted_average_recall
+from ser_pipeline.schema import EMOTION_TO_SENTIMENT, EMOTIONS, SENTIMENT_OF_EMOTION, SENTIMENTS
 from ser_pipeline.training.data import Clip, ravdess_clips, read_clip
 from ser_pipeline.training.emotion import colored_noise, noise_level
 
@@ -125,22 +125,23 @@ def cross_validate_branch(document: dict, data: Path) -> dict:
                     outputs.setdefault("fused" + suffix, []).append(fuse_emotions(network, logits, BRANCH_WEIGHT))
     fused = torch.cat(outputs["fused"]).numpy()
     fused_temperature, calibration = calibrate_head(np.log(fused + 1e-12), [EMOTIONS.index(t) for t in truth])
-    to_sentiment = np.array([[EMOTION_TO_SENTIMENT[e] == s for s in SENTIMENTS] for e in EMOTIONS], float)
     sentiment_truth = [EMOTION_TO_SENTIMENT[t] for t in truth]
     scores = {}
     for name, parts in outputs.items():
         probs = torch.cat(parts).numpy()
         predicted = [EMOTIONS[i] for i in probs.argmax(1)]
-        sentiment_predicted = [SENTIMENTS[i] for i in (probs @ to_sentiment).argmax(1)]
+        sentiment_predicted = [SENTIMENTS[i] for i in (probs @ SENTIMENT_OF_EMOTION).argmax(1)]
         scores[name] = {
             "emotion_uar": unweighted_average_recall(truth, predicted, EMOTIONS),
             "emotion_accuracy": accuracy(truth, predicted),
             "sentiment_uar_from_emotions": unweighted_average_recall(sentiment_truth, sentiment_predicted, SENTIMENTS),
         }
+    fused_predicted = [EMOTIONS[i] for i in fused.argmax(1)]
     return {
         "weight": BRANCH_WEIGHT,
         "C": REGULARISATION_C,
         "scores": scores,
+        "fused_confusion": confusion(truth, fused_predicted, EMOTIONS).tolist(),
         "fused_temperature": fused_temperature,
         "fused_calibration": calibration,
     }
