@@ -281,9 +281,10 @@ class Analyzer:
             return emotion, sentiment, dims, statistics
         spans = [self._voiced(logmel, *frame_span(s.start_s, s.end_s, fps, len(logmel))) for s in segments]
         n_mfcc = self.front_end.config.n_mfcc
-        if self.speaker_branch is not None:
+        if self.speaker_branch is not None:  # only segments with a speaker can be fused
             for i, span in enumerate(spans):
-                statistics[i] = utterance_statistics(logmel[slice(*span)].float().cpu(), n_mfcc).numpy()
+                if segments[i].speaker is not None:
+                    statistics[i] = utterance_statistics(logmel[slice(*span)], n_mfcc).numpy()
         for bucket in self._length_buckets(spans):
             pieces = [logmel[slice(*spans[i])] for i in bucket]
             lengths = torch.tensor([len(p) for p in pieces])
