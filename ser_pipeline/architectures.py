@@ -187,15 +187,18 @@ class SpeakerBranch(nn.Module):
         return self.linear((zscored - self.mean) / self.scale)
 
 
-def speaker_zscore(statistics: torch.Tensor, speakers: list, min_segments: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each utterance's statistics z-scored over its speaker's utterances, and which utterances
-    have a speaker with at least `min_segments` of them (the rest stay unnormalised)."""
+def speaker_zscore(
+    statistics: torch.Tensor, speakers: list, min_segments: int, baseline: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each utterance's statistics z-scored over its speaker's utterances (those marked in
+    `baseline`, default all), and which utterances have a speaker with at least `min_segments`
+    of them (the rest stay unnormalised)."""
     out, enough = statistics.clone(), torch.zeros(len(speakers), dtype=torch.bool)
     for speaker in set(speakers):
         rows = torch.tensor([i for i, s in enumerate(speakers) if s == speaker])
         if len(rows) >= min_segments:
-            group = statistics[rows]
-            out[rows] = (group - group.mean(0)) / (group.std(0) + 1e-4)
+            basis = statistics[rows if baseline is None else rows[baseline[rows]]]
+            out[rows] = (statistics[rows] - basis.mean(0)) / (basis.std(0) + 1e-4)
             enough[rows] = True
     return out, enough
 

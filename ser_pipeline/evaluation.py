@@ -118,17 +118,16 @@ def evaluate_warehouse(warehouse: Path, episodes_dir: Path) -> dict:
     }
 
 
-def _clips_together(analyzer, files: list[Path], speaker: str) -> list[str]:
-    """Emotions of one speaker's clean clips strung together (half a second of silence
-    between), each clip a segment of that speaker, so the speaker branch sees them as the
-    sentences of an episode."""
-    from ser_pipeline.audio import SAMPLE_RATE, decode
+def _clips_together(analyzer, clips: list[np.ndarray], speaker: str) -> list[str]:
+    """Emotions of one speaker's clean clips (16 kHz samples) strung together with half a
+    second of silence between, each clip a segment of that speaker, so the speaker branch sees
+    them as the sentences of an episode."""
+    from ser_pipeline.audio import SAMPLE_RATE
     from ser_pipeline.segmentation import Segment
 
     gap = np.zeros(SAMPLE_RATE // 2, np.float32)
     pieces, segments, start = [], [], 0.0
-    for index, file in enumerate(files):
-        samples = decode(file).samples
+    for index, samples in enumerate(clips):
         pieces += [samples, gap]
         segments.append(Segment(index, "sentence", start, start + len(samples) / SAMPLE_RATE, speaker))
         start += (len(samples) + len(gap)) / SAMPLE_RATE
@@ -141,6 +140,9 @@ def clip_versus_sentence(warehouse: Path, episodes_dir: Path, sources: Path, ana
     network only) and, like the sentences, with their speaker's other clips (the speaker
     branch applies). Reports emotion UAR of each on the same clips and how far the dimensions
     move between a clip alone and its sentence (mean |difference|, share within 0.05)."""
+    from ser_pipeline.audio import decode
+    from ser_pipeline.segmentation import Segment
+
     truth_files = _truth_files(episodes_dir)
     with connect_read_only(warehouse) as db:
         segments = db.execute(
@@ -154,12 +156,13 @@ def clip_versus_sentence(warehouse: Path, episodes_dir: Path, sources: Path, ana
             for row, match in matched_sentences(speech, [s for s in segments if s[0] == episode_id])
             if (sources / row["source"]).is_file()
         ]
-        by_speaker: dict[str, list[Path]] = {}
-        for row, _ in rows:
-            by_speaker.setdefault(row["speaker"], []).append(sources / row["source"])
-        together = {speaker: iter(_clips_together(analyzer, files, speaker)) for speaker, files in by_speaker.items()}
-        for row, match in rows:
-            clip = analyzer.analyze_file(sources / row["source"]).columns
+        decoded = [decode(sources / row["source"]) for row, _ in rows]
+        by_speaker: dict[str, list[np.ndarray]] = {}
+        for (row, _), audio in zip(rows, decoded):
+            by_speaker.setdefault(row["speaker"], []).append(audio.samples)
+        together = {speaker: iter(_clips_together(analyzer, clips, speaker)) for speaker, clips in by_speaker.items()}
+        for (row, match), audio in zip(rows, decoded):
+            clip = analyzer.analyze(audio.samples, [Segment(0, "window", 0.0, audio.duration_s)]).columns
             truth.append(row["label"])
             sentence_labels.append(match[3])
             clip_labels.append(clip["emotion"][0])

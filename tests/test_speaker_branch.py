@@ -100,3 +100,11 @@ def test_segments_of_often_heard_speakers_are_fused_the_rest_keep_the_network(br
     # Scoring the host's segments alone gives the same fused values (their baseline is their own).
     alone = fused.analyze(samples, segments[:9]).columns
     assert np.stack([alone[c] for c in probabilities], 1) == pytest.approx(after[:9], abs=1e-5)
+
+
+def test_a_baseline_mask_picks_the_utterances_that_define_each_speakers_usual_voice():
+    statistics = torch.tensor([[0.0], [2.0], [10.0], [1.0], [3.0]])
+    baseline = torch.tensor([True, True, False, True, True])
+    zscored, _ = speaker_zscore(statistics, ["a", "a", "a", "b", "b"], 1, baseline)
+    sd = torch.tensor([0.0, 2.0]).std() + 1e-4
+    assert zscored[:3, 0] == pytest.approx(((statistics[:3, 0] - 1.0) / sd).tolist(), abs=1e-4)  # from rows 0, 1 only

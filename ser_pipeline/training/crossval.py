@@ -100,7 +100,8 @@ class CrossValidation:
     def per_fold_means(self) -> dict[str, tuple[float, float]]:
         """Mean and standard deviation over folds of each scalar score."""
         keys = [k for k, v in self.folds[0].scores.items() if isinstance(v, float)]
-        return {k: (float(np.mean(v)), float(np.std(v))) for k in keys for v in [[f.scores[k] for f in self.folds]]}
+        values = {k: [f.scores[k] for f in self.folds] for k in keys}
+        return {k: (float(np.mean(v)), float(np.std(v))) for k, v in values.items()}
 
 
 def _pool(folds: list[FoldResult]) -> tuple[list[Clip], dict[str, np.ndarray], np.ndarray]:
