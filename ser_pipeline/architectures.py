@@ -123,20 +123,24 @@ class LaughterNetConfig(MetadataConfig):
     dilations: tuple[int, ...] = (1, 2, 4, 8, 16)
     kernel_size: int = 3
     dropout: float = 0.2
+    stride: int = 1  # the dilated layers run on every stride-th frame; outputs are repeated back
 
     @property
     def receptive_frames(self) -> int:
-        """Frames of context on each side that one output frame depends on."""
-        return (self.kernel_size // 2) * (1 + sum(self.dilations))
+        """Frames of context on each side that one output frame depends on (a stride's worth
+        more with a stride, for the frames a repeated output stands for)."""
+        return self.stride * (self.kernel_size // 2) * (2 + sum(self.dilations))
 
 
 class LaughterNet(nn.Module):
     """Frame-level laughter detector: a dilated temporal CNN over log-mel frames.
 
-    One pass scores every frame (about 1.3 s of context each side with the defaults), so an
-    episode is scored in one sweep, not one window per frame. Input is normalised with fixed
-    statistics learnt in training (stored as buffers), so scores do not depend on the rest of
-    the episode.
+    One pass scores every frame (`config.receptive_frames` of context each side), so an
+    episode is scored in one sweep, not one window per frame. With a stride the input layer
+    keeps every stride-th frame and each output is repeated for the frames it stands for:
+    twice the context at half the cost per layer. Input is normalised with fixed statistics
+    learnt in training (stored as buffers), so scores do not depend on the rest of the episode.
+    Chunks must start at a multiple of the stride to give the same frames as one pass.
     """
 
     def __init__(self, config: LaughterNetConfig = LaughterNetConfig()):
@@ -144,7 +148,9 @@ class LaughterNet(nn.Module):
         self.config = config
         self.register_buffer("feature_mean", torch.zeros(config.n_mels))
         self.register_buffer("feature_std", torch.ones(config.n_mels))
-        self.inp = nn.Conv1d(config.n_mels, config.channels, config.kernel_size, padding=config.kernel_size // 2)
+        self.inp = nn.Conv1d(
+            config.n_mels, config.channels, config.kernel_size, stride=config.stride, padding=config.kernel_size // 2
+        )
         self.layers = nn.ModuleList(
             nn.Conv1d(
                 config.channels, config.channels, config.kernel_size, padding=d * (config.kernel_size // 2), dilation=d
@@ -161,7 +167,10 @@ class LaughterNet(nn.Module):
         x = torch.relu(self.inp(x))
         for conv, norm in zip(self.layers, self.norms):
             x = x + torch.relu(norm(conv(self.dropout(x))))
-        return self.out(x).squeeze(1)
+        logits = self.out(x).squeeze(1)
+        if self.config.stride > 1:
+            logits = logits.repeat_interleave(self.config.stride, dim=1)[:, : logmel.shape[1]]
+        return logits
 
 
 @dataclass(frozen=True)

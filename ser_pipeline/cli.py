@@ -673,7 +673,7 @@ def train_laughter(
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 40,
     seed: int = 0,
     models_dir: ModelsDirOption = _models_dir_default(),
-    model_id: str = "laughter-tcn-v1",
+    model_id: str = "laughter-tcn-v2",
 ) -> None:
     """Train the frame-level laughter detector, evaluate it on the shared episodes, publish it."""
     from dataclasses import asdict

@@ -181,8 +181,9 @@ class Analyzer:
 
     def _laughter_chunk(self, logmel: torch.Tensor, first: int, last: int) -> np.ndarray:
         """Probabilities of frames [first, last), read with the receptive field on both sides."""
-        context = self.laughter_net.config.receptive_frames
-        begin, end = max(first - context, 0), min(last + context, len(logmel))
+        config = self.laughter_net.config
+        begin, end = max(first - config.receptive_frames, 0), min(last + config.receptive_frames, len(logmel))
+        begin -= begin % config.stride  # the network's strided frames fall where one pass puts them
         with torch.inference_mode(), autocast_for(self.device):
             logits = self.laughter_net(logmel[begin:end].to(self.device)[None])[0]
         return torch.sigmoid(logits.float()).cpu().numpy()[first - begin : last - begin]

@@ -150,3 +150,26 @@ def test_loose_and_tight_cuts_of_the_same_speech_score_alike(analyzer):
         differences.append([abs(scores[d][0] - scores[d][1]) for d in ("valence", "arousal", "dominance")])
     assert len(differences) == 20
     assert (np.mean(differences, axis=0) < 0.06).all(), np.mean(differences, axis=0)
+
+
+@pytest.mark.parametrize("stride", [2, 3])
+def test_a_strided_laughter_network_scores_chunks_like_one_pass(analyzer, stride):
+    from ser_pipeline.architectures import LaughterNet, LaughterNetConfig
+
+    torch.manual_seed(stride)
+    network = LaughterNet(LaughterNetConfig(stride=stride, dilations=(1, 2, 4, 8))).eval()
+    logmel = analyzer.front_end.episode(speechlike(12.0, seed=stride), torch.device("cpu"))
+    with torch.inference_mode():
+        assert network(logmel[None]).shape == (1, len(logmel))
+    saved = analyzer.laughter_net, analyzer.laughter_chunk_frames
+    analyzer.laughter_net = network
+    try:
+        whole = analyzer.laughter_frames(logmel)
+        analyzer.laughter_chunk_frames = 101  # chunks starting off the stride
+        chunked = analyzer.laughter_frames(logmel)
+        later = analyzer.laughter_frames(logmel, first=57)
+    finally:
+        analyzer.laughter_net, analyzer.laughter_chunk_frames = saved
+    assert len(whole) == len(logmel)
+    assert np.allclose(whole, chunked, atol=1e-5)
+    assert np.allclose(whole[57:], later, atol=1e-5)

@@ -51,3 +51,23 @@ def test_smoothing_removes_a_single_frame_spike_and_keeps_a_plateau():
 )
 def test_event_matching(truth, detected, expected):
     assert match_events(truth, detected) == expected
+
+
+def test_scene_augmentations_keep_what_they_promise():
+    import random
+
+    from ser_pipeline.training.laughter import _excerpt, _speed, _tilt
+
+    rng = random.Random(0)
+    clip = np.sin(np.arange(32_000) * 2 * np.pi * 200 / 16_000).astype(np.float32)
+    faster, slower = _speed(clip, 1.25), _speed(clip, 0.8)
+    assert abs(len(faster) - 32_000 / 1.25) <= 1 and abs(len(slower) - 32_000 / 0.8) <= 1
+    # Sped up 1.25x, a 200 Hz tone becomes 250 Hz: count zero crossings.
+    crossings = np.count_nonzero(np.diff(np.signbit(faster))) / (len(faster) / 16_000) / 2
+    assert crossings == pytest.approx(250, rel=0.01)
+    assert _speed(clip, 1.0) is clip
+    for _ in range(20):
+        piece = _excerpt(clip, rng)
+        assert 0.6 * 16_000 - 320 <= len(piece) <= 3.0 * 16_000
+        tilted = _tilt(clip, rng)
+        assert tilted.shape == clip.shape and tilted.dtype == np.float32 and np.isfinite(tilted).all()

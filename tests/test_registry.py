@@ -6,8 +6,10 @@ import pytest
 import torch
 
 from ser_pipeline.architectures import LaughterNet, LaughterNetConfig
+from ser_pipeline.files import file_sha256
 from ser_pipeline.registry import (
     EMBEDDED_MODELS_DIR,
+    REGISTRY_FILE,
     ModelNotFoundError,
     ModelSpec,
     Registry,
@@ -15,6 +17,7 @@ from ser_pipeline.registry import (
     resolve_weights,
     save_network,
 )
+from ser_pipeline.training.publish import publish
 
 
 def spec(weights: str, sha256: str | None = None, url: str | None = None) -> ModelSpec:
@@ -77,7 +80,7 @@ def test_registry_defaults_resolve_to_committed_verified_weights():
     ("arguments", "message"),
     [
         (["run", ".", "--dims-model", "nope"], "unknown model 'nope'"),
-        (["run", ".", "--emotion-model", "laughter-tcn-v1"], "does not do emotion"),
+        (["run", ".", "--emotion-model", "laughter-tcn-v2"], "does not do emotion"),
         (["run", ".", "--operating-point", "loose"], "no operating point 'loose'"),
         (["predict", "x.wav", "-o", "x.csv", "--laughter-model", "ser-crnn-v1"], "does not do laughter"),
     ],
@@ -90,3 +93,19 @@ def test_model_mistakes_end_the_command_with_a_message(arguments, message, tmp_p
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, arguments)
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+def test_publishing_into_another_folder_leaves_the_project_registry_alone(tmp_path):
+    before = REGISTRY_FILE.read_bytes()
+    weights = publish(
+        LaughterNet(LaughterNetConfig(channels=4, dilations=(1,))),
+        model_id="tiny-laughter",
+        architecture="laughter-tcn",
+        models_dir=tmp_path,
+        entry={"tasks": ["laughter"]},
+        card_body="A test.",
+    )
+    assert REGISTRY_FILE.read_bytes() == before
+    registry = Registry.load(REGISTRY_FILE, extra=[tmp_path / "registry.json"])
+    assert registry.get("tiny-laughter").sha256 == file_sha256(weights)
+    assert (tmp_path / "tiny-laughter.md").read_text().startswith("# Model card: tiny-laughter")

@@ -87,8 +87,9 @@ def laughter_card(recipe, scores: dict, point, command: str) -> str:
     )
     return f"""
 Frame-level laughter detector: a dilated temporal CNN (residual, dilations
-{recipe.network.dilations}) over 64-bin log-mel frames at 100 per second, with fixed input
-normalisation learnt in training. One pass scores every frame of an episode.
+{recipe.network.dilations} at a stride of {recipe.network.stride} frames) over 64-bin log-mel frames at 100 per
+second, with fixed input normalisation learnt in training; {recipe.network.receptive_frames / 100:.2f} s of context
+on each side of a frame. One pass scores every frame of an episode.
 
 ## Data and split
 - Positives: `../shared/data/nonverbal/laughing`, except the held-out laughers ({held_out}):
@@ -97,8 +98,10 @@ normalisation learnt in training. One pass scores every frame of an episode.
 - Negatives: the 15 other vocalization classes of `nonverbal/` and {recipe.speech_clips} RAVDESS/TESS
   speech clips.
 - Scenes of {recipe.scene_s} s built on the fly: clips one after another with 0.1-1.2 s gaps,
-  each at its own level (-34 to -14 dBFS RMS), over white noise (-65 to -40 dBFS), laughter
-  drawn {recipe.laughter_share:.0%} of the time; {recipe.epochs} epochs x {recipe.scenes_per_epoch} scenes, seed {recipe.seed}.
+  each at its own level (-34 to -14 dBFS RMS) and speed ({recipe.speed_range[0]}-{recipe.speed_range[1]}x, pitch and tempo
+  together), over white, pink or brown noise (-65 to -40 dBFS), the whole scene through a
+  random spectral tilt (darker, thinner or as is); laughter drawn {recipe.laughter_share:.0%} of the time, cut to
+  a 0.6-3 s excerpt {recipe.laugh_excerpt_share:.0%} of those; {recipe.epochs} epochs x {recipe.scenes_per_epoch} scenes, seed {recipe.seed}.
 
 ## Licence
 Weights derived from the Deeply Nonverbal Vocalization sample set (CC BY-NC-ND 4.0), RAVDESS

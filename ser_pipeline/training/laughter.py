@@ -2,8 +2,11 @@
 
 Scenes are built on the fly: laughter (`nonverbal/laughing`), other vocalizations (the 15
 other nonverbal classes) and speech (RAVDESS, TESS) placed one after another with gaps, over
-noise, each at its own level; frames inside a placed laugh are positives. The laughers heard
-in `../shared/data/episodes` are held out, so the episode evaluation is on unheard laughers.
+noise, each at its own level; frames inside a placed laugh are positives. With only a dozen
+laughers to learn from, every placed clip is also sped up or slowed down (pitch and tempo
+together), laughs are often cut to an excerpt, and the scene's noise colour and spectral tilt
+vary. The laughers heard in `../shared/data/episodes` are held out, so the episode evaluation
+is on unheard laughers.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import scipy.signal
 import torch
 from torch import nn
 
@@ -23,6 +27,7 @@ from ser_pipeline.evaluation import laughter_scores, read_truth
 from ser_pipeline.features import FrontEndConfig, LogMel
 from ser_pipeline.laughter import OperatingPoint, detect_events
 from ser_pipeline.training.data import nonverbal_clips, ravdess_clips, read_clip, tess_clips
+from ser_pipeline.training.emotion import colored_noise
 
 # The laughers of ../shared/data/episodes (first field of the nonverbal file names).
 DEFAULT_HELD_OUT_LAUGHERS: tuple[str, ...] = ("3S0D", "4NEJ", "87LX", "BYYM", "CGFR", "GETF")
@@ -40,7 +45,9 @@ class LaughterRecipe:
     seed: int = 0
     speech_clips: int = 1500
     laughter_share: float = 0.3
-    network: LaughterNetConfig = LaughterNetConfig()
+    speed_range: tuple[float, float] = (0.85, 1.2)  # per placed clip; (1, 1): off
+    laugh_excerpt_share: float = 0.5  # laughs cut to an excerpt of 0.6-3 s this often
+    network: LaughterNetConfig = LaughterNetConfig(stride=2, dilations=(1, 2, 4, 8, 16, 32))
 
 
 def _trim(samples: np.ndarray, floor_db: float = 35.0) -> np.ndarray:
@@ -59,6 +66,34 @@ def _level(samples: np.ndarray, rms_db: float) -> np.ndarray:
     return samples * (10 ** (rms_db / 20) / rms)
 
 
+def _speed(samples: np.ndarray, factor: float) -> np.ndarray:
+    """Played `factor` times faster (pitch and tempo together), by linear interpolation."""
+    if factor == 1.0:
+        return samples
+    positions = np.arange(0, len(samples) - 1, factor)
+    return np.interp(positions, np.arange(len(samples)), samples).astype(np.float32)
+
+
+def _excerpt(samples: np.ndarray, rng: random.Random) -> np.ndarray:
+    length = int(rng.uniform(0.6, 3.0) * SAMPLE_RATE)
+    if length >= len(samples):
+        return samples
+    start = rng.randrange(len(samples) - length)
+    return _trim(samples[start : start + length])
+
+
+def _tilt(samples: np.ndarray, rng: random.Random) -> np.ndarray:
+    """A random spectral tilt: a one-pole low-pass (darker, as through a cheap microphone or a
+    lossy codec), a first-difference emphasis (thinner), or nothing."""
+    kind = rng.choice(("none", "low", "high"))
+    if kind == "none":
+        return samples
+    if kind == "high":
+        return samples - rng.uniform(0.3, 0.9) * np.concatenate([[0.0], samples[:-1]]).astype(np.float32)
+    pole = rng.uniform(0.3, 0.85)
+    return scipy.signal.lfilter([1 - pole], [1, -pole], samples).astype(np.float32)
+
+
 class SceneMaker:
     def __init__(
         self,
@@ -75,7 +110,7 @@ class SceneMaker:
         """(samples, per-sample laughter mask) of one scene."""
         rng, length = self.rng, int(self.recipe.scene_s * SAMPLE_RATE)
         noise_db = rng.uniform(-65, -40)
-        audio = np.random.default_rng(rng.getrandbits(32)).standard_normal(length).astype(np.float32) * 10 ** (
+        audio = colored_noise(length, np.random.default_rng(rng.getrandbits(32))).astype(np.float32) * 10 ** (
             noise_db / 20
         )
         mask = np.zeros(length, dtype=bool)
@@ -84,13 +119,16 @@ class SceneMaker:
             draw = rng.random()
             is_laugh = draw < self.recipe.laughter_share
             pool = self.laughs if is_laugh else self.others if draw < self.recipe.laughter_share + 0.25 else self.speech
-            clip = _level(rng.choice(pool), rng.uniform(-34, -14))
+            clip = rng.choice(pool)
+            if is_laugh and rng.random() < self.recipe.laugh_excerpt_share:
+                clip = _excerpt(clip, rng)
+            clip = _level(_speed(clip, rng.uniform(*self.recipe.speed_range)), rng.uniform(-34, -14))
             piece = clip[: length - cursor]
             audio[cursor : cursor + len(piece)] += piece
             if is_laugh:
                 mask[cursor : cursor + len(piece)] = True
             cursor += len(piece) + int(rng.uniform(0.1, 1.2) * SAMPLE_RATE)
-        return np.clip(audio, -1, 1), mask
+        return np.clip(_tilt(audio, rng), -1, 1), mask
 
 
 def _frame_labels(mask: np.ndarray, frame_count: int, hop: int) -> np.ndarray:

@@ -21,10 +21,11 @@ def publish(
     models_dir: Path,
     entry: dict[str, Any],
     card_body: str,
-    registry_file: Path = REGISTRY_FILE,
 ) -> Path:
     """Write `<model_id>.safetensors` and `<model_id>.md` into `models_dir`, and upsert the entry
-    into the registry (sha256, card and file filled in here)."""
+    into that folder's `registry.json` (sha256, card and file filled in here); a folder other
+    than the project's `models/` gets a registry of its own, for `SER_REGISTRY`."""
+    registry_file = models_dir / REGISTRY_FILE.name
     weights = models_dir / f"{model_id}.safetensors"
     sha256 = save_network(network, architecture, weights, {"model_id": model_id})
     card = models_dir / f"{model_id}.md"
