@@ -43,20 +43,18 @@ class LogMel(torch.nn.Module):
     def __init__(self, config: FrontEndConfig = FrontEndConfig()):
         super().__init__()
         self.config = config
-        self.mel = torchaudio.transforms.MelSpectrogram(
-            sample_rate=SAMPLE_RATE,
-            n_fft=config.n_fft,
-            win_length=config.win_length,
-            hop_length=config.hop_length,
-            f_min=config.f_min,
-            f_max=config.f_max,
-            n_mels=config.n_mels,
-            center=False,
-            power=2.0,
+        self.spectrum = torchaudio.transforms.Spectrogram(
+            n_fft=config.n_fft, win_length=config.win_length, hop_length=config.hop_length, center=False, power=None
+        )
+        self.mel_scale = torchaudio.transforms.MelScale(
+            config.n_mels, SAMPLE_RATE, config.f_min, config.f_max, n_stft=config.n_fft // 2 + 1
         )
 
     def forward(self, framed_signal: torch.Tensor) -> torch.Tensor:
-        return torch.log(self.mel(framed_signal) + 1e-6).transpose(-1, -2)
+        # Power as re^2 + im^2: torch's complex abs (a hypot per bin), squared, took 4x as long.
+        real, imaginary = torch.view_as_real(self.spectrum(framed_signal)).unbind(-1)
+        power = real * real + imaginary * imaginary
+        return torch.log(self.mel_scale(power) + 1e-6).transpose(-1, -2)
 
     def frames(self, signal: torch.Tensor) -> torch.Tensor:
         """Frames of whole signals (..., samples), zero-padded at both ends like `episode`."""

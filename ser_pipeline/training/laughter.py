@@ -45,7 +45,8 @@ class LaughterRecipe:
     seed: int = 0
     speech_clips: int = 1500
     laughter_share: float = 0.3
-    speed_range: tuple[float, float] = (0.85, 1.2)  # per placed clip; (1, 1): off
+    augment: bool = True  # speed, excerpts, noise colour and spectral tilt (False: the v1 recipe's scenes)
+    speed_range: tuple[float, float] = (0.85, 1.2)  # per placed clip
     laugh_excerpt_share: float = 0.5  # laughs cut to an excerpt of 0.6-3 s this often
     network: LaughterNetConfig = LaughterNetConfig(stride=2, dilations=(1, 2, 4, 8, 16, 32))
 
@@ -110,9 +111,9 @@ class SceneMaker:
         """(samples, per-sample laughter mask) of one scene."""
         rng, length = self.rng, int(self.recipe.scene_s * SAMPLE_RATE)
         noise_db = rng.uniform(-65, -40)
-        audio = colored_noise(length, np.random.default_rng(rng.getrandbits(32))).astype(np.float32) * 10 ** (
-            noise_db / 20
-        )
+        noise_rng, augment = np.random.default_rng(rng.getrandbits(32)), self.recipe.augment
+        noise = colored_noise(length, noise_rng) if augment else noise_rng.standard_normal(length)
+        audio = noise.astype(np.float32) * 10 ** (noise_db / 20)
         mask = np.zeros(length, dtype=bool)
         cursor = int(rng.uniform(0, 0.8) * SAMPLE_RATE)
         while cursor < length:
@@ -120,15 +121,17 @@ class SceneMaker:
             is_laugh = draw < self.recipe.laughter_share
             pool = self.laughs if is_laugh else self.others if draw < self.recipe.laughter_share + 0.25 else self.speech
             clip = rng.choice(pool)
-            if is_laugh and rng.random() < self.recipe.laugh_excerpt_share:
+            if augment and is_laugh and rng.random() < self.recipe.laugh_excerpt_share:
                 clip = _excerpt(clip, rng)
-            clip = _level(_speed(clip, rng.uniform(*self.recipe.speed_range)), rng.uniform(-34, -14))
+            if augment:
+                clip = _speed(clip, rng.uniform(*self.recipe.speed_range))
+            clip = _level(clip, rng.uniform(-34, -14))
             piece = clip[: length - cursor]
             audio[cursor : cursor + len(piece)] += piece
             if is_laugh:
                 mask[cursor : cursor + len(piece)] = True
             cursor += len(piece) + int(rng.uniform(0.1, 1.2) * SAMPLE_RATE)
-        return np.clip(_tilt(audio, rng), -1, 1), mask
+        return np.clip(_tilt(audio, rng) if augment else audio, -1, 1), mask
 
 
 def _frame_labels(mask: np.ndarray, frame_count: int, hop: int) -> np.ndarray:

@@ -1,0 +1,38 @@
+"""Leave-laughers-out check of the laughter recipe (trains tiny models on ../shared/data)."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import SHARED_DATA, needs_shared
+from ser_pipeline.training.laughter import DEFAULT_HELD_OUT_LAUGHERS, LaughterRecipe
+from ser_pipeline.training.laughter_cv import cross_validate_laughers, laugher_folds, scenes_around_laughs
+
+pytestmark = [needs_shared, pytest.mark.slow]
+
+
+def test_folds_deal_out_every_laugher_outside_the_episodes_once():
+    folds = laugher_folds(LaughterRecipe(data=SHARED_DATA), count=4)
+    laughers = [laugher for fold in folds for laugher in fold]
+    assert len(folds) == 4 and len(laughers) == len(set(laughers)) == 13
+    assert not set(laughers) & set(DEFAULT_HELD_OUT_LAUGHERS)
+
+
+def test_each_held_out_laugh_sits_inside_its_scene_between_speech():
+    recipe = LaughterRecipe(data=SHARED_DATA)
+    fold = laugher_folds(recipe)[0]
+    scenes = scenes_around_laughs(recipe, fold)
+    assert len(scenes) == 3 * len(fold)  # one clip per laugher: whole, and two excerpts
+    for scene in scenes:
+        start, end = scene["laugh"]
+        assert 0.5 < start < end < len(scene["samples"]) / 16_000 - 0.5
+        assert scene["laugher"] in fold
+
+
+def test_a_fold_trains_without_its_laughers_and_reports_each_of_them():
+    recipe = LaughterRecipe(data=SHARED_DATA, epochs=1, scenes_per_epoch=16, speech_clips=20)
+    fold = laugher_folds(recipe)[1]
+    result = cross_validate_laughers(recipe, [fold], jobs=1)
+    assert result["laughs"] == 3 * len(fold) and set(result["per_laugher"]) == set(fold)
+    assert 0.0 <= result["laugh_recall"] <= 1.0 and result["false_alarms_per_speech_hour"] >= 0.0
+    assert sum(e["found"] for e in result["per_laugher"].values()) == round(result["laugh_recall"] * result["laughs"])
