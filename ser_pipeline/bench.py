@@ -409,7 +409,9 @@ _NOTES = """
 - On this 2-core CPU the models and the log-mel pass together cost about as much as decoding,
   so the two threads are both busy; the fixed cost of a run (Python, torch and Prefect imports,
   Prefect's temporary API server, which `run` starts first so that it comes up while torch
-  loads) is 10-12 s, which is why short episodes show low x-real-time figures.
+  loads) is 12-14 s, which is why short episodes show low x-real-time figures. The server is
+  the critical path: it answers about 7 s after it starts on an idle machine (importing
+  `prefect.server.api.server` alone takes 5.3 s), nearer 10 s beside torch's import.
 - Memory: the episode's waveform is never held (only its log-mel frames, 25 MB an hour), unless
   a model reads waveforms (wav2vec2 dims, the Gillick ResNet) or segmentation is by voice
   activity. The baseline is torch's CUDA build (about 650 MB resident after import) plus Prefect.
@@ -418,7 +420,15 @@ _NOTES = """
   `max_batch_frames`, and decoding overlaps inference as on the CPU. The models then cost
   almost nothing and the bottleneck is decoding on one CPU core (the decode-only floor above,
   about 500-650x real time per process); run several processes or Dask workers (see the
-  user guide) to use more cores. No GPU was available to measure this here.
+  user guide) to use more cores.
+- Measured once on a lent GPU machine (2026-11-22: NVIDIA H100 80GB, 16-core Xeon, torch
+  2.11.0+cu130; `python scripts/bench_stages.py`, stages of the same 60 min episode, in process,
+  no Prefect there): **7.8 s, 464x real time** on CUDA against 11.9 s (303x) on its 16 CPU
+  cores. On CUDA the models are small change (emotion 1.59 s, laughter 0.22 s, log-mel 1.35 s;
+  72 MB of GPU memory at peak) and waiting for decoded audio is half the time (4.0 s): the
+  decode-only floor there is 6.3 s (571x), so the GPU run is within 1.3x of it. That
+  measurement found the emotion stage taking 7.9 s on CUDA: a per-segment `voiced_span` in
+  torch cost 4 ms a call beside the busy decoder thread; now in numpy (also on the CPU path).
 """
 
 

@@ -135,11 +135,19 @@ def frame_span(start_s: float, end_s: float, frames_per_second: float, total_fra
     return first, last
 
 
+def _frame_energy(x: np.ndarray) -> np.ndarray:
+    """Log of each frame's summed mel power (a log-sum-exp over the bands)."""
+    peak = x.max(axis=1, keepdims=True)
+    return (peak + np.log(np.exp(x - peak).sum(axis=1, keepdims=True)))[:, 0]
+
+
 def voiced_span(logmel: torch.Tensor, floor_nats: float = 7.0, margin_frames: int = 5) -> tuple[int, int]:
     """[first, last) frames from the first to the last whose energy is within `floor_nats`
-    (about 30 dB) of the loudest one, plus a small margin: leading and trailing pauses cut."""
-    energy = torch.logsumexp(logmel, dim=-1)
-    loud = torch.nonzero(energy >= energy.max() - floor_nats).squeeze(-1)
+    (about 30 dB) of the loudest one, plus a small margin: leading and trailing pauses cut.
+    In numpy: called once per segment on a few hundred frames, where torch's per-op overhead
+    (and, with many cores, its thread pool) cost 4 ms a call beside a busy decoder."""
+    energy = _frame_energy(logmel.detach().float().cpu().numpy())
+    loud = np.flatnonzero(energy >= energy.max() - floor_nats)
     first = max(int(loud[0]) - margin_frames, 0)
     last = min(int(loud[-1]) + 1 + margin_frames, len(energy))
     return first, last
@@ -167,8 +175,7 @@ def utterance_statistics(logmel: torch.Tensor, n_mfcc: int) -> torch.Tensor:
         low, fraction = int(position), position - int(position)
         percentiles.append(ordered[low] * (1 - fraction) + ordered[min(low + 1, len(x) - 1)] * fraction)
     mfcc = x @ _dct_matrix(x.shape[1], n_mfcc)
-    peak = x.max(axis=1, keepdims=True)
-    energy = (peak + np.log(np.exp(x - peak).sum(axis=1, keepdims=True)))[:, 0]
+    energy = _frame_energy(x)
     values = [
         x.mean(0),
         x.std(0, ddof=1),

@@ -122,6 +122,9 @@ Operating point: threshold {point.threshold}, smoothing {point.smooth_s} s, mini
 | episode | laughs / 10 min (truth) | laughs / 10 min (detected) |
 |---|---|---|
 {episodes}
+False alarms on laughter-free speech, the leave-laughers-out check (`ser-pipeline train
+laughter-cv`) and the comparison with the Switchboard ResNet: `docs/evaluation.md`.
+
 ## Reproduce
 `{command}`
 """
