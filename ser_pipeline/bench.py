@@ -409,9 +409,10 @@ _NOTES = """
 - On this 2-core CPU the models and the log-mel pass together cost about as much as decoding,
   so the two threads are both busy; the fixed cost of a run (Python, torch and Prefect imports,
   Prefect's temporary API server, which `run` starts first so that it comes up while torch
-  loads) is 12-14 s, which is why short episodes show low x-real-time figures. The server is
+  loads) is 10-12 s, which is why short episodes show low x-real-time figures. The server is
   the critical path: it answers about 7 s after it starts on an idle machine (importing
-  `prefect.server.api.server` alone takes 5.3 s), nearer 10 s beside torch's import.
+  `prefect.server.api.server` alone takes 5.3 s), nearer 9 s beside torch's import; `run`
+  starts it before importing Prefect itself (2 s), which took the fixed cost from 14 to 11 s.
 - Memory: the episode's waveform is never held (only its log-mel frames, 25 MB an hour), unless
   a model reads waveforms (wav2vec2 dims, the Gillick ResNet) or segmentation is by voice
   activity. The baseline is torch's CUDA build (about 650 MB resident after import) plus Prefect.

@@ -88,27 +88,42 @@ class TemporaryServer:
 @contextmanager
 def prefect_api(load: Callable[[], object] = lambda: None) -> Iterator[str]:
     """Yields the API URL the flow will use. Without a configured server, a temporary one
-    starts first and `load()` (imports, models) runs while it comes up; it is stopped on exit."""
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no telemetry from offline machines
-    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+    starts first and `load()` (imports, models) runs while it comes up; it is stopped on exit.
 
-    if PREFECT_API_URL.value():
+    Whether a server is configured (environment, or the Prefect profile) only Prefect's settings
+    can tell, and importing them takes 2 s: so unless PREFECT_API_URL is in the environment, the
+    temporary server is started before that import, and stopped at once if a profile names one.
+    """
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no telemetry from offline machines
+    if os.environ.get("PREFECT_API_URL"):
         load()
-        yield PREFECT_API_URL.value()
+        yield os.environ["PREFECT_API_URL"]
         return
     # Two servers starting at once on a new database would both migrate it (and one fails):
     # runs started together take turns until their server answers.
-    home = Path(PREFECT_HOME.value())
+    home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
     home.mkdir(parents=True, exist_ok=True)
     with (home / "ser-pipeline-server.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         server = TemporaryServer()
         try:
-            load()
-            server.wait_ready()
+            from prefect.settings import PREFECT_API_URL
+
+            configured = PREFECT_API_URL.value()
+            if configured:
+                server.stop()
+            else:
+                load()
+                server.wait_ready()
         except BaseException:
             server.stop()
             raise
+    if configured:
+        load()
+        yield configured
+        return
+    from prefect.settings import temporary_settings
+
     try:
         with temporary_settings(updates={PREFECT_API_URL: server.url}):
             try:
