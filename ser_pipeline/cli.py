@@ -742,6 +742,11 @@ def train_laughter_cv(
             f"{result['laughers_found_at_least_half']}/{result['laughers']} laughers found at least half the time, "
             f"{result['false_alarms_per_speech_hour']:.1f} false alarms per speech hour"
         )
+        for threshold, swept in result["by_threshold"].items():
+            typer.echo(
+                f"  threshold {threshold}: {swept['laugh_recall']:.3f} found, "
+                f"{swept['false_alarms_per_speech_hour']:.1f} false alarms per speech hour"
+            )
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(document, indent=1) + "\n")
     typer.echo(f"wrote {output}")

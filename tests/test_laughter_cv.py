@@ -6,7 +6,13 @@ import pytest
 
 from conftest import SHARED_DATA, needs_shared
 from ser_pipeline.training.laughter import DEFAULT_HELD_OUT_LAUGHERS, LaughterRecipe
-from ser_pipeline.training.laughter_cv import cross_validate_laughers, laugher_folds, scenes_around_laughs
+from ser_pipeline.training.laughter_cv import (
+    BALANCED,
+    THRESHOLDS,
+    cross_validate_laughers,
+    laugher_folds,
+    scenes_around_laughs,
+)
 
 pytestmark = [needs_shared, pytest.mark.slow]
 
@@ -36,3 +42,5 @@ def test_a_fold_trains_without_its_laughers_and_reports_each_of_them():
     assert result["laughs"] == 3 * len(fold) and set(result["per_laugher"]) == set(fold)
     assert 0.0 <= result["laugh_recall"] <= 1.0 and result["false_alarms_per_speech_hour"] >= 0.0
     assert sum(e["found"] for e in result["per_laugher"].values()) == round(result["laugh_recall"] * result["laughs"])
+    assert set(result["by_threshold"]) == {str(t) for t in THRESHOLDS}
+    assert result["by_threshold"][str(BALANCED)]["laugh_recall"] == result["laugh_recall"]
