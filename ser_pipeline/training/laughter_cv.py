@@ -32,10 +32,9 @@ BALANCED = 0.5  # the published operating point's threshold: the headline figure
 
 def laugher_folds(recipe: LaughterRecipe, count: int = 4) -> list[tuple[str, ...]]:
     """The laughers recipe training may use, dealt into `count` folds in sorted order."""
-    held_out = {f"nonverbal-{s}" for s in recipe.held_out_laughers}
     laughers = sorted(
         {c.speaker.removeprefix("nonverbal-") for c in nonverbal_clips(recipe.data) if c.label == "laughing"}
-        - {s.removeprefix("nonverbal-") for s in held_out}
+        - set(recipe.held_out_laughers)
     )
     return [tuple(laughers[i::count]) for i in range(count)]
 
