@@ -95,29 +95,27 @@ def prefect_api(load: Callable[[], object] = lambda: None) -> Iterator[str]:
     temporary server is started before that import, and stopped at once if a profile names one.
     """
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no telemetry from offline machines
-    if os.environ.get("PREFECT_API_URL"):
-        load()
-        yield os.environ["PREFECT_API_URL"]
-        return
-    # Two servers starting at once on a new database would both migrate it (and one fails):
-    # runs started together take turns until their server answers.
-    home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
-    home.mkdir(parents=True, exist_ok=True)
-    with (home / "ser-pipeline-server.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        server = TemporaryServer()
-        try:
-            from prefect.settings import PREFECT_API_URL
+    configured = os.environ.get("PREFECT_API_URL")
+    if not configured:
+        # Two servers starting at once on a new database would both migrate it (and one fails):
+        # runs started together take turns until their server answers.
+        home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
+        home.mkdir(parents=True, exist_ok=True)
+        with (home / "ser-pipeline-server.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            server = TemporaryServer()
+            try:
+                from prefect.settings import PREFECT_API_URL
 
-            configured = PREFECT_API_URL.value()
-            if configured:
+                configured = PREFECT_API_URL.value()
+                if configured:
+                    server.stop()
+                else:
+                    load()
+                    server.wait_ready()
+            except BaseException:
                 server.stop()
-            else:
-                load()
-                server.wait_ready()
-        except BaseException:
-            server.stop()
-            raise
+                raise
     if configured:
         load()
         yield configured

@@ -56,7 +56,7 @@ def test_event_matching(truth, detected, expected):
 def test_scene_augmentations_keep_what_they_promise():
     import random
 
-    from ser_pipeline.training.laughter import _excerpt, _speed, _tilt
+    from ser_pipeline.training.laughter import _speed, _tilt, excerpt
 
     rng = random.Random(0)
     clip = np.sin(np.arange(32_000) * 2 * np.pi * 200 / 16_000).astype(np.float32)
@@ -67,7 +67,7 @@ def test_scene_augmentations_keep_what_they_promise():
     assert crossings == pytest.approx(250, rel=0.01)
     assert _speed(clip, 1.0) is clip
     for _ in range(20):
-        piece = _excerpt(clip, rng)
+        piece = excerpt(clip, rng)
         assert 0.6 * 16_000 - 320 <= len(piece) <= 3.0 * 16_000
         tilted = _tilt(clip, rng)
         assert tilted.shape == clip.shape and tilted.dtype == np.float32 and np.isfinite(tilted).all()

@@ -9,9 +9,11 @@ matrix are computed on them, and so are the temperatures that calibrate the prob
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from multiprocessing import get_context
+from typing import Any
 
 import numpy as np
 
@@ -133,17 +135,26 @@ def calibrate_head(logits: np.ndarray, labels) -> tuple[float, dict[str, float]]
     }
 
 
+def fold_threads(jobs: int) -> int:
+    return max(1, (os.cpu_count() or 1) // jobs)
+
+
+def run_folds(task: Callable[[Any, int], Any], folds: list, jobs: int) -> list:
+    """`task(fold, torch_threads)` for every fold, `jobs` at a time in separate (spawned)
+    processes sharing the cores, or here when `jobs` is 1; results in fold order."""
+    threads = fold_threads(jobs)
+    if jobs == 1:
+        return [task(fold, threads) for fold in folds]
+    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+        return list(pool.map(task, folds, [threads] * len(folds)))
+
+
 def cross_validate(recipe: EmotionRecipe, folds: list[tuple[int, ...]], jobs: int = 1, log=print) -> CrossValidation:
     """Train and score one model per fold (`jobs` at a time, in separate processes sharing the
     cores), then pool their held-out outputs."""
-    threads = max(1, (os.cpu_count() or 1) // jobs)
     recipes = [replace(recipe, held_out_actors=fold) for fold in folds]
-    log(f"{len(folds)} folds, {jobs} at a time, {threads} torch thread(s) each")
-    if jobs == 1:
-        results = [_run_fold(r, threads) for r in recipes]
-    else:
-        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-            results = list(pool.map(_run_fold, recipes, [threads] * len(recipes)))
+    log(f"{len(folds)} folds, {jobs} at a time, {fold_threads(jobs)} torch thread(s) each")
+    results = run_folds(_run_fold, recipes, jobs)
     clips, predictions, targets = _pool(results)
     temperatures, calibration = calibrate(clips, predictions)
     return CrossValidation(results, evaluate(predictions, clips, targets), temperatures, calibration)

@@ -51,7 +51,7 @@ class LaughterRecipe:
     network: LaughterNetConfig = LaughterNetConfig(stride=2, dilations=(1, 2, 4, 8, 16, 32))
 
 
-def _trim(samples: np.ndarray, floor_db: float = 35.0) -> np.ndarray:
+def trim_silence(samples: np.ndarray, floor_db: float = 35.0) -> np.ndarray:
     """Cut leading and trailing near-silence (20 ms frames below peak - floor_db)."""
     frame = SAMPLE_RATE // 50
     usable = len(samples) // frame * frame
@@ -62,7 +62,7 @@ def _trim(samples: np.ndarray, floor_db: float = 35.0) -> np.ndarray:
     return samples[loud[0] * frame : (loud[-1] + 1) * frame]
 
 
-def _level(samples: np.ndarray, rms_db: float) -> np.ndarray:
+def at_level(samples: np.ndarray, rms_db: float) -> np.ndarray:
     rms = np.sqrt(np.mean(samples**2)) + 1e-9
     return samples * (10 ** (rms_db / 20) / rms)
 
@@ -75,12 +75,12 @@ def _speed(samples: np.ndarray, factor: float) -> np.ndarray:
     return np.interp(positions, np.arange(len(samples)), samples).astype(np.float32)
 
 
-def _excerpt(samples: np.ndarray, rng: random.Random) -> np.ndarray:
+def excerpt(samples: np.ndarray, rng: random.Random) -> np.ndarray:
     length = int(rng.uniform(0.6, 3.0) * SAMPLE_RATE)
     if length >= len(samples):
         return samples
     start = rng.randrange(len(samples) - length)
-    return _trim(samples[start : start + length])
+    return trim_silence(samples[start : start + length])
 
 
 def _tilt(samples: np.ndarray, rng: random.Random) -> np.ndarray:
@@ -122,10 +122,10 @@ class SceneMaker:
             pool = self.laughs if is_laugh else self.others if draw < self.recipe.laughter_share + 0.25 else self.speech
             clip = rng.choice(pool)
             if augment and is_laugh and rng.random() < self.recipe.laugh_excerpt_share:
-                clip = _excerpt(clip, rng)
+                clip = excerpt(clip, rng)
             if augment:
                 clip = _speed(clip, rng.uniform(*self.recipe.speed_range))
-            clip = _level(clip, rng.uniform(-34, -14))
+            clip = at_level(clip, rng.uniform(-34, -14))
             piece = clip[: length - cursor]
             audio[cursor : cursor + len(piece)] += piece
             if is_laugh:
@@ -167,10 +167,12 @@ def train(recipe: LaughterRecipe, log=print) -> LaughterNet:
     hop = front_end.config.hop_length
     nonverbal = nonverbal_clips(recipe.data)
     held_out = {f"nonverbal-{s}" for s in recipe.held_out_laughers}
-    laughs = [_trim(read_clip(c.path)) for c in nonverbal if c.label == "laughing" and c.speaker not in held_out]
-    others = [_trim(read_clip(c.path)) for c in nonverbal if c.label != "laughing"]
+    laughs = [trim_silence(read_clip(c.path)) for c in nonverbal if c.label == "laughing" and c.speaker not in held_out]
+    others = [trim_silence(read_clip(c.path)) for c in nonverbal if c.label != "laughing"]
     speech_pool = ravdess_clips(recipe.data) + tess_clips(recipe.data)
-    speech = [_trim(read_clip(c.path)) for c in rng.sample(speech_pool, min(recipe.speech_clips, len(speech_pool)))]
+    speech = [
+        trim_silence(read_clip(c.path)) for c in rng.sample(speech_pool, min(recipe.speech_clips, len(speech_pool)))
+    ]
     log(
         f"{len(laughs)} laughter clips (held out: {', '.join(recipe.held_out_laughers)}), {len(others)} other vocalizations, {len(speech)} speech clips"
     )

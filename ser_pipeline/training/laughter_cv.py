@@ -12,18 +12,17 @@ than on the episodes.
 
 from __future__ import annotations
 
-import os
 import random
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
-from multiprocessing import get_context
+from functools import partial
 
 import numpy as np
 
 from ser_pipeline.audio import SAMPLE_RATE
 from ser_pipeline.laughter import OperatingPoint, detect_events, match_events
+from ser_pipeline.training.crossval import run_folds
 from ser_pipeline.training.data import nonverbal_clips, ravdess_clips, read_clip
-from ser_pipeline.training.laughter import LaughterRecipe, _excerpt, _level, _trim
+from ser_pipeline.training.laughter import LaughterRecipe, at_level, excerpt, trim_silence
 
 EXCERPTS_PER_LAUGH = 2
 THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)  # swept, the rest of the operating point as `balanced`
@@ -48,12 +47,12 @@ def scenes_around_laughs(recipe: LaughterRecipe, laughers: tuple[str, ...], seed
         laugher = clip.speaker.removeprefix("nonverbal-")
         if clip.label != "laughing" or laugher not in laughers:
             continue
-        laugh = _trim(read_clip(clip.path))
+        laugh = trim_silence(read_clip(clip.path))
         for variant in range(1 + EXCERPTS_PER_LAUGH):
-            piece = laugh if variant == 0 else _excerpt(laugh, rng)
-            before, after = (_level(_trim(read_clip(rng.choice(speech))), -26.0) for _ in range(2))
+            piece = laugh if variant == 0 else excerpt(laugh, rng)
+            before, after = (at_level(trim_silence(read_clip(rng.choice(speech))), -26.0) for _ in range(2))
             gaps = [np.zeros(int(rng.uniform(0.3, 0.9) * SAMPLE_RATE), np.float32) for _ in range(2)]
-            parts = [before, gaps[0], _level(piece, rng.uniform(-32, -20)), gaps[1], after]
+            parts = [before, gaps[0], at_level(piece, rng.uniform(-32, -20)), gaps[1], after]
             start = (len(before) + len(gaps[0])) / SAMPLE_RATE
             samples = np.concatenate(parts)
             samples += (
@@ -88,11 +87,8 @@ def _run_fold(recipe: LaughterRecipe, laughers: tuple[str, ...], threads: int) -
 
 
 def cross_validate_laughers(recipe: LaughterRecipe, folds: list[tuple[str, ...]], jobs: int = 2) -> dict:
-    """Every fold trained from scratch (`jobs` at a time, in separate processes); pooled results."""
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(_run_fold, recipe, fold, threads) for fold in folds]
-        results = [row for future in futures for row in future.result()]
+    """Every fold trained from scratch (`jobs` at a time, see `run_folds`); pooled results."""
+    results = [row for fold in run_folds(partial(_run_fold, recipe), folds, jobs) for row in fold]
     per_laugher = {}
     for row in results:
         entry = per_laugher.setdefault(row["laugher"], {"laughs": 0, "found": 0})
