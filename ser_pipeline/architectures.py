@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -178,11 +179,13 @@ class SpeakerBranchConfig(MetadataConfig):
     n_features: int = 363  # features.utterance_statistics with 64 mels, 20 MFCCs
     n_emotions: int = 7
     min_segments: int = 8  # fewer utterances of a speaker than this: too few for their baseline
+    n_dims: int = 0  # a linear valence/arousal/dominance head beside the emotions (0: none)
 
 
 class SpeakerBranch(nn.Module):
-    """A linear classifier of utterance statistics z-scored within their speaker: how one
-    utterance departs from that speaker's usual voice. Its input is `speaker_zscore`'d."""
+    """A linear classifier (and optionally a linear regressor of valence, arousal and dominance)
+    of utterance statistics z-scored within their speaker: how one utterance departs from that
+    speaker's usual voice. Its input is `speaker_zscore`'d."""
 
     def __init__(self, config: SpeakerBranchConfig = SpeakerBranchConfig()):
         super().__init__()
@@ -190,10 +193,17 @@ class SpeakerBranch(nn.Module):
         self.register_buffer("mean", torch.zeros(config.n_features))
         self.register_buffer("scale", torch.ones(config.n_features))
         self.linear = nn.Linear(config.n_features, config.n_emotions)
+        self.dims = nn.Linear(config.n_features, config.n_dims) if config.n_dims else None
 
     def forward(self, zscored: torch.Tensor) -> torch.Tensor:
         """(utterances, n_features) -> emotion logits."""
         return self.linear((zscored - self.mean) / self.scale)
+
+    def dimensions(self, zscored: torch.Tensor) -> torch.Tensor:
+        """(utterances, n_features) -> (utterances, n_dims) valence, arousal, dominance."""
+        if self.dims is None:
+            raise ValueError("this speaker branch has no dimensions head")
+        return self.dims((zscored - self.mean) / self.scale)
 
 
 def speaker_zscore(
@@ -210,6 +220,22 @@ def speaker_zscore(
             out[rows] = (statistics[rows] - basis.mean(0)) / (basis.std(0) + 1e-4)
             enough[rows] = True
     return out, enough
+
+
+def calibrate_dims(dims: np.ndarray, affine: dict | None) -> np.ndarray:
+    """Dims mapped by a per-dimension affine `{"scale": [...], "shift": [...]}` (fitted on held-out
+    outputs to match the targets' mean and spread, see `training.crossval.fit_dims_affine`),
+    kept within 0..1; unchanged without one."""
+    if not affine:
+        return dims
+    mapped = np.asarray(affine["shift"], np.float32) + np.asarray(affine["scale"], np.float32) * dims
+    return np.clip(mapped, 0.0, 1.0).astype(dims.dtype)
+
+
+def fuse_dims(network_dims: torch.Tensor, branch_dims: torch.Tensor, weight: float) -> torch.Tensor:
+    """Valence/arousal/dominance of the network and the speaker branch averaged (weight = the
+    branch's share), before the fused calibration."""
+    return (1 - weight) * network_dims + weight * branch_dims
 
 
 def fuse_emotions(network_probs: torch.Tensor, branch_logits: torch.Tensor, weight: float, temperature: float = 1.0):

@@ -430,8 +430,9 @@ def evaluate(
     from ser_pipeline.evaluation import clip_versus_sentence, evaluate_warehouse, laughter_false_alarms
     from ser_pipeline.inference import Analyzer
 
-    result = evaluate_warehouse(warehouse, truth)
     sources = sources or truth.parent
+    lexicon = sources / "lexicon" / "emotion_vad.csv"
+    result = evaluate_warehouse(warehouse, truth, lexicon if lexicon.is_file() else None)
     if clips or false_alarm_minutes:
         with _model_problems_exit():
             analyzer = Analyzer(
@@ -572,25 +573,43 @@ def train_emotion_cv(
     ),
     calibrate: Annotated[
         str | None,
-        typer.Option(help="Registry id of a model of this recipe whose probabilities get the fitted temperatures."),
+        typer.Option(
+            help="Registry id of a model of this recipe whose probabilities get the fitted temperatures "
+            "and whose dims get the fitted calibration."
+        ),
     ] = None,
+    reuse: Annotated[
+        bool,
+        typer.Option(
+            help="Keep the folds' outputs in OUTPUT/emotion-cv.json (no training): redo the speaker "
+            "branch, the dims calibration and the report from them."
+        ),
+    ] = False,
 ) -> None:
     """Leave-k-actors-out cross-validation of the emotion recipe: per-fold and pooled UAR,
-    accuracy and CCC, a confusion matrix, and temperatures that calibrate the probabilities."""
+    accuracy and CCC, a confusion matrix, temperatures that calibrate the probabilities and an
+    affine calibration of the dims."""
     import json
     import shlex
     import sys
 
     from ser_pipeline.training.crossval import actor_folds, cross_validate, to_json
-    from ser_pipeline.training.data import shared_data_dir
+    from ser_pipeline.training.data import require_dir, shared_data_dir
     from ser_pipeline.training.emotion import EmotionRecipe
 
     recipe = EmotionRecipe(data=data or shared_data_dir(), epochs=epochs, seed=seed)
-    cv = cross_validate(recipe, actor_folds(size=fold_size), jobs=jobs, log=typer.echo)
-    output.mkdir(parents=True, exist_ok=True)
-    document = to_json(cv, recipe, "ser-pipeline " + shlex.join(sys.argv[1:]))
-    (output / "emotion-cv.json").write_text(json.dumps(document) + "\n")
-    typer.echo(f"wrote {output / 'emotion-cv.json'}")
+    if reuse:
+        previous = output / "emotion-cv.json"
+        if not previous.is_file():
+            raise typer.BadParameter(f"{previous} does not exist: run without --reuse first", param_hint="--reuse")
+        document = json.loads(previous.read_text())
+        require_dir(recipe.data)
+    else:
+        cv = cross_validate(recipe, actor_folds(size=fold_size), jobs=jobs, log=typer.echo)
+        output.mkdir(parents=True, exist_ok=True)
+        document = to_json(cv, recipe, "ser-pipeline " + shlex.join(sys.argv[1:]))
+        (output / "emotion-cv.json").write_text(json.dumps(document) + "\n")
+        typer.echo(f"wrote {output / 'emotion-cv.json'}")
     _publish_cross_validation(document, recipe.data, output, calibrate)
 
 
@@ -609,8 +628,9 @@ def _publish_cross_validation(document: dict, data: Path, output: Path, calibrat
         typer.echo(f"wrote {path}")
     if calibrate:
         temperatures = {**document["temperatures"], "fused_emotion": document["speaker_branch"]["fused_temperature"]}
-        set_options(calibrate, {"temperature": temperatures})
-        typer.echo(f"{calibrate}: temperatures {temperatures} in the registry")
+        dims_calibration = document["speaker_branch"]["dims"]["calibration"]
+        set_options(calibrate, {"temperature": temperatures, "dims_calibration": dims_calibration})
+        typer.echo(f"{calibrate}: temperatures {temperatures} and dims calibration {dims_calibration} in the registry")
 
 
 @train_app.command("speaker-branch")
@@ -618,13 +638,14 @@ def train_speaker_branch(
     data: DataOption = None,
     held_out: HeldOutOption = "1,2,5,8,11",
     models_dir: ModelsDirOption = _models_dir_default(),
-    model_id: str = "ser-speaker-branch-v1",
+    model_id: str = "ser-speaker-branch-v2",
     attach: Annotated[
         str | None, typer.Option(help="Registry id of the emotion network whose probabilities the branch joins.")
     ] = "ser-crnn-v1",
     weight: Annotated[float, typer.Option(help="The branch's share of the fused log-probabilities.")] = 0.5,
 ) -> None:
-    """Train the speaker branch (utterance statistics z-scored within their speaker) and publish it."""
+    """Train the speaker branch (utterance statistics z-scored within their speaker: emotions and
+    dims) and publish it."""
     from ser_pipeline.training.data import shared_data_dir
     from ser_pipeline.training.publish import publish, set_options
     from ser_pipeline.training.speaker_branch import branch_card, train_branch

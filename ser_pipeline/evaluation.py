@@ -14,7 +14,7 @@ import numpy as np
 
 from ser_pipeline.laughter import match_events
 from ser_pipeline.metrics import accuracy, unweighted_average_recall
-from ser_pipeline.schema import EMOTION_TO_SENTIMENT, EMOTIONS, SENTIMENTS
+from ser_pipeline.schema import DIMENSIONS, EMOTION_TO_SENTIMENT, EMOTIONS, SENTIMENTS
 from ser_pipeline.warehouse import connect_read_only
 
 TIME_TOLERANCE_S = 0.010
@@ -84,28 +84,58 @@ def laughter_scores(episodes: dict[str, tuple[float, Spans, Spans]]) -> dict:
     }
 
 
-def evaluate_warehouse(warehouse: Path, episodes_dir: Path) -> dict:
+def _truth_clip(row: dict):
+    """The labels of a truth row as a training `Clip`: RAVDESS sources (by file name) keep
+    calm apart from neutral, as the dims targets do."""
+    from ser_pipeline.training.data import Clip, ravdess_clip
+
+    source = Path(row.get("source") or "unknown")
+    if source.parts[:1] == ("ravdess",):
+        return ravdess_clip(source)
+    return Clip(source, row["label"], row["speaker"], "other", row.get("intensity") or "normal")
+
+
+def lexicon_dims_scores(lexicon: Path, rows: list[dict], predicted: np.ndarray) -> dict:
+    """CCC of the sentences' dims with the lexicon coordinates of their true class (RAVDESS
+    intensity moving arousal): the training targets without their acoustic part, which needs a
+    speaker's clean clips."""
+    from ser_pipeline.metrics import concordance_correlation
+    from ser_pipeline.training.emotion import vad_targets
+
+    clips = [_truth_clip(row) for row in rows]
+    targets = vad_targets(lexicon, clips, np.zeros(len(clips)), acoustic_weight=0.0)
+    return {
+        f"{d}_ccc_lexicon": concordance_correlation(targets[:, i], predicted[:, i]) for i, d in enumerate(DIMENSIONS)
+    }
+
+
+def evaluate_warehouse(warehouse: Path, episodes_dir: Path, lexicon: Path | None = None) -> dict:
     """Sentence-level emotion/sentiment scores and laughter event scores over every episode in
-    the warehouse that has a truth file under `episodes_dir` (matched by episode id)."""
+    the warehouse that has a truth file under `episodes_dir` (matched by episode id); with the
+    `lexicon` (NRC VAD csv), the dims' CCC against the true classes' coordinates."""
     truth_files = _truth_files(episodes_dir)
     with connect_read_only(warehouse) as db:
         episodes = db.execute("""SELECT "show", episode_id, duration_s FROM episodes WHERE status = 'ok'""").fetchall()
         segments = db.execute(
-            "SELECT episode_id, start_s, end_s, emotion, sentiment FROM segments WHERE kind = 'sentence'"
+            "SELECT episode_id, start_s, end_s, emotion, sentiment, valence, arousal, dominance "
+            "FROM segments WHERE kind = 'sentence'"
         ).fetchall()
         events = db.execute("SELECT episode_id, start_s, end_s FROM laughter_events").fetchall()
-    truth_labels, predicted, truth_sentiment, predicted_sentiment = [], [], [], []
+    truth_rows, predicted, predicted_sentiment, predicted_dims = [], [], [], []
     laughter = {}
     for show, episode_id, duration_s in episodes:
         if episode_id not in truth_files:
             continue
         speech, laughs = read_truth(truth_files[episode_id])
         for row, match in matched_sentences(speech, [s for s in segments if s[0] == episode_id]):
-            truth_labels.append(row["label"])
+            truth_rows.append(row)
             predicted.append(match[3])
-            truth_sentiment.append(EMOTION_TO_SENTIMENT[row["label"]])
             predicted_sentiment.append(match[4])
+            predicted_dims.append(match[5:8])
         laughter[f"{show}/{episode_id}"] = (duration_s, laughs, [(e[1], e[2]) for e in events if e[0] == episode_id])
+    truth_labels = [row["label"] for row in truth_rows]
+    truth_sentiment = [EMOTION_TO_SENTIMENT[label] for label in truth_labels]
+    dims = lexicon_dims_scores(lexicon, truth_rows, np.asarray(predicted_dims, float)) if lexicon and truth_rows else {}
     return {
         "sentences_matched": len(truth_labels),
         "emotion_accuracy": accuracy(truth_labels, predicted) if truth_labels else None,
@@ -114,13 +144,14 @@ def evaluate_warehouse(warehouse: Path, episodes_dir: Path) -> dict:
         "sentiment_uar": unweighted_average_recall(truth_sentiment, predicted_sentiment, SENTIMENTS)
         if truth_labels
         else None,
+        **dims,
         **laughter_scores(laughter),
     }
 
 
-def _clips_together(analyzer, clips: list[np.ndarray], speaker: str) -> list[str]:
-    """Emotions of one speaker's clean clips (16 kHz samples) strung together with half a
-    second of silence between, each clip a segment of that speaker, so the speaker branch sees
+def _clips_together(analyzer, clips: list[np.ndarray], speaker: str) -> list[tuple[str, np.ndarray]]:
+    """Emotion and dims of one speaker's clean clips (16 kHz samples) strung together with half
+    a second of silence between, each clip a segment of that speaker, so the speaker branch sees
     them as the sentences of an episode."""
     from ser_pipeline.audio import SAMPLE_RATE
     from ser_pipeline.segmentation import Segment
@@ -131,7 +162,8 @@ def _clips_together(analyzer, clips: list[np.ndarray], speaker: str) -> list[str
         pieces += [samples, gap]
         segments.append(Segment(index, "sentence", start, start + len(samples) / SAMPLE_RATE, speaker))
         start += (len(samples) + len(gap)) / SAMPLE_RATE
-    return list(analyzer.analyze(np.concatenate(pieces), segments).columns["emotion"])
+    columns = analyzer.analyze(np.concatenate(pieces), segments).columns
+    return list(zip(columns["emotion"], np.stack([columns[d] for d in DIMENSIONS], axis=1)))
 
 
 def clip_versus_sentence(warehouse: Path, episodes_dir: Path, sources: Path, analyzer) -> dict:
@@ -139,7 +171,8 @@ def clip_versus_sentence(warehouse: Path, episodes_dir: Path, sources: Path, ana
     the episode (MP3, resampled, in context). Clips are scored alone (as `predict` does: the
     network only) and, like the sentences, with their speaker's other clips (the speaker
     branch applies). Reports emotion UAR of each on the same clips and how far the dimensions
-    move between a clip alone and its sentence (mean |difference|, share within 0.05)."""
+    move between a clip alone and its sentence, and between the clips together and the
+    sentences (`together_*`: both with the branch), as mean |difference| and share within 0.05."""
     from ser_pipeline.audio import decode
     from ser_pipeline.segmentation import Segment
 
@@ -148,7 +181,9 @@ def clip_versus_sentence(warehouse: Path, episodes_dir: Path, sources: Path, ana
         segments = db.execute(
             "SELECT episode_id, start_s, end_s, emotion, valence, arousal, dominance FROM segments WHERE kind = 'sentence'"
         ).fetchall()
-    truth, sentence_labels, clip_labels, together_labels, differences = [], [], [], [], []
+    truth, sentence_labels, clip_labels, together_labels = [], [], [], []
+    differences: dict[str, list] = {"": [], "together_": []}
+    sentence_values: list[np.ndarray] = []
     for episode_id, path in truth_files.items():
         speech, _ = read_truth(path)
         rows = [
@@ -166,13 +201,14 @@ def clip_versus_sentence(warehouse: Path, episodes_dir: Path, sources: Path, ana
             truth.append(row["label"])
             sentence_labels.append(match[3])
             clip_labels.append(clip["emotion"][0])
-            together_labels.append(next(together[row["speaker"]]))
-            differences.append(
-                [abs(match[4 + i] - float(clip[d][0])) for i, d in enumerate(("valence", "arousal", "dominance"))]
-            )
+            together_label, together_dims = next(together[row["speaker"]])
+            together_labels.append(together_label)
+            sentence_dims = np.asarray(match[4:7], float)
+            sentence_values.append(sentence_dims)
+            differences[""].append(sentence_dims - [float(clip[d][0]) for d in DIMENSIONS])
+            differences["together_"].append(sentence_dims - together_dims)
     if not truth:
         return {"clips": 0}
-    differences = np.asarray(differences)
     return {
         "clips": len(truth),
         "clip_emotion_uar": unweighted_average_recall(truth, clip_labels, EMOTIONS),
@@ -180,13 +216,18 @@ def clip_versus_sentence(warehouse: Path, episodes_dir: Path, sources: Path, ana
         "sentence_emotion_uar": unweighted_average_recall(truth, sentence_labels, EMOTIONS),
         "clip_sentence_agreement": accuracy(clip_labels, sentence_labels),
         **{
-            f"{d}_mean_abs_diff": float(differences[:, i].mean())
-            for i, d in enumerate(("valence", "arousal", "dominance"))
+            f"{prefix}{d}_{name}": float(value(np.asarray(rows)[:, i]))
+            for prefix, rows in differences.items()
+            for i, d in enumerate(DIMENSIONS)
+            for name, value in (
+                ("mean_abs_diff", lambda x: np.abs(x).mean()),
+                ("within_0.05", lambda x: (np.abs(x) <= 0.05).mean()),
+                ("mean_diff", np.mean),  # sentence minus clip: a shift that noise or context brings
+            )
         },
-        **{
-            f"{d}_within_0.05": float((differences[:, i] <= 0.05).mean())
-            for i, d in enumerate(("valence", "arousal", "dominance"))
-        },
+        # Agreement relative to the values' spread (the sentences' standard deviation): a model
+        # whose dims barely move across clips would pass "within 0.05" and tell nothing.
+        **{f"sentence_{d}_sd": float(np.std(np.asarray(sentence_values)[:, i])) for i, d in enumerate(DIMENSIONS)},
     }
 
 

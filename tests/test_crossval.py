@@ -8,11 +8,15 @@ from xml.etree import ElementTree
 import numpy as np
 import pytest
 
+from ser_pipeline.architectures import calibrate_dims
+from ser_pipeline.metrics import concordance_correlation
 from ser_pipeline.training.crossval import (
     actor_folds,
     expected_calibration_error,
+    fit_dims_affine,
     fit_temperature,
     negative_log_likelihood,
+    nested_dims_calibration,
     softmax,
 )
 from ser_pipeline.training.cv_report import confusion_svg
@@ -46,6 +50,31 @@ def test_expected_calibration_error_of_a_perfectly_calibrated_and_a_sure_wrong_m
     assert expected_calibration_error(np.array([[0.5, 0.5]] * 100), labels) == pytest.approx(0.0, abs=1e-9)
     wrong = np.array([[0.0, 1.0], [1.0, 0.0]] * 50)  # always sure, always wrong
     assert expected_calibration_error(wrong, labels) == pytest.approx(1.0)
+
+
+def test_dims_calibration_gives_a_shrunken_regressor_the_targets_mean_and_spread():
+    rng = np.random.default_rng(0)
+    targets = rng.uniform(0.1, 0.9, (3000, 3))
+    shrunken = 0.5 + 0.4 * (targets - 0.5) + rng.normal(0, 0.03, targets.shape)  # pulled towards the middle
+    affine = fit_dims_affine(shrunken, targets)
+    calibrated = calibrate_dims(shrunken, affine)
+    assert calibrated.mean(0) == pytest.approx(targets.mean(0), abs=0.01)
+    assert calibrated.std(0) == pytest.approx(targets.std(0), rel=0.03)
+    ccc = [concordance_correlation(targets[:, i], x[:, i]) for x in (shrunken, calibrated) for i in range(3)]
+    assert min(ccc[3:]) > 0.93 > 0.8 > max(ccc[:3])
+    assert calibrate_dims(shrunken, None) is shrunken and calibrate_dims(shrunken + 5, affine).max() == 1.0
+
+
+def test_nested_dims_calibration_maps_each_fold_by_the_other_folds_only():
+    targets = np.tile(np.linspace(0, 1, 10), (3, 1)).T.repeat(2, 0)  # two folds, the same targets
+    folds = np.repeat([0, 1], 10)
+    predicted = 0.5 * targets + np.where(folds == 0, 0.0, 0.2)[:, None]  # fold 1 runs 0.2 high
+    nested = nested_dims_calibration(predicted, targets, folds)
+    # Fold 0 mapped by fold 1's affine (which takes the 0.2 off), and the other way round.
+    assert nested[folds == 0] == pytest.approx(np.clip(2 * predicted[folds == 0] - 0.4, 0, 1), abs=1e-3)
+    assert nested[folds == 1] == pytest.approx(np.clip(2 * predicted[folds == 1], 0, 1), abs=1e-3)
+    shifted = nested_dims_calibration(predicted + 1, targets, folds, fit_on=predicted)  # fitted elsewhere
+    assert shifted[folds == 1] == pytest.approx(np.clip(2 * predicted[folds == 1] + 2, 0, 1), abs=1e-3)
 
 
 def test_confusion_image_is_valid_svg_with_a_cell_per_pair():
@@ -87,9 +116,15 @@ def test_cross_validation_pools_held_out_outputs_and_writes_the_report(tmp_path)
         "fused (neutral-heavy baseline)",
         "branch (speakers in noise)",
     }
+    dims = branch["dims"]
+    assert set(dims["calibration"]) == {"network", "fused"} and len(dims["calibration"]["fused"]["scale"]) == 3
+    assert {"network, calibrated", "fused, calibrated", "fused, calibrated (speakers in noise)"} <= set(dims["scores"])
+    # The branch regresses arousal from loudness and pitch relative to the speaker: it beats chance.
+    assert dims["scores"]["branch"]["arousal_ccc"] > 0.3
     markdown, image, fused_image = write_report(document, tmp_path)
     assert np.sum(branch["fused_confusion"]) == cv.pooled["clips"] and fused_image.name in markdown.read_text()
     text = markdown.read_text()
     assert "01,02,03,04,05,06,07,08,09,10" in text and f"{cv.pooled['emotion_uar']:.3f}" in text
     assert f"| branch | {branch['scores']['branch']['emotion_uar']:.3f}" in text
+    assert f"| fused, calibrated | {dims['scores']['fused, calibrated']['valence_ccc']:.3f}" in text
     assert image.name in text and ElementTree.parse(image).getroot().tag.endswith("svg")

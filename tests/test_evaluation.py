@@ -39,3 +39,34 @@ def test_scores_against_truth_are_what_the_rows_say(tmp_path):
     assert scores["laughter_event_precision"] == 0.5 and scores["laughter_event_recall"] == 0.5
     assert scores["laughter_frame_f1"] == pytest.approx(2 * 180 / (2 * 180 + 100 + 220), abs=0.01)
     assert scores["per_episode"]["show/ep1"] == {"laughs_per_10min_truth": 33.33, "laughs_per_10min_detected": 33.33}
+
+
+LEXICON = """word,valence,arousal,dominance
+happy,1.0,0.7,0.8
+sad,0.2,0.3,0.1
+angry,0.1,0.8,0.6
+calm,0.9,0.1,0.3
+neutral,0.5,0.2,0.4
+"""
+
+
+def test_dims_are_scored_against_the_true_classes_lexicon_coordinates(tmp_path):
+    calm = "6.0,9.0,speech,neutral,strong,B,ravdess/Actor_01/03-01-02-02-01-01-01.flac"
+    truth = TRUTH.replace("6.0,9.0,speech,angry,normal,B,x.flac", calm)
+    coordinates = [(1.0, 0.7, 0.8), (0.2, 0.3, 0.1), (0.9, 0.1, 0.3)]  # happy, sad, calm (RAVDESS code 02)
+    tables = episode_tables("show", "ep1", 12)
+    segments = tables["segments"].to_pylist()
+    for index, row in enumerate(segments):
+        valence, _, dominance = coordinates[min(index, 2)]
+        row.update(kind="sentence", valence=valence, arousal=0.5, dominance=1 - dominance)
+    tables["segments"] = pa.Table.from_pylist(segments, schema=schema.SEGMENTS)
+    write_episode(tmp_path / "wh", "show", "ep1", tables)
+    refresh_views(tmp_path / "wh")
+    (tmp_path / "truth").mkdir()
+    (tmp_path / "truth" / "ep1.truth.csv").write_text(truth)
+    (tmp_path / "lexicon.csv").write_text(LEXICON)
+    scores = evaluate_warehouse(tmp_path / "wh", tmp_path / "truth", tmp_path / "lexicon.csv")
+    assert scores["valence_ccc_lexicon"] == pytest.approx(1.0)  # calm's coordinates, not neutral's
+    assert scores["arousal_ccc_lexicon"] == pytest.approx(0.0)  # a constant says nothing
+    assert scores["dominance_ccc_lexicon"] < -0.5  # upside down
+    assert "valence_ccc_lexicon" not in evaluate_warehouse(tmp_path / "wh", tmp_path / "truth")

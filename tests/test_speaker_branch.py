@@ -13,8 +13,9 @@ from ser_pipeline.architectures import SpeakerBranch, SpeakerBranchConfig, fuse_
 from ser_pipeline.features import utterance_statistics
 from ser_pipeline.inference import Analyzer
 from ser_pipeline.registry import REGISTRY_FILE, Registry, save_network
-from ser_pipeline.schema import EMOTION_PROB_COLUMNS, SENTIMENT_OF_EMOTION, SENTIMENT_PROB_COLUMNS
+from ser_pipeline.schema import DIMENSIONS, EMOTION_PROB_COLUMNS, EMOTIONS, SENTIMENT_OF_EMOTION, SENTIMENT_PROB_COLUMNS
 from ser_pipeline.segmentation import Segment
+from ser_pipeline.training.speaker_branch import fit_branch
 
 
 def test_statistics_have_a_fixed_length_whatever_the_utterance():
@@ -45,43 +46,64 @@ def test_fusion_is_a_weighted_geometric_mean():
     assert (sharper.max(-1).values >= half.max(-1).values - 1e-6).all()
 
 
-def registry_with(tmp_path, name: str, branch: dict | None) -> Registry:
-    """The packaged registry with ser-crnn-v1's speaker branch replaced (None: without one)."""
+KEEP = object()
+
+
+def registry_with(tmp_path, name: str, branch: dict | None, dims_calibration=KEEP) -> Registry:
+    """The packaged registry with ser-crnn-v1's speaker branch replaced (None: without one), and
+    its dims calibration too unless KEEP (None: without one)."""
+    replaced = {
+        "speaker_branch": branch,
+        **({} if dims_calibration is KEEP else {"dims_calibration": dims_calibration}),
+    }
     document = json.loads(REGISTRY_FILE.read_text())
     for model in document["models"]:
         if model["id"] == "ser-crnn-v1":
-            options = {k: v for k, v in model.get("options", {}).items() if k != "speaker_branch"}
-            model["options"] = {**options, "speaker_branch": branch} if branch else options
+            options = {k: v for k, v in model.get("options", {}).items() if k not in replaced}
+            model["options"] = {**options, **{k: v for k, v in replaced.items() if v}}
     (tmp_path / name).write_text(json.dumps(document))
     return Registry.load(tmp_path / name, extra=[])
 
 
-@pytest.fixture()
-def branch_registry(tmp_path, monkeypatch):
-    """The packaged registry with ser-crnn-v1 given a (random) speaker branch."""
+def make_branch_registry(tmp_path, n_dims: int = 0, dims_calibration=KEEP) -> Registry:
+    """The packaged registry with ser-crnn-v1 given a (random) speaker branch, with a dims head
+    when `n_dims`."""
     torch.manual_seed(0)
-    branch = SpeakerBranch()
+    branch = SpeakerBranch(SpeakerBranchConfig(n_dims=n_dims))
     torch.nn.init.normal_(branch.linear.weight, std=0.5)
-    sha256 = save_network(branch, "speaker-branch", tmp_path / "test-branch.safetensors")
-    monkeypatch.setenv("SER_MODEL_PATH", str(tmp_path))
+    if n_dims:
+        torch.nn.init.normal_(branch.dims.weight, std=0.05)
+    name = f"test-branch-{n_dims}"
+    sha256 = save_network(branch, "speaker-branch", tmp_path / f"{name}.safetensors")
     entry = {
-        "id": "test-branch",
+        "id": name,
         "architecture": "speaker-branch",
-        "weights": "test-branch.safetensors",
+        "weights": f"{name}.safetensors",
         "sha256": sha256,
         "tasks": ["emotion-branch"],
     }
-    (tmp_path / "extra.json").write_text(json.dumps({"models": [entry]}))
-    registry = registry_with(tmp_path, "fused.json", {"model": "test-branch", "sha256": sha256, "weight": 0.5})
-    return Registry({**registry.models, **Registry.load(tmp_path / "extra.json", extra=[]).models}, registry.defaults)
+    (tmp_path / f"{name}.json").write_text(json.dumps({"models": [entry]}))
+    option = {"model": name, "sha256": sha256, "weight": 0.5}
+    registry = registry_with(tmp_path, f"fused-{n_dims}.json", option, dims_calibration)
+    return Registry({**registry.models, **Registry.load(tmp_path / f"{name}.json", extra=[]).models}, registry.defaults)
+
+
+@pytest.fixture()
+def branch_registry(tmp_path, monkeypatch):
+    monkeypatch.setenv("SER_MODEL_PATH", str(tmp_path))
+    return make_branch_registry(tmp_path)
+
+
+def episode_of_speakers(speakers: list[str | None]) -> tuple[np.ndarray, list[Segment]]:
+    """40 s of noise whose level changes every second (utterances differ), a 2 s segment every 2.5 s."""
+    rng = np.random.default_rng(0)
+    samples = (0.05 * rng.standard_normal(16_000 * 40)).astype(np.float32)
+    samples *= np.repeat(rng.uniform(0.2, 2.0, 40), 16_000).astype(np.float32)
+    return samples, [Segment(i, "sentence", 2.5 * i, 2.5 * i + 2.0, speaker) for i, speaker in enumerate(speakers)]
 
 
 def test_segments_of_often_heard_speakers_are_fused_the_rest_keep_the_network(branch_registry, tmp_path):
-    rng = np.random.default_rng(0)
-    samples = (0.05 * rng.standard_normal(16_000 * 40)).astype(np.float32)
-    samples *= np.repeat(rng.uniform(0.2, 2.0, 40), 16_000).astype(np.float32)  # utterances differ
-    speakers = ["host"] * 9 + ["guest"] * 3 + [None] * 4
-    segments = [Segment(i, "sentence", 2.5 * i, 2.5 * i + 2.0, speaker) for i, speaker in enumerate(speakers)]
+    samples, segments = episode_of_speakers(["host"] * 9 + ["guest"] * 3 + [None] * 4)
     plain = Analyzer(device="cpu", registry=registry_with(tmp_path, "plain.json", None))
     fused = Analyzer(device="cpu", registry=branch_registry)
     assert fused.speaker_branch is not None and plain.speaker_branch is None
@@ -93,7 +115,7 @@ def test_segments_of_often_heard_speakers_are_fused_the_rest_keep_the_network(br
     assert after.sum(1) == pytest.approx(np.ones(len(segments)), abs=1e-5)
     assert np.abs(after[:9] - before[:9]).max() > 0.01  # the host's segments: fused
     assert after[9:] == pytest.approx(before[9:], abs=1e-6)  # guest (3 segments) and unknown: the network's
-    assert b["valence"] == pytest.approx(a["valence"], abs=1e-6)  # dimensions untouched
+    assert b["valence"] == pytest.approx(a["valence"], abs=1e-6)  # a branch without a dims head: dims untouched
     sentiment = np.stack([b[c] for c in SENTIMENT_PROB_COLUMNS], 1)
     assert sentiment[:9] == pytest.approx(after[:9] @ SENTIMENT_OF_EMOTION, abs=1e-5)  # from the fused emotions
     assert b["p_positive"][9:] == pytest.approx(a["p_positive"][9:], abs=1e-6)  # the others: the head's
@@ -108,3 +130,38 @@ def test_a_baseline_mask_picks_the_utterances_that_define_each_speakers_usual_vo
     zscored, _ = speaker_zscore(statistics, ["a", "a", "a", "b", "b"], 1, baseline)
     sd = torch.tensor([0.0, 2.0]).std() + 1e-4
     assert zscored[:3, 0] == pytest.approx(((statistics[:3, 0] - 1.0) / sd).tolist(), abs=1e-4)  # from rows 0, 1 only
+
+
+def test_a_dims_head_moves_the_dims_of_often_heard_speakers_with_their_own_calibration(tmp_path, monkeypatch):
+    monkeypatch.setenv("SER_MODEL_PATH", str(tmp_path))
+    samples, segments = episode_of_speakers(["host"] * 9 + ["guest"] * 3 + [None] * 4)
+    calibration = {
+        "network": {"scale": [1.5, 1.5, 1.5], "shift": [-0.25, -0.25, -0.25]},
+        "fused": {"scale": [0.0, 0.0, 0.0], "shift": [0.1, 0.2, 0.3]},
+    }
+    raw_registry = registry_with(tmp_path, "raw.json", None, dims_calibration=None)
+    raw, uncalibrated, calibrated = (
+        np.stack([analyzer.analyze(samples, segments).columns[d] for d in DIMENSIONS], 1)
+        for analyzer in (
+            Analyzer(device="cpu", registry=raw_registry),
+            Analyzer(device="cpu", registry=make_branch_registry(tmp_path, 3, dims_calibration=None)),
+            Analyzer(device="cpu", registry=make_branch_registry(tmp_path, 3, dims_calibration=calibration)),
+        )
+    )
+    assert np.abs(uncalibrated[:9] - raw[:9]).max() > 0.01  # the host's dims: averaged with the branch's
+    assert uncalibrated[9:] == pytest.approx(raw[9:], abs=1e-6)  # guest and unknown: the network's
+    assert calibrated[:9] == pytest.approx(np.tile([0.1, 0.2, 0.3], (9, 1)), abs=1e-6)  # the fused calibration
+    assert calibrated[9:] == pytest.approx(np.clip(1.5 * raw[9:] - 0.25, 0, 1), abs=1e-5)  # the network's
+
+
+def test_fitted_branch_learns_dims_from_zscored_statistics():
+    rng = np.random.default_rng(0)
+    zscored = torch.from_numpy(rng.standard_normal((700, SpeakerBranchConfig().n_features)).astype(np.float32))
+    labels = [EMOTIONS[i % len(EMOTIONS)] for i in range(700)]
+    dims = 0.5 + 0.1 * zscored[:, :3].numpy()  # each dimension read off one statistic
+    branch = fit_branch(zscored, labels, dims)
+    with torch.no_grad():
+        predicted = branch.dimensions(zscored).numpy()
+    assert [np.corrcoef(predicted[:, i], dims[:, i])[0, 1] for i in range(3)] == pytest.approx([1, 1, 1], abs=0.02)
+    with pytest.raises(ValueError, match="no dimensions head"):
+        fit_branch(zscored, labels).dimensions(zscored)

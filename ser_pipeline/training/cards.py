@@ -66,9 +66,11 @@ Orderings of class means on the held-out clips:
 Confusion matrix (held-out clips):
 
 {_confusion_table(scores["confusion"])}
-This is one split (one fold). The recipe's leave-4-actors-out cross-validation (every actor
-held out once), the calibration temperatures in the registry and the speaker branch fused with
-this network in the pipeline are in `docs/emotion-cv.md`.
+This is one split (one fold), dims as the network gives them. The recipe's leave-4-actors-out
+cross-validation (every actor held out once), the calibration fitted there (temperatures for
+the probabilities; a scale and shift per dimension that gives the dims the targets' mean and
+spread), which `train emotion-cv --calibrate ID` puts in a model's registry entry for the
+pipeline to apply, and the speaker branch fused with the network are in `docs/emotion-cv.md`.
 
 ## Measured in context
 `docs/evaluation.md`: the same speakers' sentences inside the shared episodes (44.1 kHz MP3,

@@ -1,4 +1,5 @@
-"""Leave-k-actors-out cross-validation of the emotion recipe, and temperature scaling.
+"""Leave-k-actors-out cross-validation of the emotion recipe, temperature scaling and the
+calibration of the dims.
 
 Each fold trains the recipe from scratch without its k RAVDESS actors (TESS is always in
 training: its two speakers say nothing about unseen ones) and scores their clips. The folds'
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ser_pipeline.architectures import calibrate_dims
 from ser_pipeline.schema import EMOTION_TO_SENTIMENT, EMOTIONS, SENTIMENTS
 from ser_pipeline.training.data import Clip
 from ser_pipeline.training.emotion import EmotionRecipe, evaluate
@@ -133,6 +135,28 @@ def calibrate_head(logits: np.ndarray, labels) -> tuple[float, dict[str, float]]
         "ece_before": expected_calibration_error(softmax(logits), labels),
         "ece_after": expected_calibration_error(softmax(logits, temperature), labels),
     }
+
+
+def fit_dims_affine(predicted: np.ndarray, targets: np.ndarray) -> dict[str, list[float]]:
+    """Per dimension, the affine map that gives held-out predictions the targets' mean and
+    spread. A regressor trained on squared error pulls its outputs towards the mean; for a given
+    correlation, concordance (CCC) is highest when mean and spread match, so this is to the
+    dims what a temperature is to the probabilities. See `architectures.calibrate_dims`."""
+    predicted, targets = np.asarray(predicted, np.float64), np.asarray(targets, np.float64)
+    scale = targets.std(0) / np.maximum(predicted.std(0), 1e-6)
+    shift = targets.mean(0) - scale * predicted.mean(0)
+    return {"scale": np.round(scale, 4).tolist(), "shift": np.round(shift, 4).tolist()}
+
+
+def nested_dims_calibration(predicted: np.ndarray, targets: np.ndarray, folds: np.ndarray, fit_on=None) -> np.ndarray:
+    """Each fold's predictions calibrated by the affine fitted on the other folds (`fit_on`,
+    default `predicted`: the outputs it is fitted to), so the calibrated CCC is held out too."""
+    fit_on = predicted if fit_on is None else fit_on
+    calibrated = np.empty_like(predicted)
+    for fold in np.unique(folds):
+        rows = folds == fold
+        calibrated[rows] = calibrate_dims(predicted[rows], fit_dims_affine(fit_on[~rows], targets[~rows]))
+    return calibrated
 
 
 def fold_threads(jobs: int) -> int:

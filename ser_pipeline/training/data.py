@@ -51,22 +51,22 @@ def require_dir(path: Path) -> Path:
     return path
 
 
+def ravdess_clip(path: Path) -> Clip:
+    """A RAVDESS file's labels, from its name (modality-channel-emotion-intensity-...-actor)."""
+    fields = path.stem.split("-")
+    emotion_code, intensity, actor = fields[2], fields[3], fields[6]
+    return Clip(
+        path,
+        RAVDESS_EMOTIONS[emotion_code],
+        f"ravdess-{actor}",
+        "ravdess",
+        "strong" if intensity == "02" else "normal",
+        RAVDESS_LEXICON_WORDS.get(emotion_code),
+    )
+
+
 def ravdess_clips(data: Path) -> list[Clip]:
-    clips = []
-    for path in sorted(require_dir(data / "ravdess").glob("Actor_*/*.flac")):
-        fields = path.stem.split("-")
-        emotion_code, intensity, actor = fields[2], fields[3], fields[6]
-        clips.append(
-            Clip(
-                path,
-                RAVDESS_EMOTIONS[emotion_code],
-                f"ravdess-{actor}",
-                "ravdess",
-                "strong" if intensity == "02" else "normal",
-                RAVDESS_LEXICON_WORDS.get(emotion_code),
-            )
-        )
-    return clips
+    return [ravdess_clip(path) for path in sorted(require_dir(data / "ravdess").glob("Actor_*/*.flac"))]
 
 
 def tess_clips(data: Path) -> list[Clip]:

@@ -84,6 +84,14 @@ def dims_orderings(dims: np.ndarray, clips: list[Clip]) -> dict[str, bool]:
     return checks
 
 
+def dims_scores(predicted: np.ndarray, targets: np.ndarray, clips: list[Clip]) -> dict:
+    """CCC per dimension against the derived targets, and the orderings of class means."""
+    return {
+        **{f"{d}_ccc": concordance_correlation(targets[:, i], predicted[:, i]) for i, d in enumerate(DIMENSIONS)},
+        "orderings": dims_orderings(predicted, clips),
+    }
+
+
 def _balanced_epoch(clips: list[Clip], rng: random.Random) -> list[int]:
     """Every RAVDESS clip and as many TESS clips, drawn afresh each epoch: TESS holds three
     times more clips from only two speakers, and left alone it would teach their voices."""
@@ -179,11 +187,7 @@ def evaluate(predictions: dict[str, np.ndarray], clips: list[Clip], targets: np.
         "emotion_accuracy": accuracy(truth, predicted),
         "sentiment_uar": unweighted_average_recall(sentiment_truth, sentiment_predicted, SENTIMENTS),
         "sentiment_accuracy": accuracy(sentiment_truth, sentiment_predicted),
-        **{
-            f"{d}_ccc": concordance_correlation(targets[:, i], predictions["dims"][:, i])
-            for i, d in enumerate(DIMENSIONS)
-        },
-        "orderings": dims_orderings(predictions["dims"], clips),
+        **dims_scores(predictions["dims"], targets, clips),
         "confusion": confusion(truth, predicted, EMOTIONS).tolist(),
     }
 

@@ -1,9 +1,11 @@
 """Recipe: the speaker branch of the emotion model, a linear classifier of utterance statistics
-z-scored within their speaker (`architectures.SpeakerBranch`), fused with the network's output.
+z-scored within their speaker (`architectures.SpeakerBranch`), and a linear regressor of
+valence, arousal and dominance on the same input, fused with the network's outputs.
 
 RAVDESS only: TESS has two speakers, too few to learn how voices depart from their own
 baseline. Each actor's clips give that actor's baseline. Trained with scikit-learn's logistic
-regression (balanced classes, C = 0.1) and copied into a torch module for inference.
+regression (balanced classes, C = 0.1) and ridge regression (alpha = 100, against the emotion
+recipe's derived targets), and copied into a torch module for inference.
 """
 
 from __future__ import annotations
@@ -13,15 +15,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ser_pipeline.architectures import SpeakerBranch, SpeakerBranchConfig, fuse_emotions, speaker_zscore
+from ser_pipeline.architectures import (
+    SpeakerBranch,
+    SpeakerBranchConfig,
+    fuse_dims,
+    fuse_emotions,
+    speaker_zscore,
+)
 from ser_pipeline.features import FrontEndConfig, LogMel, utterance_statistics, voiced_span
 from ser_pipeline.metrics import accuracy, confusion, unweighted_average_recall
-from ser_pipeline.schema import EMOTION_TO_SENTIMENT, EMOTIONS, SENTIMENT_OF_EMOTION, SENTIMENTS
+from ser_pipeline.schema import DIMENSIONS, EMOTION_TO_SENTIMENT, EMOTIONS, SENTIMENT_OF_EMOTION, SENTIMENTS
+from ser_pipeline.training.acoustics import acoustic_arousal, arousal_measures
 from ser_pipeline.training.data import Clip, ravdess_clips, read_clip
-from ser_pipeline.training.emotion import colored_noise, noise_level
+from ser_pipeline.training.emotion import EmotionRecipe, colored_noise, dims_scores, noise_level, vad_targets
 
 BRANCH_WEIGHT = 0.5  # the branch's share of the fused log-probabilities; fixed, not tuned
 REGULARISATION_C = 0.1
+DIMS_RIDGE_ALPHA = 100.0  # of 10, 100, 1000 and 3000 on the cross-validation's folds, the best
 
 
 def clip_statistics(clips: list[Clip], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -44,37 +54,54 @@ def clip_statistics(clips: list[Clip], seed: int = 0) -> tuple[torch.Tensor, tor
     return torch.stack(clean), torch.stack(noisy)
 
 
-def fit_branch(zscored: torch.Tensor, labels: list[str], config: SpeakerBranchConfig = SpeakerBranchConfig()):
-    from sklearn.linear_model import LogisticRegression
+def dims_targets(data: Path, clips: list[Clip]) -> np.ndarray:
+    """The emotion recipe's derived valence/arousal/dominance targets of RAVDESS clips (lexicon
+    coordinates, intensity and the acoustic evidence of arousal z-scored within the speaker)."""
+    measures = np.stack([arousal_measures(read_clip(c.path)) for c in clips])
+    evidence = acoustic_arousal(measures, [c.speaker for c in clips])
+    lexicon = data / "lexicon" / "emotion_vad.csv"
+    return vad_targets(lexicon, clips, evidence, EmotionRecipe.acoustic_arousal_weight)
+
+
+def fit_branch(zscored: torch.Tensor, labels: list[str], dims: np.ndarray | None = None) -> SpeakerBranch:
+    """The emotion classifier, and with `dims` (utterances, 3) targets the dims regressor."""
+    from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.preprocessing import StandardScaler
 
     scaler = StandardScaler().fit(zscored.numpy())
+    standardised = scaler.transform(zscored.numpy())
     model = LogisticRegression(C=REGULARISATION_C, max_iter=3000, class_weight="balanced")
-    model.fit(scaler.transform(zscored.numpy()), [EMOTIONS.index(label) for label in labels])
+    model.fit(standardised, [EMOTIONS.index(label) for label in labels])
     if list(model.classes_) != list(range(len(EMOTIONS))):
         raise ValueError("the training clips do not hold every emotion")
-    branch = SpeakerBranch(config)
+    branch = SpeakerBranch(SpeakerBranchConfig(n_dims=0 if dims is None else len(DIMENSIONS)))
     with torch.no_grad():
         branch.mean.copy_(torch.from_numpy(scaler.mean_))
         branch.scale.copy_(torch.from_numpy(scaler.scale_))
         branch.linear.weight.copy_(torch.from_numpy(model.coef_))
         branch.linear.bias.copy_(torch.from_numpy(model.intercept_))
+        if dims is not None:
+            ridge = Ridge(alpha=DIMS_RIDGE_ALPHA).fit(standardised, dims)
+            branch.dims.weight.copy_(torch.from_numpy(ridge.coef_))
+            branch.dims.bias.copy_(torch.from_numpy(ridge.intercept_))
     return branch.eval()
 
 
-def fit_on_both(clean: torch.Tensor, noisy: torch.Tensor, clips: list[Clip]) -> SpeakerBranch:
+def fit_on_both(
+    clean: torch.Tensor, noisy: torch.Tensor, clips: list[Clip], dims: np.ndarray | None = None
+) -> SpeakerBranch:
     """The branch fitted on every clip twice, clean and in its speaker's noise, each condition
     z-scored within the speaker."""
     speakers = [c.speaker for c in clips]
     zscored = [speaker_zscore(statistics, speakers, min_segments=1)[0] for statistics in (clean, noisy)]
-    return fit_branch(torch.cat(zscored), [c.label for c in clips] * 2)
+    return fit_branch(torch.cat(zscored), [c.label for c in clips] * 2, None if dims is None else np.tile(dims, (2, 1)))
 
 
 def train_branch(data: Path, held_out_actors: tuple[int, ...]) -> tuple[SpeakerBranch, list[Clip]]:
-    """The branch trained on every RAVDESS actor but the held-out ones."""
+    """The branch (emotions and dims) trained on every RAVDESS actor but the held-out ones."""
     held_out = {f"ravdess-{a:02d}" for a in held_out_actors}
     clips = [c for c in ravdess_clips(data) if c.speaker not in held_out]
-    return fit_on_both(*clip_statistics(clips), clips), clips
+    return fit_on_both(*clip_statistics(clips), clips, dims_targets(data, clips)), clips
 
 
 def _neutral_heavy_baseline(clips: list[Clip], rng: np.random.Generator) -> torch.Tensor:
@@ -107,21 +134,28 @@ def cross_validate_branch(document: dict, data: Path) -> dict:
         )[0],
     }
     temperature = document["temperatures"]["emotion"]
-    truth, outputs = [], {}
+    targets = dims_targets(data, every)
+    truth, outputs, dims, held_rows = [], {}, {}, []
     for fold in document["folds"]:
         held = {f"ravdess-{a:02d}" for a in fold["held_out"]}
         train_rows = [i for i, s in enumerate(speakers) if s not in held]
-        branch = fit_on_both(clean[train_rows], noisy[train_rows], [every[i] for i in train_rows])
+        branch = fit_on_both(clean[train_rows], noisy[train_rows], [every[i] for i in train_rows], targets[train_rows])
         rows = [row_of[c["file"]] for c in fold["clips"]]
         network = torch.from_numpy(softmax(np.asarray(fold["predictions"]["emotion"]), temperature))
+        network_dims = np.asarray(fold["predictions"]["dims"], np.float32)
         truth += [c["label"] for c in fold["clips"]]
+        held_rows += rows
         outputs.setdefault("network", []).append(network)
+        dims.setdefault("network", []).append(network_dims)
         with torch.no_grad():
             for suffix, zscored in conditions.items():
                 logits = branch(zscored[rows])
                 outputs.setdefault("branch" + suffix, []).append(torch.softmax(logits, -1))
                 if suffix != " (speakers in noise)":
                     outputs.setdefault("fused" + suffix, []).append(fuse_emotions(network, logits, BRANCH_WEIGHT))
+                branch_dims = branch.dimensions(zscored[rows]).numpy()
+                dims.setdefault("branch" + suffix, []).append(branch_dims)
+                dims.setdefault("fused" + suffix, []).append(fuse_dims(network_dims, branch_dims, BRANCH_WEIGHT))
     fused = torch.cat(outputs["fused"]).numpy()
     fused_temperature, calibration = calibrate_head(np.log(fused + 1e-12), [EMOTIONS.index(t) for t in truth])
     sentiment_truth = [EMOTION_TO_SENTIMENT[t] for t in truth]
@@ -143,23 +177,52 @@ def cross_validate_branch(document: dict, data: Path) -> dict:
         "fused_confusion": confusion(truth, fused_predicted, EMOTIONS).tolist(),
         "fused_temperature": fused_temperature,
         "fused_calibration": calibration,
+        "dims": _dims_calibration(
+            {name: np.concatenate(parts) for name, parts in dims.items()},
+            targets[held_rows],
+            [every[i] for i in held_rows],
+            np.concatenate([np.full(len(fold["clips"]), k) for k, fold in enumerate(document["folds"])]),
+        ),
+    }
+
+
+def _dims_calibration(dims: dict[str, np.ndarray], targets: np.ndarray, clips: list[Clip], folds: np.ndarray) -> dict:
+    """The affine calibrations of the network's dims and of the fused dims (fitted on all
+    held-out outputs, for the registry), and CCC and orderings of every variant on the held-out
+    clips, calibrated variants held out too: each fold mapped by the affine of the other folds.
+    The branch in noise and on neutral-heavy baselines gets the clean fused calibration."""
+    from ser_pipeline.training.crossval import fit_dims_affine, nested_dims_calibration
+
+    variants = {name: dims_scores(values, targets, clips) for name, values in dims.items()}
+    variants["network, calibrated"] = dims_scores(
+        nested_dims_calibration(dims["network"], targets, folds), targets, clips
+    )
+    for suffix in ("", " (speakers in noise)", " (neutral-heavy baseline)"):
+        calibrated = nested_dims_calibration(dims["fused" + suffix], targets, folds, fit_on=dims["fused"])
+        variants["fused, calibrated" + suffix] = dims_scores(calibrated, targets, clips)
+    return {
+        "ridge_alpha": DIMS_RIDGE_ALPHA,
+        "calibration": {name: fit_dims_affine(dims[name], targets) for name in ("network", "fused")},
+        "scores": variants,
     }
 
 
 def branch_card(held_out_actors: tuple[int, ...], clips: int, command: str) -> str:
     actors = ", ".join(f"{a:02d}" for a in held_out_actors)
     return f"""
-The speaker branch of the embedded emotion model: a linear classifier (7 emotions) of an
-utterance's statistics (per log-mel band: mean, deviation, 10th and 90th percentile, spread of
-frame-to-frame change; MFCC mean and deviation; energy mean, deviation and range: 363 values)
-after z-scoring them within the utterance's speaker. It reads how an utterance departs from
-that speaker's usual voice, which a network scoring one utterance at a time cannot know.
+The speaker branch of the embedded emotion model: a linear classifier (7 emotions) and a linear
+regressor (valence, arousal, dominance) of an utterance's statistics (per log-mel band: mean,
+deviation, 10th and 90th percentile, spread of frame-to-frame change; MFCC mean and deviation;
+energy mean, deviation and range: 363 values) after z-scoring them within the utterance's
+speaker. It reads how an utterance departs from that speaker's usual voice (louder, higher,
+more varied), which a network scoring one utterance at a time cannot know.
 
 In the pipeline its log-probabilities are averaged with the emotion network's (weight
 {BRANCH_WEIGHT}, a fixed choice) for segments whose speaker (from the transcript or
 `--diarization`) has at least 8 segments in the episode; their statistics are z-scored over
-those segments. Other segments keep the network's probabilities. A fused temperature in the
-network's registry entry calibrates the result.
+those segments. Its dims are averaged with the network's (same weight) for the same segments.
+Other segments keep the network's outputs. A fused temperature and a fused dims calibration in
+the network's registry entry calibrate the result.
 
 ## Data and split
 - Training: RAVDESS speech, {clips} clips of every actor except the held-out ones ({actors}:
@@ -171,7 +234,9 @@ network's registry entry calibrates the result.
   fell from UAR 0.64 (clean) to 0.35 on the same held-out speakers in noise; with the noisy
   copies 0.60 / 0.51 (leave-4-actors-out, branch alone, measured while developing the recipe).
 - scikit-learn logistic regression, balanced class weights, C = {REGULARISATION_C}, on standardised
-  z-scores; copied into `SpeakerBranch` (torch) for inference.
+  z-scores; ridge regression (alpha {DIMS_RIDGE_ALPHA:g}) of the emotion recipe's derived dims targets
+  (lexicon coordinates per class, RAVDESS intensity and the clip's acoustic evidence of arousal:
+  see the `ser-crnn-v1` card) on the same input; copied into `SpeakerBranch` (torch) for inference.
 
 ## Caveat
 RAVDESS gives every actor every emotion in equal measure, so a speaker's baseline there is an
