@@ -232,7 +232,7 @@ def calibrate_dims(dims: np.ndarray, affine: dict | None) -> np.ndarray:
     return np.clip(mapped, 0.0, 1.0).astype(dims.dtype)
 
 
-def fuse_dims(network_dims: torch.Tensor, branch_dims: torch.Tensor, weight: float) -> torch.Tensor:
+def fuse_dims(network_dims: np.ndarray, branch_dims: np.ndarray, weight: float) -> np.ndarray:
     """Valence/arousal/dominance of the network and the speaker branch averaged (weight = the
     branch's share), before the fused calibration."""
     return (1 - weight) * network_dims + weight * branch_dims

@@ -106,8 +106,14 @@ class Analyzer:
             self.speaker_branch = load_network(resolve_weights(registry.get(branch["model"]))).to(self.device)
             self.branch_weight = float(branch["weight"])
         # The dims of our networks are calibrated (mean and spread matched to the targets on
-        # held-out folds): "network" for every segment, "fused" where the branch joins in.
+        # held-out folds): "network" for every segment, "fused" where the branch joins in, which
+        # it does when it has a dims head and the dims are the emotion network's.
         self.dims_calibration: dict = self.dims_spec.options.get("dims_calibration", {})
+        self.branch_fuses_dims = (
+            self.speaker_branch is not None
+            and self.speaker_branch.dims is not None
+            and self.dims_spec.id == self.emotion_spec.id
+        )
         # Valence/arousal/dominance: the emotion network's own head, another network on the same
         # features, or a waveform model (wav2vec2) on the segments' audio.
         self.dims_net = self.waveform_dims = None
@@ -256,8 +262,6 @@ class Analyzer:
         against 0.73 from the sentiment head); their dims averaged with the branch's when it
         has a dims head and the dims are the emotion network's. Segments of unknown or rarely
         heard speakers keep the network's. Dims come back calibrated."""
-        fused_dims = self.speaker_branch is not None and self.speaker_branch.dims is not None
-        fused_dims = fused_dims and self.dims_spec.id == self.emotion_spec.id
         calibrated = calibrate_dims(dims, self.dims_calibration.get("network"))
         known = [i for i, s in enumerate(speakers) if s is not None]
         if self.speaker_branch is None or not known:
@@ -272,12 +276,13 @@ class Analyzer:
         with torch.inference_mode():
             branch_input = zscored[enough].to(self.device)
             logits = self.speaker_branch(branch_input).float().cpu()
-            branch_dims = self.speaker_branch.dimensions(branch_input).float().cpu().numpy() if fused_dims else None
+            if self.branch_fuses_dims:
+                branch_dims = self.speaker_branch.dimensions(branch_input).float().cpu().numpy()
         fused = fuse_emotions(torch.from_numpy(emotion[rows]), logits, self.branch_weight, self.fused_temperature)
         emotion, sentiment = emotion.copy(), sentiment.copy()
         emotion[rows] = fused.numpy()
         sentiment[rows] = emotion[rows] @ SENTIMENT_OF_EMOTION
-        if fused_dims:
+        if self.branch_fuses_dims:
             calibrated = calibrated.copy()
             mixed = fuse_dims(dims[rows], branch_dims, self.branch_weight)
             calibrated[rows] = calibrate_dims(mixed, self.dims_calibration.get("fused"))

@@ -67,6 +67,13 @@ def vad_targets(lexicon_csv: Path, clips: list[Clip], acoustic: np.ndarray, acou
     return np.asarray(targets, dtype=np.float32)
 
 
+def derived_dims(lexicon_csv: Path, clips: list[Clip], samples: list[np.ndarray], acoustic_weight: float) -> np.ndarray:
+    """`vad_targets` of clips (16 kHz samples given), their acoustic evidence of arousal
+    z-scored within each speaker over these clips."""
+    evidence = acoustic_arousal(np.stack([arousal_measures(x) for x in samples]), [c.speaker for c in clips])
+    return vad_targets(lexicon_csv, clips, evidence, acoustic_weight)
+
+
 def dims_orderings(dims: np.ndarray, clips: list[Clip]) -> dict[str, bool]:
     """The orderings that derived dimensions must keep, checked on class means."""
 
@@ -221,18 +228,14 @@ def train(recipe: EmotionRecipe, log=print) -> Trained:
     samples = [read_clip(c.path) for c in clips]
     logmels = {c.path: front_end.episode(x, torch.device("cpu")) for c, x in zip(clips, samples)}
     log("acoustic arousal evidence (loudness, pitch level and range) ...")
-    measures = np.stack([arousal_measures(x) for x in samples])
-    evidence = dict(zip((c.path for c in clips), acoustic_arousal(measures, [c.speaker for c in clips])))
+    lexicon = recipe.data / "lexicon" / "emotion_vad.csv"
+    targets = dict(zip((c.path for c in clips), derived_dims(lexicon, clips, samples, recipe.acoustic_arousal_weight)))
     hop = front_end_config.hop_length
     voiced = {path: tuple(hop * f for f in voiced_span(m)) for path, m in logmels.items()}
     waveforms = {c.path: x for c, x in zip(clips, samples)}
     noise_rng = np.random.default_rng(recipe.seed)
-    lexicon = recipe.data / "lexicon" / "emotion_vad.csv"
-    weight = recipe.acoustic_arousal_weight
-    train_dims = torch.from_numpy(
-        vad_targets(lexicon, train_clips, np.array([evidence[c.path] for c in train_clips]), weight)
-    )
-    test_dims = vad_targets(lexicon, test_clips, np.array([evidence[c.path] for c in test_clips]), weight)
+    train_dims = torch.from_numpy(np.stack([targets[c.path] for c in train_clips]))
+    test_dims = np.stack([targets[c.path] for c in test_clips])
     emotion_index = torch.tensor([EMOTIONS.index(c.label) for c in train_clips])
     sentiment_index = torch.tensor([SENTIMENTS.index(EMOTION_TO_SENTIMENT[c.label]) for c in train_clips])
     counts = torch.bincount(emotion_index, minlength=len(EMOTIONS)).float().clamp(min=1)

@@ -25,9 +25,8 @@ from ser_pipeline.architectures import (
 from ser_pipeline.features import FrontEndConfig, LogMel, utterance_statistics, voiced_span
 from ser_pipeline.metrics import accuracy, confusion, unweighted_average_recall
 from ser_pipeline.schema import DIMENSIONS, EMOTION_TO_SENTIMENT, EMOTIONS, SENTIMENT_OF_EMOTION, SENTIMENTS
-from ser_pipeline.training.acoustics import acoustic_arousal, arousal_measures
 from ser_pipeline.training.data import Clip, ravdess_clips, read_clip
-from ser_pipeline.training.emotion import EmotionRecipe, colored_noise, dims_scores, noise_level, vad_targets
+from ser_pipeline.training.emotion import EmotionRecipe, colored_noise, derived_dims, dims_scores, noise_level
 
 BRANCH_WEIGHT = 0.5  # the branch's share of the fused log-probabilities; fixed, not tuned
 REGULARISATION_C = 0.1
@@ -57,10 +56,8 @@ def clip_statistics(clips: list[Clip], seed: int = 0) -> tuple[torch.Tensor, tor
 def dims_targets(data: Path, clips: list[Clip]) -> np.ndarray:
     """The emotion recipe's derived valence/arousal/dominance targets of RAVDESS clips (lexicon
     coordinates, intensity and the acoustic evidence of arousal z-scored within the speaker)."""
-    measures = np.stack([arousal_measures(read_clip(c.path)) for c in clips])
-    evidence = acoustic_arousal(measures, [c.speaker for c in clips])
-    lexicon = data / "lexicon" / "emotion_vad.csv"
-    return vad_targets(lexicon, clips, evidence, EmotionRecipe.acoustic_arousal_weight)
+    samples = [read_clip(c.path) for c in clips]
+    return derived_dims(data / "lexicon" / "emotion_vad.csv", clips, samples, EmotionRecipe.acoustic_arousal_weight)
 
 
 def fit_branch(zscored: torch.Tensor, labels: list[str], dims: np.ndarray | None = None) -> SpeakerBranch:
