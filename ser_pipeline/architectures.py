@@ -176,16 +176,33 @@ class LaughterNet(nn.Module):
 
 @dataclass(frozen=True)
 class SpeakerBranchConfig(MetadataConfig):
-    n_features: int = 363  # features.utterance_statistics with 64 mels, 20 MFCCs
+    n_features: int = 363  # features.utterance_statistics with 64 mels, 20 MFCCs (+ network_inputs)
     n_emotions: int = 7
     min_segments: int = 8  # fewer utterances of a speaker than this: too few for their baseline
     n_dims: int = 0  # a linear valence/arousal/dominance head beside the emotions (0: none)
+    network_inputs: int = 0  # the last features are the network's emotion log-probabilities (0: none)
+
+    @property
+    def n_statistics(self) -> int:
+        """How many of the features are utterance statistics."""
+        return self.n_features - self.network_inputs
+
+
+def branch_features(statistics: np.ndarray, emotion_probs: np.ndarray, config: SpeakerBranchConfig) -> np.ndarray:
+    """A speaker branch's input before `speaker_zscore`: the utterance statistics, followed, if the
+    branch reads them, by the network's (temperature-calibrated) emotion log-probabilities."""
+    if not config.network_inputs:
+        return statistics
+    log_probs = np.log(np.clip(emotion_probs, 1e-8, None)).astype(np.float32)
+    return np.concatenate([statistics.astype(np.float32), log_probs], axis=1)
 
 
 class SpeakerBranch(nn.Module):
     """A linear classifier (and optionally a linear regressor of valence, arousal and dominance)
-    of utterance statistics z-scored within their speaker: how one utterance departs from that
-    speaker's usual voice. Its input is `speaker_zscore`'d."""
+    of utterance statistics, and optionally the network's emotion log-probabilities, z-scored
+    within their speaker: how one utterance departs from that speaker's usual voice, and how
+    much more of each emotion the network hears in it than in the speaker's other utterances.
+    Its input is `branch_features`, `speaker_zscore`'d."""
 
     def __init__(self, config: SpeakerBranchConfig = SpeakerBranchConfig()):
         super().__init__()

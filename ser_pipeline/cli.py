@@ -638,20 +638,31 @@ def train_speaker_branch(
     data: DataOption = None,
     held_out: HeldOutOption = "1,2,5,8,11",
     models_dir: ModelsDirOption = _models_dir_default(),
-    model_id: str = "ser-speaker-branch-v2",
+    model_id: str = "ser-speaker-branch-v3",
+    cross_validation: Annotated[
+        Path,
+        typer.Option(help="The emotion CV (`train emotion-cv`) whose held-out network outputs the branch reads."),
+    ] = Path("docs/emotion-cv.json"),
     attach: Annotated[
         str | None, typer.Option(help="Registry id of the emotion network whose probabilities the branch joins.")
     ] = "ser-crnn-v1",
     weight: Annotated[float, typer.Option(help="The branch's share of the fused log-probabilities.")] = 0.5,
 ) -> None:
-    """Train the speaker branch (utterance statistics z-scored within their speaker: emotions and
-    dims) and publish it."""
+    """Train the speaker branch (utterance statistics and the network's emotion log-probabilities,
+    z-scored within their speaker: emotions and dims) and publish it."""
+    import json
+
     from ser_pipeline.training.data import shared_data_dir
     from ser_pipeline.training.publish import publish, set_options
     from ser_pipeline.training.speaker_branch import branch_card, train_branch
 
+    if not cross_validation.is_file():
+        raise typer.BadParameter(
+            f"{cross_validation} does not exist: run `ser-pipeline train emotion-cv` first",
+            param_hint="--cross-validation",
+        )
     actors = tuple(int(a) for a in held_out.split(",") if a)
-    branch, clips = train_branch(data or shared_data_dir(), actors)
+    branch, clips = train_branch(data or shared_data_dir(), actors, json.loads(cross_validation.read_text()))
     weights = publish(
         branch,
         model_id=model_id,
@@ -659,7 +670,8 @@ def train_speaker_branch(
         models_dir=models_dir,
         entry={
             "tasks": ["emotion-branch"],
-            "input": "utterance statistics of 64 log-mel + 20 MFCC frames, z-scored within the speaker",
+            "input": "utterance statistics of 64 log-mel + 20 MFCC frames and the network's emotion "
+            "log-probabilities, z-scored within the speaker",
             "labels": [],
             "licence": "CC BY-NC-SA 4.0 (trained on RAVDESS; non-commercial)",
             "scores": {"held_out_actors": actors, "see": "docs/emotion-cv.md (speaker branch)"},
@@ -694,21 +706,19 @@ def train_laughter(
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 40,
     seed: int = 0,
     models_dir: ModelsDirOption = _models_dir_default(),
-    model_id: str = "laughter-tcn-v2",
+    model_id: str = "laughter-tcn-v3",
 ) -> None:
     """Train the frame-level laughter detector, evaluate it on the shared episodes, publish it."""
     from dataclasses import asdict
 
-    from ser_pipeline.laughter import OperatingPoint
     from ser_pipeline.training.cards import laughter_card
     from ser_pipeline.training.data import shared_data_dir
-    from ser_pipeline.training.laughter import LaughterRecipe, evaluate_on_episodes, train
+    from ser_pipeline.training.laughter import OPERATING_POINTS, LaughterRecipe, evaluate_on_episodes, train
     from ser_pipeline.training.publish import publish
 
     recipe = LaughterRecipe(data=data or shared_data_dir(), epochs=epochs, seed=seed)
     network = train(recipe, log=typer.echo)
-    points = {"balanced": OperatingPoint(), "high_precision": OperatingPoint(threshold=0.8, min_duration_s=0.5)}
-    scores = evaluate_on_episodes(network, recipe.data / "episodes", points["balanced"])
+    scores = evaluate_on_episodes(network, recipe.data / "episodes", OPERATING_POINTS["balanced"])
     summary = {k: round(v, 4) for k, v in scores.items() if isinstance(v, float)}
     weights = publish(
         network,
@@ -721,10 +731,10 @@ def train_laughter(
             "labels": ["laughter"],
             "licence": "CC BY-NC-ND 4.0 (trained on Nonverbal Vocalization, RAVDESS, TESS; non-commercial)",
             "scores": {"evaluated_on": "shared episodes, held-out laughers", **summary},
-            "operating_points": {name: asdict(point) for name, point in points.items()},
+            "operating_points": {name: asdict(point) for name, point in OPERATING_POINTS.items()},
         },
         card_body=laughter_card(
-            recipe, scores, points["balanced"], f"ser-pipeline train laughter --epochs {epochs} --seed {seed}"
+            recipe, scores, OPERATING_POINTS["balanced"], f"ser-pipeline train laughter --epochs {epochs} --seed {seed}"
         ),
     )
     typer.echo(f"wrote {weights}: " + ", ".join(f"{k}={v}" for k, v in summary.items()))
@@ -736,7 +746,12 @@ def train_laughter_cv(
     epochs: Annotated[int, typer.Option(help="Training epochs of each fold.")] = 40,
     folds: Annotated[int, typer.Option(help="Folds the laughers outside the episodes are dealt into.")] = 4,
     jobs: Annotated[int, typer.Option(help="Folds trained at once (processes sharing the cores).")] = 2,
-    baseline: Annotated[bool, typer.Option(help="Also the v1 recipe (no augmentation, 0.32 s context).")] = True,
+    baseline: Annotated[
+        bool,
+        typer.Option(
+            help="Also the v2 recipe (no laughing together) and the v1 recipe (no augmentation, 0.32 s context)."
+        ),
+    ] = True,
     output: Annotated[Path, typer.Option(help="Where laughter-cv.json goes.")] = Path("docs/laughter-cv.json"),
 ) -> None:
     """Leave-laughers-out check of the laughter recipe on laughers outside the shared episodes:
@@ -752,6 +767,7 @@ def train_laughter_cv(
     recipe = LaughterRecipe(data=data or shared_data_dir(), epochs=epochs)
     recipes = {"default": recipe}
     if baseline:
+        recipes["v2 recipe"] = replace(recipe, together_share=0.0)
         recipes["v1 recipe"] = replace(recipe, augment=False, network=LaughterNetConfig())
     fold_list = laugher_folds(recipe, folds)
     document = {"folds": fold_list, "epochs": epochs, "results": {}}

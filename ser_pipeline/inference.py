@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ser_pipeline.architectures import calibrate_dims, fuse_dims, fuse_emotions, speaker_zscore
+from ser_pipeline.architectures import branch_features, calibrate_dims, fuse_dims, fuse_emotions, speaker_zscore
 from ser_pipeline.audio import GrowingArray, decode
 from ser_pipeline.devices import autocast_for, pick_device
 from ser_pipeline.features import (
@@ -267,9 +267,8 @@ class Analyzer:
         if self.speaker_branch is None or not known:
             return emotion, sentiment, calibrated
         config = self.speaker_branch.config
-        zscored, enough = speaker_zscore(
-            torch.from_numpy(statistics[known]), [speakers[i] for i in known], config.min_segments
-        )
+        features = branch_features(statistics[known], emotion[known], config)
+        zscored, enough = speaker_zscore(torch.from_numpy(features), [speakers[i] for i in known], config.min_segments)
         rows = [known[i] for i in torch.nonzero(enough).flatten().tolist()]
         if not rows:
             return emotion, sentiment, calibrated
@@ -299,7 +298,7 @@ class Analyzer:
         emotion = np.zeros((len(segments), len(EMOTIONS)), np.float32)
         sentiment = np.zeros((len(segments), len(SENTIMENTS)), np.float32)
         dims = np.zeros((len(segments), len(DIMENSIONS)), np.float32)
-        width = self.speaker_branch.config.n_features if self.speaker_branch is not None else 0
+        width = self.speaker_branch.config.n_statistics if self.speaker_branch is not None else 0
         statistics = np.zeros((len(segments), width), np.float32)
         if not self.reads_features:
             return emotion, sentiment, dims, statistics
@@ -376,7 +375,7 @@ class StreamingScorer:
             self._score_ready(logmel)
             rows = [self.scored[(s.start_s, s.end_s)] for s in segments]
             branch = analyzer.speaker_branch
-            widths = (len(EMOTIONS), len(SENTIMENTS), len(DIMENSIONS), branch.config.n_features if branch else 0)
+            widths = (len(EMOTIONS), len(SENTIMENTS), len(DIMENSIONS), branch.config.n_statistics if branch else 0)
             emotion, sentiment, dims, statistics = (
                 np.array([row[i] for row in rows], np.float32).reshape(len(segments), width)
                 for i, width in enumerate(widths)

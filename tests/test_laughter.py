@@ -71,3 +71,21 @@ def test_scene_augmentations_keep_what_they_promise():
         assert 0.6 * 16_000 - 320 <= len(piece) <= 3.0 * 16_000
         tilted = _tilt(clip, rng)
         assert tilted.shape == clip.shape and tilted.dtype == np.float32 and np.isfinite(tilted).all()
+
+
+def test_laughing_together_adds_a_second_laugh_at_most_as_loud_inside_the_first():
+    import random
+
+    from ser_pipeline.training.laughter import _together
+
+    rng = random.Random(0)
+    laugh = np.sin(np.arange(32_000) * 2 * np.pi * 200 / 16_000).astype(np.float32)
+    for other_length in (8_000, 64_000):  # shorter and longer than the laugh
+        other = np.sin(np.arange(other_length) * 2 * np.pi * 330 / 16_000).astype(np.float32) * 0.01
+        for _ in range(10):
+            mixed = _together(laugh, other, rng)
+            assert mixed.shape == laugh.shape and mixed.dtype == np.float32
+            added = mixed - laugh
+            assert np.count_nonzero(added) > 0.2 * len(other[: len(laugh)])
+            level_db = 10 * np.log10(np.mean(added[added != 0] ** 2) / np.mean(laugh**2))
+            assert -9.5 <= level_db <= 0.5  # rescaled to the laugh's level, then -9..0 dB

@@ -1,5 +1,6 @@
-"""The speaker branch: utterance statistics z-scored within their speaker, fused with the
-emotion network's probabilities for speakers heard often enough in an episode."""
+"""The speaker branch: utterance statistics (and the network's emotion log-probabilities)
+z-scored within their speaker, fused with the emotion network's probabilities for speakers
+heard often enough in an episode."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from ser_pipeline.inference import Analyzer
 from ser_pipeline.registry import REGISTRY_FILE, Registry, save_network
 from ser_pipeline.schema import DIMENSIONS, EMOTION_PROB_COLUMNS, EMOTIONS, SENTIMENT_OF_EMOTION, SENTIMENT_PROB_COLUMNS
 from ser_pipeline.segmentation import Segment
-from ser_pipeline.training.speaker_branch import fit_branch
+from ser_pipeline.training.data import Clip
+from ser_pipeline.training.speaker_branch import branch_config, fit_branch, network_probabilities, zscored_inputs
 
 
 def test_statistics_have_a_fixed_length_whatever_the_utterance():
@@ -65,15 +67,18 @@ def registry_with(tmp_path, name: str, branch: dict | None, dims_calibration=KEE
     return Registry.load(tmp_path / name, extra=[])
 
 
-def make_branch_registry(tmp_path, n_dims: int = 0, dims_calibration=KEEP) -> Registry:
-    """The packaged registry with ser-crnn-v1 given a (random) speaker branch, with a dims head
-    when `n_dims`."""
-    torch.manual_seed(0)
-    branch = SpeakerBranch(SpeakerBranchConfig(n_dims=n_dims))
-    torch.nn.init.normal_(branch.linear.weight, std=0.5)
-    if n_dims:
-        torch.nn.init.normal_(branch.dims.weight, std=0.05)
-    name = f"test-branch-{n_dims}"
+def make_branch_registry(
+    tmp_path, n_dims: int = 0, dims_calibration=KEEP, branch: SpeakerBranch | None = None
+) -> Registry:
+    """The packaged registry with ser-crnn-v1 given a speaker branch (default a random one, with
+    a dims head when `n_dims`)."""
+    if branch is None:
+        torch.manual_seed(0)
+        branch = SpeakerBranch(SpeakerBranchConfig(n_dims=n_dims))
+        torch.nn.init.normal_(branch.linear.weight, std=0.5)
+        if n_dims:
+            torch.nn.init.normal_(branch.dims.weight, std=0.05)
+    name = f"test-branch-{n_dims}-{branch.config.network_inputs}"
     sha256 = save_network(branch, "speaker-branch", tmp_path / f"{name}.safetensors")
     entry = {
         "id": name,
@@ -84,7 +89,7 @@ def make_branch_registry(tmp_path, n_dims: int = 0, dims_calibration=KEEP) -> Re
     }
     (tmp_path / f"{name}.json").write_text(json.dumps({"models": [entry]}))
     option = {"model": name, "sha256": sha256, "weight": 0.5}
-    registry = registry_with(tmp_path, f"fused-{n_dims}.json", option, dims_calibration)
+    registry = registry_with(tmp_path, f"fused-{name}.json", option, dims_calibration)
     return Registry({**registry.models, **Registry.load(tmp_path / f"{name}.json", extra=[]).models}, registry.defaults)
 
 
@@ -122,6 +127,66 @@ def test_segments_of_often_heard_speakers_are_fused_the_rest_keep_the_network(br
     # Scoring the host's segments alone gives the same fused values (their baseline is their own).
     alone = fused.analyze(samples, segments[:9]).columns
     assert np.stack([alone[c] for c in probabilities], 1) == pytest.approx(after[:9], abs=1e-5)
+
+
+def test_a_branch_reading_the_network_hears_each_emotion_relative_to_the_speakers_other_utterances(
+    tmp_path, monkeypatch
+):
+    """A branch that reads only the network's log-probabilities (one weight per emotion): the
+    pipeline must hand it those of the same segments, after the statistics, z-scored over the
+    speaker's segments, and fuse the result with the network's probabilities."""
+    monkeypatch.setenv("SER_MODEL_PATH", str(tmp_path))
+    samples, segments = episode_of_speakers(["host"] * 9 + [None] * 3)
+    config = branch_config(network_inputs=True, n_dims=0)
+    branch = SpeakerBranch(config)
+    with torch.no_grad():
+        branch.linear.weight.zero_()
+        branch.linear.weight[:, config.n_statistics :] = 2 * torch.eye(len(EMOTIONS))
+        branch.linear.bias.zero_()
+    fused = Analyzer(device="cpu", registry=make_branch_registry(tmp_path, branch=branch))
+    plain = Analyzer(device="cpu", registry=registry_with(tmp_path, "plain.json", None))
+    network, after = (
+        np.stack([analyzer.analyze(samples, segments).columns[c] for c in EMOTION_PROB_COLUMNS], 1)
+        for analyzer in (plain, fused)
+    )
+    log_probs = torch.log(torch.from_numpy(network[:9]))
+    relative = (log_probs - log_probs.mean(0)) / (log_probs.std(0) + 1e-4)
+    expected = fuse_emotions(torch.from_numpy(network[:9]), 2 * relative, 0.5, fused.fused_temperature)
+    assert after[:9] == pytest.approx(expected.numpy(), abs=2e-4)
+    assert np.abs(after[:9] - network[:9]).max() > 0.01
+    assert after[9:] == pytest.approx(network[9:], abs=1e-6)
+
+
+def test_fitted_branch_reads_the_network_probabilities_after_the_statistics():
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, len(EMOTIONS), 700)
+    network = np.full((700, len(EMOTIONS)), 0.3 / (len(EMOTIONS) - 1), np.float32)
+    network[np.arange(700), truth] = 0.7  # the network is right; the statistics are noise
+    statistics = torch.randn(700, SpeakerBranchConfig().n_statistics)
+    zscored = zscored_inputs(statistics, network, [f"actor-{i % 10}" for i in range(700)])
+    assert zscored.shape == (700, branch_config(network_inputs=True).n_features)
+    branch = fit_branch(zscored, [EMOTIONS[i] for i in truth], network_inputs=len(EMOTIONS))
+    assert branch.config.network_inputs == len(EMOTIONS)
+    with torch.no_grad():
+        assert (branch(zscored).argmax(1).numpy() == truth).mean() > 0.95
+    assert zscored_inputs(statistics, None, ["a"] * 700).shape == statistics.shape  # the v2 input
+
+
+def test_network_probabilities_come_from_the_cross_validation_and_every_clip_needs_one(tmp_path):
+    document = {
+        "temperatures": {"emotion": 0.5},
+        "folds": [
+            {"clips": [{"file": "a.flac"}], "predictions": {"emotion": [[0.0, 1.0, 0, 0, 0, 0, 0]]}},
+            {"clips": [{"file": "b.flac"}], "predictions": {"emotion": [[2.0, 0, 0, 0, 0, 0, 0]]}},
+        ],
+    }
+    clips = [Clip(tmp_path / name, "neutral", "ravdess-01", "ravdess") for name in ("b.flac", "a.flac")]
+    probs = network_probabilities(document, clips)
+    assert probs.shape == (2, 7) and probs.sum(1) == pytest.approx([1, 1], abs=1e-6)
+    assert probs[0, 0] == pytest.approx(np.exp(4) / (np.exp(4) + 6), rel=1e-5)  # logits / temperature
+    assert probs[1].argmax() == 1
+    with pytest.raises(ValueError, match="no cross-validated network outputs"):
+        network_probabilities(document, [Clip(tmp_path / "c.flac", "sad", "ravdess-02", "ravdess")])
 
 
 def test_a_baseline_mask_picks_the_utterances_that_define_each_speakers_usual_voice():

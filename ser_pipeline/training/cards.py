@@ -103,7 +103,8 @@ on each side of a frame. One pass scores every frame of an episode.
   each at its own level (-34 to -14 dBFS RMS) and speed ({recipe.speed_range[0]}-{recipe.speed_range[1]}x, pitch and tempo
   together), over white, pink or brown noise (-65 to -40 dBFS), the whole scene through a
   random spectral tilt (darker, thinner or as is); laughter drawn {recipe.laughter_share:.0%} of the time, cut to
-  a 0.6-3 s excerpt {recipe.laugh_excerpt_share:.0%} of those; {recipe.epochs} epochs x {recipe.scenes_per_epoch} scenes, seed {recipe.seed}.
+  a 0.6-3 s excerpt {recipe.laugh_excerpt_share:.0%} of those and joined by a second laugh drawn from the
+  pool (two people laughing at once, -9 to 0 dB relative) {recipe.together_share:.0%} of those; {recipe.epochs} epochs x {recipe.scenes_per_epoch} scenes, seed {recipe.seed}.
 
 ## Licence
 Weights derived from the Deeply Nonverbal Vocalization sample set (CC BY-NC-ND 4.0), RAVDESS

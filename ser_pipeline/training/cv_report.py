@@ -77,7 +77,7 @@ def _dims_section(dims: dict, weight: float) -> str:
 ## Valence, arousal and dominance: the branch's dims and the calibration
 
 The branch also regresses the dims (ridge, alpha {dims["ridge_alpha"]:g}, on the same z-scored
-statistics, against the same derived targets); "fused" averages them with the network's (weight
+input, against the same derived targets); "fused" averages them with the network's (weight
 {weight}). A network trained on squared error pulls its dims towards the middle; CCC also
 counts mean and spread, so the dims get an affine calibration that matches the targets' mean and
 spread on held-out outputs (one scale and shift per dimension, as a temperature is for the
@@ -123,13 +123,20 @@ def report_markdown(document: dict, image: str) -> str:
         c = branch["fused_calibration"]
         dims_section = _dims_section(branch["dims"], branch["weight"]) if "dims" in branch else ""
         branch_section = f"""
-## Speaker branch (utterance statistics z-scored within the speaker), alone and fused
+## Speaker branch (utterance statistics and network log-probabilities z-scored within the speaker), alone and fused
 
 Each fold's branch is trained on the fold's training actors (RAVDESS only) and fused with that
 fold's network outputs (calibrated by the temperature above), weight {branch["weight"]} (fixed, not
-tuned). "Neutral-heavy baseline": each held-out speaker's baseline comes from their neutral
-clips and a quarter of the others (half neutral), as a podcast speaker talks mostly calmly;
-RAVDESS otherwise gives every speaker every emotion in equal measure, which flatters the branch.
+tuned). Besides the utterance statistics it reads the network's emotion log-probabilities,
+z-scored within the speaker (how much more of each emotion the network hears in an utterance
+than in the speaker's others); it learns them from the training clips' held-out outputs above
+(each from the fold network that never heard that actor), so they are out of sample in training
+as at inference. "Speakers in noise" puts noise under the statistics only: the network's
+outputs there are of the clean clips (the network is trained to hear through such noise; the
+episodes in `docs/evaluation.md` are the check with both in noise). "Neutral-heavy baseline":
+each held-out speaker's baseline comes from their neutral clips and a quarter of the others
+(half neutral), as a podcast speaker talks mostly calmly; RAVDESS otherwise gives every speaker
+every emotion in equal measure, which flatters the branch.
 
 | pooled held-out clips | 7-class UAR | 7-class accuracy | sentiment UAR (summed from emotions) |
 |---|---|---|---|

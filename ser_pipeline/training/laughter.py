@@ -4,9 +4,9 @@ Scenes are built on the fly: laughter (`nonverbal/laughing`), other vocalization
 other nonverbal classes) and speech (RAVDESS, TESS) placed one after another with gaps, over
 noise, each at its own level; frames inside a placed laugh are positives. With only a dozen
 laughers to learn from, every placed clip is also sped up or slowed down (pitch and tempo
-together), laughs are often cut to an excerpt, and the scene's noise colour and spectral tilt
-vary. The laughers heard in `../shared/data/episodes` are held out, so the episode evaluation
-is on unheard laughers.
+together), laughs are often cut to an excerpt or joined by a second laugh (people laugh
+together), and the scene's noise colour and spectral tilt vary. The laughers heard in
+`../shared/data/episodes` are held out, so the episode evaluation is on unheard laughers.
 """
 
 from __future__ import annotations
@@ -32,6 +32,14 @@ from ser_pipeline.training.emotion import colored_noise
 # The laughers of ../shared/data/episodes (first field of the nonverbal file names).
 DEFAULT_HELD_OUT_LAUGHERS: tuple[str, ...] = ("3S0D", "4NEJ", "87LX", "BYYM", "CGFR", "GETF")
 
+# The operating points published with the recipe's model. `balanced` keeps 0.5: lower
+# thresholds find more laughs of unheard laughers (`laughter-cv`) but fire on speech in noise
+# (docs/evaluation.md).
+OPERATING_POINTS = {
+    "balanced": OperatingPoint(threshold=0.5),
+    "high_precision": OperatingPoint(threshold=0.8, min_duration_s=0.5),
+}
+
 
 @dataclass(frozen=True)
 class LaughterRecipe:
@@ -48,6 +56,7 @@ class LaughterRecipe:
     augment: bool = True  # speed, excerpts, noise colour and spectral tilt (False: the v1 recipe's scenes)
     speed_range: tuple[float, float] = (0.85, 1.2)  # per placed clip
     laugh_excerpt_share: float = 0.5  # laughs cut to an excerpt of 0.6-3 s this often
+    together_share: float = 0.3  # placed laughs joined by a second laugh this often (0: the v2 recipe)
     network: LaughterNetConfig = LaughterNetConfig(stride=2, dilations=(1, 2, 4, 8, 16, 32))
 
 
@@ -73,6 +82,17 @@ def _speed(samples: np.ndarray, factor: float) -> np.ndarray:
         return samples
     positions = np.arange(0, len(samples) - 1, factor)
     return np.interp(positions, np.arange(len(samples)), samples).astype(np.float32)
+
+
+def _together(laugh: np.ndarray, other: np.ndarray, rng: random.Random) -> np.ndarray:
+    """Two people laughing at once: `other` (a second laugh from the pool, sped up or slowed
+    down like any placed clip) at -9 to 0 dB relative to `laugh`, from a random offset inside it."""
+    other = _speed(other, rng.uniform(0.85, 1.2))[: len(laugh)]
+    start = rng.randrange(max(1, len(laugh) - len(other) + 1))
+    mixed = laugh.copy()
+    gain = np.sqrt(np.mean(laugh**2) / (np.mean(other**2) + 1e-12)) * 10 ** (rng.uniform(-9, 0) / 20)
+    mixed[start : start + len(other)] += gain * other
+    return mixed
 
 
 def excerpt(samples: np.ndarray, rng: random.Random) -> np.ndarray:
@@ -123,6 +143,8 @@ class SceneMaker:
             clip = rng.choice(pool)
             if augment and is_laugh and rng.random() < self.recipe.laugh_excerpt_share:
                 clip = excerpt(clip, rng)
+            if augment and is_laugh and self.recipe.together_share and rng.random() < self.recipe.together_share:
+                clip = _together(clip, rng.choice(self.laughs), rng)
             if augment:
                 clip = _speed(clip, rng.uniform(*self.recipe.speed_range))
             clip = at_level(clip, rng.uniform(-34, -14))

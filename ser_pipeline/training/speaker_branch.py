@@ -1,6 +1,7 @@
 """Recipe: the speaker branch of the emotion model, a linear classifier of utterance statistics
-z-scored within their speaker (`architectures.SpeakerBranch`), and a linear regressor of
-valence, arousal and dominance on the same input, fused with the network's outputs.
+and the network's emotion log-probabilities z-scored within their speaker
+(`architectures.SpeakerBranch`), and a linear regressor of valence, arousal and dominance on the
+same input, fused with the network's outputs.
 
 RAVDESS only: TESS has two speakers, too few to learn how voices depart from their own
 baseline. Each actor's clips give that actor's baseline. Trained with scikit-learn's logistic
@@ -18,6 +19,7 @@ import torch
 from ser_pipeline.architectures import (
     SpeakerBranch,
     SpeakerBranchConfig,
+    branch_features,
     fuse_dims,
     fuse_emotions,
     speaker_zscore,
@@ -60,8 +62,37 @@ def dims_targets(data: Path, clips: list[Clip]) -> np.ndarray:
     return derived_dims(data / "lexicon" / "emotion_vad.csv", clips, samples, EmotionRecipe.acoustic_arousal_weight)
 
 
-def fit_branch(zscored: torch.Tensor, labels: list[str], dims: np.ndarray | None = None) -> SpeakerBranch:
-    """The emotion classifier, and with `dims` (utterances, 3) targets the dims regressor."""
+def branch_config(network_inputs: bool, n_dims: int = len(DIMENSIONS)) -> SpeakerBranchConfig:
+    """The branch's shape: utterance statistics, and the network's emotion log-probabilities
+    after them when it reads those."""
+    statistics = SpeakerBranchConfig().n_statistics
+    extra = len(EMOTIONS) if network_inputs else 0
+    return SpeakerBranchConfig(n_features=statistics + extra, n_dims=n_dims, network_inputs=extra)
+
+
+def network_probabilities(document: dict, clips: list[Clip]) -> np.ndarray:
+    """The cross-validation's held-out emotion probabilities of `clips` (each from the fold
+    network that never heard its speaker, with the document's emotion temperature): what the
+    branch learns to read the network's outputs from, out of sample as they are at inference."""
+    from ser_pipeline.training.crossval import softmax
+
+    temperature = document["temperatures"]["emotion"]
+    by_file = {
+        clip["file"]: logits
+        for fold in document["folds"]
+        for clip, logits in zip(fold["clips"], fold["predictions"]["emotion"], strict=True)
+    }
+    missing = [c.path.name for c in clips if c.path.name not in by_file]
+    if missing:
+        raise ValueError(f"{len(missing)} clips have no cross-validated network outputs (e.g. {missing[0]})")
+    return softmax(np.asarray([by_file[c.path.name] for c in clips], np.float32), temperature).astype(np.float32)
+
+
+def fit_branch(
+    zscored: torch.Tensor, labels: list[str], dims: np.ndarray | None = None, network_inputs: int = 0
+) -> SpeakerBranch:
+    """The emotion classifier, and with `dims` (utterances, 3) targets the dims regressor; the
+    last `network_inputs` columns of `zscored` are network log-probabilities."""
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.preprocessing import StandardScaler
 
@@ -71,7 +102,10 @@ def fit_branch(zscored: torch.Tensor, labels: list[str], dims: np.ndarray | None
     model.fit(standardised, [EMOTIONS.index(label) for label in labels])
     if list(model.classes_) != list(range(len(EMOTIONS))):
         raise ValueError("the training clips do not hold every emotion")
-    branch = SpeakerBranch(SpeakerBranchConfig(n_dims=0 if dims is None else len(DIMENSIONS)))
+    config = SpeakerBranchConfig(
+        n_features=zscored.shape[1], n_dims=0 if dims is None else len(DIMENSIONS), network_inputs=network_inputs
+    )
+    branch = SpeakerBranch(config)
     with torch.no_grad():
         branch.mean.copy_(torch.from_numpy(scaler.mean_))
         branch.scale.copy_(torch.from_numpy(scaler.scale_))
@@ -84,21 +118,46 @@ def fit_branch(zscored: torch.Tensor, labels: list[str], dims: np.ndarray | None
     return branch.eval()
 
 
+def zscored_inputs(
+    statistics: torch.Tensor,
+    network: np.ndarray | None,
+    speakers: list[str],
+    baseline: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """`branch_features` of clips (with the network's probabilities when given), z-scored
+    within each speaker, as the pipeline prepares them."""
+    config = branch_config(network is not None)
+    features = branch_features(statistics.numpy(), network, config)
+    return speaker_zscore(torch.from_numpy(features), speakers, min_segments=1, baseline=baseline)[0]
+
+
 def fit_on_both(
-    clean: torch.Tensor, noisy: torch.Tensor, clips: list[Clip], dims: np.ndarray | None = None
+    clean: torch.Tensor,
+    noisy: torch.Tensor,
+    clips: list[Clip],
+    dims: np.ndarray | None = None,
+    network: np.ndarray | None = None,
 ) -> SpeakerBranch:
     """The branch fitted on every clip twice, clean and in its speaker's noise, each condition
-    z-scored within the speaker."""
+    z-scored within the speaker. The network's probabilities (`network`, of the clean clips)
+    join both conditions: the network is trained to hear through such noise."""
     speakers = [c.speaker for c in clips]
-    zscored = [speaker_zscore(statistics, speakers, min_segments=1)[0] for statistics in (clean, noisy)]
-    return fit_branch(torch.cat(zscored), [c.label for c in clips] * 2, None if dims is None else np.tile(dims, (2, 1)))
+    zscored = [zscored_inputs(statistics, network, speakers) for statistics in (clean, noisy)]
+    return fit_branch(
+        torch.cat(zscored),
+        [c.label for c in clips] * 2,
+        None if dims is None else np.tile(dims, (2, 1)),
+        branch_config(network is not None).network_inputs,
+    )
 
 
-def train_branch(data: Path, held_out_actors: tuple[int, ...]) -> tuple[SpeakerBranch, list[Clip]]:
-    """The branch (emotions and dims) trained on every RAVDESS actor but the held-out ones."""
+def train_branch(data: Path, held_out_actors: tuple[int, ...], document: dict) -> tuple[SpeakerBranch, list[Clip]]:
+    """The branch (emotions and dims, reading the network's cross-validated outputs in
+    `document`) trained on every RAVDESS actor but the held-out ones."""
     held_out = {f"ravdess-{a:02d}" for a in held_out_actors}
     clips = [c for c in ravdess_clips(data) if c.speaker not in held_out]
-    return fit_on_both(*clip_statistics(clips), clips, dims_targets(data, clips)), clips
+    network = network_probabilities(document, clips)
+    return fit_on_both(*clip_statistics(clips), clips, dims_targets(data, clips), network), clips
 
 
 def _neutral_heavy_baseline(clips: list[Clip], rng: np.random.Generator) -> torch.Tensor:
@@ -114,21 +173,24 @@ def _neutral_heavy_baseline(clips: list[Clip], rng: np.random.Generator) -> torc
 
 def cross_validate_branch(document: dict, data: Path) -> dict:
     """The branch and its fusion with the network, on the cross-validation's folds: each fold's
-    branch is trained without the fold's actors and fused with that fold's network outputs
-    (clean clips: the network's held-out outputs are of clean clips). The branch alone is also
-    scored on the held-out clips in their speaker's noise."""
+    branch is trained without the fold's actors (reading the other folds' held-out network
+    outputs) and fused with that fold's network outputs (clean clips: the network's held-out
+    outputs are of clean clips). The branch alone is also scored with the held-out clips'
+    statistics in their speaker's noise."""
     from ser_pipeline.training.crossval import calibrate_head, softmax
 
-    every = ravdess_clips(data)
+    scored = {clip["file"] for fold in document["folds"] for clip in fold["clips"]}
+    every = [c for c in ravdess_clips(data) if c.path.name in scored]  # the clips with network outputs
     row_of = {c.path.name: i for i, c in enumerate(every)}
     speakers = [c.speaker for c in every]
     clean, noisy = clip_statistics(every)
+    network_all = network_probabilities(document, every)
     conditions = {
-        "": speaker_zscore(clean, speakers, min_segments=1)[0],
-        " (speakers in noise)": speaker_zscore(noisy, speakers, min_segments=1)[0],
-        " (neutral-heavy baseline)": speaker_zscore(
-            clean, speakers, min_segments=1, baseline=_neutral_heavy_baseline(every, np.random.default_rng(0))
-        )[0],
+        "": zscored_inputs(clean, network_all, speakers),
+        " (speakers in noise)": zscored_inputs(noisy, network_all, speakers),
+        " (neutral-heavy baseline)": zscored_inputs(
+            clean, network_all, speakers, _neutral_heavy_baseline(every, np.random.default_rng(0))
+        ),
     }
     temperature = document["temperatures"]["emotion"]
     targets = dims_targets(data, every)
@@ -136,7 +198,13 @@ def cross_validate_branch(document: dict, data: Path) -> dict:
     for fold in document["folds"]:
         held = {f"ravdess-{a:02d}" for a in fold["held_out"]}
         train_rows = [i for i, s in enumerate(speakers) if s not in held]
-        branch = fit_on_both(clean[train_rows], noisy[train_rows], [every[i] for i in train_rows], targets[train_rows])
+        branch = fit_on_both(
+            clean[train_rows],
+            noisy[train_rows],
+            [every[i] for i in train_rows],
+            targets[train_rows],
+            network_all[train_rows],
+        )
         rows = [row_of[c["file"]] for c in fold["clips"]]
         network = torch.from_numpy(softmax(np.asarray(fold["predictions"]["emotion"]), temperature))
         network_dims = np.asarray(fold["predictions"]["dims"], np.float32)
@@ -210,9 +278,11 @@ def branch_card(held_out_actors: tuple[int, ...], clips: int, command: str) -> s
 The speaker branch of the embedded emotion model: a linear classifier (7 emotions) and a linear
 regressor (valence, arousal, dominance) of an utterance's statistics (per log-mel band: mean,
 deviation, 10th and 90th percentile, spread of frame-to-frame change; MFCC mean and deviation;
-energy mean, deviation and range: 363 values) after z-scoring them within the utterance's
-speaker. It reads how an utterance departs from that speaker's usual voice (louder, higher,
-more varied), which a network scoring one utterance at a time cannot know.
+energy mean, deviation and range: 363 values) and of the emotion network's 7 log-probabilities
+for it (with the network's temperature), all z-scored within the utterance's speaker. It reads
+how an utterance departs from that speaker's usual voice (louder, higher, more varied) and how
+much more of each emotion the network hears in it than in the speaker's other utterances, which
+a network scoring one utterance at a time cannot know.
 
 In the pipeline its log-probabilities are averaged with the emotion network's (weight
 {BRANCH_WEIGHT}, a fixed choice) for segments whose speaker (from the transcript or
@@ -230,6 +300,12 @@ the network's registry entry calibrate the result.
   episode); each condition z-scored within the speaker. Trained on clean clips alone the branch
   fell from UAR 0.64 (clean) to 0.35 on the same held-out speakers in noise; with the noisy
   copies 0.60 / 0.51 (leave-4-actors-out, branch alone, measured while developing the recipe).
+- The network's log-probabilities of the training clips are its cross-validated held-out
+  outputs (`docs/emotion-cv.json`: each clip scored by the fold network that never heard its
+  actor), so the branch learns from outputs that are out of sample, as they are in the pipeline;
+  the noisy copies take the clean clips' outputs (the network is trained to hear through such
+  noise). Leave-4-actors-out, fused with the network: UAR 0.676 with statistics alone (v2),
+  0.699 with the network's log-probabilities added (v3); see `docs/emotion-cv.md`.
 - scikit-learn logistic regression, balanced class weights, C = {REGULARISATION_C}, on standardised
   z-scores; ridge regression (alpha {DIMS_RIDGE_ALPHA:g}) of the emotion recipe's derived dims targets
   (lexicon coordinates per class, RAVDESS intensity and the clip's acoustic evidence of arousal:
