@@ -227,14 +227,17 @@ def speaker_zscore(
     statistics: torch.Tensor, speakers: list, min_segments: int, baseline: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Each utterance's statistics z-scored over its speaker's utterances (those marked in
-    `baseline`, default all), and which utterances have a speaker with at least `min_segments`
-    of them (the rest stay unnormalised)."""
+    `baseline`, default all, or all when none of theirs is marked), and which utterances have a
+    speaker with at least `min_segments` of them (the rest stay unnormalised). A speaker's single
+    utterance is only centred: one utterance has no spread."""
     out, enough = statistics.clone(), torch.zeros(len(speakers), dtype=torch.bool)
     for speaker in set(speakers):
         rows = torch.tensor([i for i, s in enumerate(speakers) if s == speaker])
         if len(rows) >= min_segments:
-            basis = statistics[rows if baseline is None else rows[baseline[rows]]]
-            out[rows] = (statistics[rows] - basis.mean(0)) / (basis.std(0) + 1e-4)
+            marked = rows if baseline is None else rows[baseline[rows]]
+            basis = statistics[marked if len(marked) else rows]
+            spread = basis.std(0) if len(basis) > 1 else torch.zeros_like(basis[0])
+            out[rows] = (statistics[rows] - basis.mean(0)) / (spread + 1e-4)
             enough[rows] = True
     return out, enough
 

@@ -189,6 +189,16 @@ def test_network_probabilities_come_from_the_cross_validation_and_every_clip_nee
         network_probabilities(document, [Clip(tmp_path / "c.flac", "sad", "ravdess-02", "ravdess")])
 
 
+def test_zscores_stay_finite_for_a_single_utterance_or_an_empty_baseline():
+    statistics = torch.tensor([[5.0], [1.0], [3.0]])
+    zscored, _ = speaker_zscore(statistics, ["alone", "b", "b"], 1, torch.tensor([True, False, False]))
+    assert torch.isfinite(zscored).all()
+    assert zscored[0, 0] == 0.0  # centred on itself
+    assert zscored[1:, 0].tolist() == pytest.approx(
+        [-1 / (np.std([1, 3], ddof=1) + 1e-4), 1 / (np.std([1, 3], ddof=1) + 1e-4)]
+    )
+
+
 def test_a_baseline_mask_picks_the_utterances_that_define_each_speakers_usual_voice():
     statistics = torch.tensor([[0.0], [2.0], [10.0], [1.0], [3.0]])
     baseline = torch.tensor([True, True, False, True, True])
