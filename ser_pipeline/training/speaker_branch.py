@@ -177,7 +177,7 @@ def cross_validate_branch(document: dict, data: Path) -> dict:
     outputs) and fused with that fold's network outputs (clean clips: the network's held-out
     outputs are of clean clips). The branch alone is also scored with the held-out clips'
     statistics in their speaker's noise."""
-    from ser_pipeline.training.crossval import calibrate_head, softmax
+    from ser_pipeline.training.crossval import calibrate_head
 
     scored = {clip["file"] for fold in document["folds"] for clip in fold["clips"]}
     every = [c for c in ravdess_clips(data) if c.path.name in scored]  # the clips with network outputs
@@ -192,7 +192,6 @@ def cross_validate_branch(document: dict, data: Path) -> dict:
             clean, network_all, speakers, _neutral_heavy_baseline(every, np.random.default_rng(0))
         ),
     }
-    temperature = document["temperatures"]["emotion"]
     targets = dims_targets(data, every)
     truth, outputs, dims, held_rows = [], {}, {}, []
     for fold in document["folds"]:
@@ -206,7 +205,7 @@ def cross_validate_branch(document: dict, data: Path) -> dict:
             network_all[train_rows],
         )
         rows = [row_of[c["file"]] for c in fold["clips"]]
-        network = torch.from_numpy(softmax(np.asarray(fold["predictions"]["emotion"]), temperature))
+        network = torch.from_numpy(network_all[rows])  # the fold network's, looked up once above
         network_dims = np.asarray(fold["predictions"]["dims"], np.float32)
         truth += [c["label"] for c in fold["clips"]]
         held_rows += rows
