@@ -706,7 +706,7 @@ def train_laughter(
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 40,
     seed: int = 0,
     models_dir: ModelsDirOption = _models_dir_default(),
-    model_id: str = "laughter-tcn-v3",
+    model_id: str = "laughter-tcn-v4",
 ) -> None:
     """Train the frame-level laughter detector, evaluate it on the shared episodes, publish it."""
     from dataclasses import asdict
@@ -749,7 +749,8 @@ def train_laughter_cv(
     baseline: Annotated[
         bool,
         typer.Option(
-            help="Also the v2 recipe (no laughing together) and the v1 recipe (no augmentation, 0.32 s context)."
+            help="Also the v3 recipe (no band shift), the v2 recipe (nor laughing together) and the v1 recipe"
+            " (no augmentation, 0.32 s context)."
         ),
     ] = True,
     output: Annotated[Path, typer.Option(help="Where laughter-cv.json goes.")] = Path("docs/laughter-cv.json"),
@@ -767,7 +768,8 @@ def train_laughter_cv(
     recipe = LaughterRecipe(data=data or shared_data_dir(), epochs=epochs)
     recipes = {"default": recipe}
     if baseline:
-        recipes["v2 recipe"] = replace(recipe, together_share=0.0)
+        recipes["v3 recipe"] = replace(recipe, band_shift=0)
+        recipes["v2 recipe"] = replace(recipe, band_shift=0, together_share=0.0)
         recipes["v1 recipe"] = replace(recipe, augment=False, network=LaughterNetConfig())
     fold_list = laugher_folds(recipe, folds)
     document = {"folds": fold_list, "epochs": epochs, "results": {}}

@@ -89,3 +89,29 @@ def test_laughing_together_adds_a_second_laugh_at_most_as_loud_inside_the_first(
             assert np.count_nonzero(added) > 0.2 * len(other[: len(laugh)])
             level_db = 10 * np.log10(np.mean(added[added != 0] ** 2) / np.mean(laugh**2))
             assert -9.5 <= level_db <= 0.5  # rescaled to the laugh's level, then -9..0 dB
+
+
+def test_band_shift_moves_each_scene_by_a_few_mel_bands_and_repeats_the_edge_band():
+    import random
+    from dataclasses import replace
+    from pathlib import Path
+
+    import torch
+
+    from ser_pipeline.training.laughter import LaughterRecipe, _shift_bands
+
+    recipe = replace(LaughterRecipe(data=Path(".")), band_shift=3, band_shift_share=1.0)
+    logmel = torch.arange(64, dtype=torch.float32).repeat(8, 50, 1) + torch.randn(
+        8, 50, 1
+    )  # band b holds b (+ a scene offset)
+    original = logmel.clone()
+    shifted = _shift_bands(logmel, recipe, random.Random(0))
+    assert torch.equal(logmel, original) and shifted.shape == logmel.shape
+    seen = set()
+    for scene, moved in zip(logmel, shifted):
+        matches = [k for k in range(-3, 4) if torch.equal(moved, scene[:, (torch.arange(64) - k).clamp(0, 63)])]
+        assert len(matches) == 1
+        seen.add(matches[0])
+    assert len(seen) > 1 and seen != {0}
+    unchanged = _shift_bands(logmel, replace(recipe, band_shift_share=0.0), random.Random(0))
+    assert torch.equal(unchanged, logmel)

@@ -97,14 +97,16 @@ on each side of a frame. One pass scores every frame of an episode.
 - Positives: `../shared/data/nonverbal/laughing`, except the held-out laughers ({held_out}):
   every laugher heard in `../shared/data/episodes`, so the episode scores below are on laughers
   the model never heard.
-- Negatives: the 15 other vocalization classes of `nonverbal/` and {recipe.speech_clips} RAVDESS/TESS
-  speech clips.
+- Negatives: the 15 other vocalization classes of `nonverbal/` (without the held-out laughers'
+  other vocalizations: evaluation is by person) and {recipe.speech_clips} RAVDESS/TESS speech clips.
 - Scenes of {recipe.scene_s} s built on the fly: clips one after another with 0.1-1.2 s gaps,
   each at its own level (-34 to -14 dBFS RMS) and speed ({recipe.speed_range[0]}-{recipe.speed_range[1]}x, pitch and tempo
   together), over white, pink or brown noise (-65 to -40 dBFS), the whole scene through a
   random spectral tilt (darker, thinner or as is); laughter drawn {recipe.laughter_share:.0%} of the time, cut to
   a 0.6-3 s excerpt {recipe.laugh_excerpt_share:.0%} of those and joined by a second laugh drawn from the
-  pool (two people laughing at once, -9 to 0 dB relative) {recipe.together_share:.0%} of those; {recipe.epochs} epochs x {recipe.scenes_per_epoch} scenes, seed {recipe.seed}.
+  pool (two people laughing at once, -9 to 0 dB relative) {recipe.together_share:.0%} of those. {recipe.band_shift_share:.0%} of the
+  scenes' log-mel frames move up or down by up to {recipe.band_shift} mel bands (a higher or lower voice, laughter
+  and speech alike). {recipe.epochs} epochs x {recipe.scenes_per_epoch} scenes, seed {recipe.seed}.
 
 ## Licence
 Weights derived from the Deeply Nonverbal Vocalization sample set (CC BY-NC-ND 4.0), RAVDESS

@@ -5,7 +5,8 @@ other nonverbal classes) and speech (RAVDESS, TESS) placed one after another wit
 noise, each at its own level; frames inside a placed laugh are positives. With only a dozen
 laughers to learn from, every placed clip is also sped up or slowed down (pitch and tempo
 together), laughs are often cut to an excerpt or joined by a second laugh (people laugh
-together), and the scene's noise colour and spectral tilt vary. The laughers heard in
+together), and the scene's noise colour and spectral tilt vary; half of the scenes' log-mel
+frames move a few mel bands up or down (a higher or lower voice). The laughers heard in
 `../shared/data/episodes` are held out, so the episode evaluation is on unheard laughers.
 """
 
@@ -57,6 +58,8 @@ class LaughterRecipe:
     speed_range: tuple[float, float] = (0.85, 1.2)  # per placed clip
     laugh_excerpt_share: float = 0.5  # laughs cut to an excerpt of 0.6-3 s this often
     together_share: float = 0.3  # placed laughs joined by a second laugh this often (0: the v2 recipe)
+    band_shift_share: float = 0.5  # scenes whose log-mel frames move up or down the mel bands this often
+    band_shift: int = 3  # by up to this many bands (0: the v3 recipe)
     network: LaughterNetConfig = LaughterNetConfig(stride=2, dilations=(1, 2, 4, 8, 16, 32))
 
 
@@ -156,6 +159,22 @@ class SceneMaker:
         return np.clip(_tilt(audio, rng) if augment else audio, -1, 1), mask
 
 
+def _shift_bands(logmel: torch.Tensor, recipe: LaughterRecipe, rng: random.Random) -> torch.Tensor:
+    """Each scene's log-mel frames moved up or down by a few mel bands (the edge band repeated),
+    on a share of the scenes: a voice higher or lower in pitch and formants, without the traces
+    a resynthesis would leave, speech and laughter alike."""
+    shifted = logmel.clone()
+    for index in range(len(logmel)):
+        bands = rng.randint(-recipe.band_shift, recipe.band_shift) if rng.random() < recipe.band_shift_share else 0
+        if bands > 0:
+            shifted[index, :, bands:] = logmel[index, :, :-bands]
+            shifted[index, :, :bands] = logmel[index, :, :1]
+        elif bands < 0:
+            shifted[index, :, :bands] = logmel[index, :, -bands:]
+            shifted[index, :, bands:] = logmel[index, :, -1:]
+    return shifted
+
+
 def _frame_labels(mask: np.ndarray, frame_count: int, hop: int) -> np.ndarray:
     centres = np.minimum(np.arange(frame_count) * hop, len(mask) - 1)
     return mask[centres].astype(np.float32)
@@ -190,7 +209,8 @@ def train(recipe: LaughterRecipe, log=print) -> LaughterNet:
     nonverbal = nonverbal_clips(recipe.data)
     held_out = {f"nonverbal-{s}" for s in recipe.held_out_laughers}
     laughs = [trim_silence(read_clip(c.path)) for c in nonverbal if c.label == "laughing" and c.speaker not in held_out]
-    others = [trim_silence(read_clip(c.path)) for c in nonverbal if c.label != "laughing"]
+    # A held-out laugher's other vocalizations are held out too: evaluation is by person.
+    others = [trim_silence(read_clip(c.path)) for c in nonverbal if c.label != "laughing" and c.speaker not in held_out]
     speech_pool = ravdess_clips(recipe.data) + tess_clips(recipe.data)
     speech = [
         trim_silence(read_clip(c.path)) for c in rng.sample(speech_pool, min(recipe.speech_clips, len(speech_pool)))
@@ -222,6 +242,8 @@ def train(recipe: LaughterRecipe, log=print) -> LaughterNet:
         total = 0.0
         for _ in range(steps_per_epoch):
             logmel, labels = batch(recipe.batch_size)
+            if recipe.augment and recipe.band_shift:
+                logmel = _shift_bands(logmel, recipe, rng)
             loss = loss_fn(network(logmel), labels)
             optimizer.zero_grad()
             loss.backward()
