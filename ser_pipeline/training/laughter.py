@@ -54,7 +54,7 @@ class LaughterRecipe:
     seed: int = 0
     speech_clips: int = 1500
     laughter_share: float = 0.3
-    augment: bool = True  # speed, excerpts, noise colour and spectral tilt (False: the v1 recipe's scenes)
+    augment: bool = True  # speed, excerpts, noise colour, tilt, band shift (False: the v1 recipe's scenes)
     speed_range: tuple[float, float] = (0.85, 1.2)  # per placed clip
     laugh_excerpt_share: float = 0.5  # laughs cut to an excerpt of 0.6-3 s this often
     together_share: float = 0.3  # placed laughs joined by a second laugh this often (0: the v2 recipe)

@@ -1,0 +1,181 @@
+"""Where the episodes' sentences lose emotion UAR against the same clean clips (docs/evaluation.md).
+
+Part 1 scores the 235 sentences of ../shared/data/episodes strung together per speaker (as
+`evaluate --clips` does for "clean clips of a speaker together"), from five sources: cut from
+the episode; the clean source clip cut to the same stretch (aligned by cross-correlation); that
+clip at the episode's gain; at the episode's gain in white noise at the episode's noise RMS
+(measured over every stretch without speech or laughter); and that noisy clip through an MP3
+round trip. Part 2 asks how much a speaker branch could recover in such noise: the
+leave-4-actors-out folds of docs/emotion-cv.json, fused with the network as in the pipeline,
+branches trained on clean, noisy (the recipe's noise) or episode-like noise statistics.
+
+    .venv/bin/python scripts/sentence_gap.py [--data ../shared/data]   # about 5 minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import scipy.signal
+import soundfile as sf
+import soxr
+import torch
+
+from ser_pipeline.architectures import fuse_emotions
+from ser_pipeline.audio import SAMPLE_RATE, decode
+from ser_pipeline.evaluation import _clips_together, _truth_files, read_truth
+from ser_pipeline.features import FrontEndConfig, LogMel, utterance_statistics, voiced_span
+from ser_pipeline.inference import Analyzer
+from ser_pipeline.metrics import unweighted_average_recall
+from ser_pipeline.schema import EMOTIONS
+from ser_pipeline.training.data import ravdess_clips, read_clip
+from ser_pipeline.training.speaker_branch import (
+    BRANCH_WEIGHT,
+    clip_statistics,
+    fit_branch,
+    network_probabilities,
+    zscored_inputs,
+)
+
+
+def mp3_round_trip(samples: np.ndarray) -> np.ndarray:
+    """16 kHz mono -> 44.1 kHz stereo MP3 -> 16 kHz mono, as the episodes were made and decoded."""
+    upsampled = soxr.resample(samples, SAMPLE_RATE, 44100)
+    buffer = io.BytesIO()
+    sf.write(buffer, np.stack([upsampled, upsampled], 1), 44100, format="MP3")
+    buffer.seek(0)
+    decoded, _ = sf.read(buffer, dtype="float32")
+    return soxr.resample(decoded.mean(1), 44100, SAMPLE_RATE).astype(np.float32)[: len(samples)]
+
+
+def _seconds(value: str | float) -> int:
+    return int(float(value) * SAMPLE_RATE)
+
+
+def episode_sources(episodes_dir: Path, data: Path, rng: np.random.Generator) -> dict[str, list[tuple]]:
+    """Source name -> (episode, speaker, true label, samples, the sentence's level over the
+    episode's noise in dB) of every sentence."""
+    sources: dict[str, list] = {}
+    for episode_id, truth_file in sorted(_truth_files(episodes_dir).items()):
+        speech, laughs = read_truth(truth_file)
+        audio = decode(truth_file.with_name(f"{episode_id}.mp3")).samples
+        busy = np.zeros(len(audio), bool)
+        for start, end in [(r["start"], r["end"]) for r in speech] + laughs:
+            busy[_seconds(start) : _seconds(end)] = True
+        noise_rms = float(np.sqrt(np.mean(audio[~busy] ** 2)))
+        for row in speech:
+            cut = audio[_seconds(row["start"]) : _seconds(row["end"])]
+            clean = decode(data / row["source"]).samples
+            clean = np.pad(clean, (0, max(0, len(cut) - len(clean))))
+            offset = int(np.argmax(scipy.signal.correlate(clean, cut, mode="valid", method="fft")))
+            aligned = clean[offset : offset + len(cut)]
+            snr_db = 20 * np.log10(np.sqrt(np.mean(cut**2)) / noise_rms)
+            gained = aligned * float(np.dot(aligned, cut) / np.dot(aligned, aligned))
+            noisy = gained + noise_rms * rng.standard_normal(len(gained)).astype(np.float32)
+            for name, samples in (
+                ("cut from the episode", cut),
+                ("clean clip, same stretch", aligned),
+                ("clean clip at the episode's gain", gained),
+                ("+ white noise at the episode's RMS", noisy),
+                ("+ MP3 round trip", mp3_round_trip(noisy)),
+            ):
+                sources.setdefault(name, []).append((episode_id, row["speaker"], row["label"], samples, snr_db))
+    return sources
+
+
+SNR_BANDS_DB = ((-99, 10), (10, 15), (15, 20), (20, 99))
+
+
+def sentences_together(episodes_dir: Path, data: Path) -> dict[str, dict]:
+    """Emotion UAR of the sentences strung together per episode speaker, per source, and the
+    accuracy of sentences by their level over the episode's noise."""
+    analyzer = Analyzer(device="cpu")
+    scores = {}
+    for name, rows in episode_sources(episodes_dir, data, np.random.default_rng(0)).items():
+        truth, predicted, snr = [], [], []
+        for key in dict.fromkeys((episode, speaker) for episode, speaker, *_ in rows):
+            mine = [row[2:] for row in rows if row[:2] == key]
+            truth += [label for label, _, _ in mine]
+            snr += [snr_db for _, _, snr_db in mine]
+            predicted += [label for label, _ in _clips_together(analyzer, [s for _, s, _ in mine], key[1])]
+        right, snr = np.asarray(truth) == np.asarray(predicted), np.asarray(snr)
+        bands = {f"{low} to {high} dB": (snr >= low) & (snr < high) for low, high in SNR_BANDS_DB}
+        scores[name] = {
+            "uar": round(unweighted_average_recall(truth, predicted, EMOTIONS), 3),
+            "accuracy by level over the noise": {
+                f"{band} ({np.count_nonzero(inside)})": round(float(right[inside].mean()), 2)
+                for band, inside in bands.items()
+            },
+        }
+    return scores
+
+
+def branch_in_noise(data: Path, document: dict) -> dict[str, dict[str, float]]:
+    """Fused UAR over the CV folds, tested on clean clips, the recipe's noise and episode-like
+    white noise (RMS 0.001-0.003 per speaker), for branches trained on each kind of statistics."""
+    scored = {clip["file"] for fold in document["folds"] for clip in fold["clips"]}
+    clips = [c for c in ravdess_clips(data) if c.path.name in scored]
+    speakers = [c.speaker for c in clips]
+    row_of = {c.path.name: i for i, c in enumerate(clips)}
+    clean, noisy = clip_statistics(clips)
+    rng, front_end = np.random.default_rng(1), LogMel(FrontEndConfig())
+    levels = {speaker: rng.uniform(0.001, 0.003) for speaker in sorted(set(speakers))}
+    white = []
+    for clip in clips:
+        samples = read_clip(clip.path)
+        noise = levels[clip.speaker] * rng.standard_normal(len(samples)).astype(np.float32)
+        logmel = front_end.episode(samples + noise, torch.device("cpu"))
+        white.append(utterance_statistics(logmel[slice(*voiced_span(logmel))], front_end.config.n_mfcc))
+    statistics = {"clean": clean, "recipe's noise": noisy, "episode-like white noise": torch.stack(white)}
+    network = network_probabilities(document, clips)
+    trainings = {
+        "clean + recipe's noise (default)": ("clean", "recipe's noise"),
+        "clean only": ("clean",),
+        "recipe's noise only": ("recipe's noise",),
+        "episode-like noise only (matched)": ("episode-like white noise",),
+    }
+    results = {}
+    for training, kinds in trainings.items():
+        truth, predicted = [], {kind: [] for kind in statistics}
+        for fold in document["folds"]:
+            held = {f"ravdess-{a:02d}" for a in fold["held_out"]}
+            rows = [i for i, s in enumerate(speakers) if s not in held]
+            zscored = [zscored_inputs(statistics[k][rows], network[rows], [speakers[i] for i in rows]) for k in kinds]
+            branch = fit_branch(torch.cat(zscored), [clips[i].label for i in rows] * len(kinds), None, len(EMOTIONS))
+            test = [row_of[c["file"]] for c in fold["clips"]]
+            truth += [c["label"] for c in fold["clips"]]
+            for kind, values in statistics.items():
+                with torch.no_grad():
+                    logits = branch(zscored_inputs(values, network, speakers)[test])
+                    fused = fuse_emotions(torch.from_numpy(network[test]), logits, BRANCH_WEIGHT)
+                predicted[kind] += [EMOTIONS[i] for i in fused.argmax(1)]
+        results[training] = {k: round(unweighted_average_recall(truth, v, EMOTIONS), 3) for k, v in predicted.items()}
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--cross-validation", type=Path, default=Path("docs/emotion-cv.json"))
+    args = parser.parse_args()
+    print(
+        json.dumps(
+            {"sentences of a speaker together, by source": sentences_together(args.data / "episodes", args.data)},
+            indent=1,
+        ),
+        flush=True,
+    )
+    document = json.loads(args.cross_validation.read_text())
+    print(
+        json.dumps(
+            {"fused UAR by branch training (rows) and test statistics": branch_in_noise(args.data, document)}, indent=1
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
