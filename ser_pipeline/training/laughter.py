@@ -163,16 +163,12 @@ def _shift_bands(logmel: torch.Tensor, recipe: LaughterRecipe, rng: random.Rando
     """Each scene's log-mel frames moved up or down by a few mel bands (the edge band repeated),
     on a share of the scenes: a voice higher or lower in pitch and formants, without the traces
     a resynthesis would leave, speech and laughter alike."""
-    shifted = logmel.clone()
-    for index in range(len(logmel)):
-        bands = rng.randint(-recipe.band_shift, recipe.band_shift) if rng.random() < recipe.band_shift_share else 0
-        if bands > 0:
-            shifted[index, :, bands:] = logmel[index, :, :-bands]
-            shifted[index, :, :bands] = logmel[index, :, :1]
-        elif bands < 0:
-            shifted[index, :, :bands] = logmel[index, :, -bands:]
-            shifted[index, :, bands:] = logmel[index, :, -1:]
-    return shifted
+    bands = torch.arange(logmel.shape[-1])
+    shifted = []
+    for scene in logmel:
+        move = rng.randint(-recipe.band_shift, recipe.band_shift) if rng.random() < recipe.band_shift_share else 0
+        shifted.append(scene[:, (bands - move).clamp(0, len(bands) - 1)])
+    return torch.stack(shifted)
 
 
 def _frame_labels(mask: np.ndarray, frame_count: int, hop: int) -> np.ndarray:
