@@ -27,8 +27,8 @@ import torch
 
 from ser_pipeline.architectures import fuse_emotions
 from ser_pipeline.audio import SAMPLE_RATE, decode
-from ser_pipeline.evaluation import _clips_together, _truth_files, read_truth
-from ser_pipeline.features import FrontEndConfig, LogMel, utterance_statistics, voiced_span
+from ser_pipeline.evaluation import clips_together, episode_truth_files, read_truth
+from ser_pipeline.features import FrontEndConfig, LogMel
 from ser_pipeline.inference import Analyzer
 from ser_pipeline.metrics import unweighted_average_recall
 from ser_pipeline.schema import EMOTIONS
@@ -38,6 +38,7 @@ from ser_pipeline.training.speaker_branch import (
     clip_statistics,
     fit_branch,
     network_probabilities,
+    voiced_statistics,
     zscored_inputs,
 )
 
@@ -60,7 +61,7 @@ def episode_sources(episodes_dir: Path, data: Path, rng: np.random.Generator) ->
     """Source name -> (episode, speaker, true label, samples, the sentence's level over the
     episode's noise in dB) of every sentence."""
     sources: dict[str, list] = {}
-    for episode_id, truth_file in sorted(_truth_files(episodes_dir).items()):
+    for episode_id, truth_file in sorted(episode_truth_files(episodes_dir).items()):
         speech, laughs = read_truth(truth_file)
         audio = decode(truth_file.with_name(f"{episode_id}.mp3")).samples
         busy = np.zeros(len(audio), bool)
@@ -101,7 +102,7 @@ def sentences_together(episodes_dir: Path, data: Path) -> dict[str, dict]:
             mine = [row[2:] for row in rows if row[:2] == key]
             truth += [label for label, _, _ in mine]
             snr += [snr_db for _, _, snr_db in mine]
-            predicted += [label for label, _ in _clips_together(analyzer, [s for _, s, _ in mine], key[1])]
+            predicted += [label for label, _ in clips_together(analyzer, [s for _, s, _ in mine], key[1])]
         right, snr = np.asarray(truth) == np.asarray(predicted), np.asarray(snr)
         bands = {f"{low} to {high} dB": (snr >= low) & (snr < high) for low, high in SNR_BANDS_DB}
         scores[name] = {
@@ -128,8 +129,7 @@ def branch_in_noise(data: Path, document: dict) -> dict[str, dict[str, float]]:
     for clip in clips:
         samples = read_clip(clip.path)
         noise = levels[clip.speaker] * rng.standard_normal(len(samples)).astype(np.float32)
-        logmel = front_end.episode(samples + noise, torch.device("cpu"))
-        white.append(utterance_statistics(logmel[slice(*voiced_span(logmel))], front_end.config.n_mfcc))
+        white.append(voiced_statistics(samples + noise, front_end))
     statistics = {"clean": clean, "recipe's noise": noisy, "episode-like white noise": torch.stack(white)}
     network = network_probabilities(document, clips)
     trainings = {

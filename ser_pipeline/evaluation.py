@@ -36,7 +36,7 @@ def _covered(times: np.ndarray, spans: list[tuple[float, float]]) -> np.ndarray:
     return inside
 
 
-def _truth_files(episodes_dir: Path) -> dict[str, Path]:
+def episode_truth_files(episodes_dir: Path) -> dict[str, Path]:
     """Episode id -> its `.truth.csv`, anywhere under `episodes_dir`."""
     return {p.name.removesuffix(".truth.csv"): p for p in episodes_dir.rglob("*.truth.csv")}
 
@@ -113,7 +113,7 @@ def evaluate_warehouse(warehouse: Path, episodes_dir: Path, lexicon: Path | None
     """Sentence-level emotion/sentiment scores and laughter event scores over every episode in
     the warehouse that has a truth file under `episodes_dir` (matched by episode id); with the
     `lexicon` (NRC VAD csv), the dims' CCC against the true classes' coordinates."""
-    truth_files = _truth_files(episodes_dir)
+    truth_files = episode_truth_files(episodes_dir)
     with connect_read_only(warehouse) as db:
         episodes = db.execute("""SELECT "show", episode_id, duration_s FROM episodes WHERE status = 'ok'""").fetchall()
         segments = db.execute(
@@ -149,7 +149,7 @@ def evaluate_warehouse(warehouse: Path, episodes_dir: Path, lexicon: Path | None
     }
 
 
-def _clips_together(analyzer, clips: list[np.ndarray], speaker: str) -> list[tuple[str, np.ndarray]]:
+def clips_together(analyzer, clips: list[np.ndarray], speaker: str) -> list[tuple[str, np.ndarray]]:
     """Emotion and dims of one speaker's clean clips (16 kHz samples) strung together with half
     a second of silence between, each clip a segment of that speaker, so the speaker branch sees
     them as the sentences of an episode."""
@@ -176,7 +176,7 @@ def clip_versus_sentence(warehouse: Path, episodes_dir: Path, sources: Path, ana
     from ser_pipeline.audio import decode
     from ser_pipeline.segmentation import Segment
 
-    truth_files = _truth_files(episodes_dir)
+    truth_files = episode_truth_files(episodes_dir)
     with connect_read_only(warehouse) as db:
         segments = db.execute(
             "SELECT episode_id, start_s, end_s, emotion, valence, arousal, dominance FROM segments WHERE kind = 'sentence'"
@@ -195,7 +195,7 @@ def clip_versus_sentence(warehouse: Path, episodes_dir: Path, sources: Path, ana
         by_speaker: dict[str, list[np.ndarray]] = {}
         for (row, _), audio in zip(rows, decoded):
             by_speaker.setdefault(row["speaker"], []).append(audio.samples)
-        together = {speaker: iter(_clips_together(analyzer, clips, speaker)) for speaker, clips in by_speaker.items()}
+        together = {speaker: iter(clips_together(analyzer, clips, speaker)) for speaker, clips in by_speaker.items()}
         for (row, match), audio in zip(rows, decoded):
             clip = analyzer.analyze(audio.samples, [Segment(0, "window", 0.0, audio.duration_s)]).columns
             truth.append(row["label"])

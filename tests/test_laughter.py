@@ -101,9 +101,8 @@ def test_band_shift_moves_each_scene_by_a_few_mel_bands_and_repeats_the_edge_ban
     from ser_pipeline.training.laughter import LaughterRecipe, _shift_bands
 
     recipe = replace(LaughterRecipe(data=Path(".")), band_shift=3, band_shift_share=1.0)
-    logmel = torch.arange(64, dtype=torch.float32).repeat(8, 50, 1) + torch.randn(
-        8, 50, 1
-    )  # band b holds b (+ a scene offset)
+    # band b holds b, plus an offset per scene and frame
+    logmel = torch.arange(64, dtype=torch.float32).repeat(8, 50, 1) + torch.randn(8, 50, 1)
     original = logmel.clone()
     shifted = _shift_bands(logmel, recipe, random.Random(0))
     assert torch.equal(logmel, original) and shifted.shape == logmel.shape

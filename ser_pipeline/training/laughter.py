@@ -202,11 +202,11 @@ def train(recipe: LaughterRecipe, log=print) -> LaughterNet:
     rng = random.Random(recipe.seed)
     front_end = LogMel(FrontEndConfig())
     hop = front_end.config.hop_length
-    nonverbal = nonverbal_clips(recipe.data)
     held_out = {f"nonverbal-{s}" for s in recipe.held_out_laughers}
-    laughs = [trim_silence(read_clip(c.path)) for c in nonverbal if c.label == "laughing" and c.speaker not in held_out]
     # A held-out laugher's other vocalizations are held out too: evaluation is by person.
-    others = [trim_silence(read_clip(c.path)) for c in nonverbal if c.label != "laughing" and c.speaker not in held_out]
+    nonverbal = [c for c in nonverbal_clips(recipe.data) if c.speaker not in held_out]
+    laughs = [trim_silence(read_clip(c.path)) for c in nonverbal if c.label == "laughing"]
+    others = [trim_silence(read_clip(c.path)) for c in nonverbal if c.label != "laughing"]
     speech_pool = ravdess_clips(recipe.data) + tess_clips(recipe.data)
     speech = [
         trim_silence(read_clip(c.path)) for c in rng.sample(speech_pool, min(recipe.speech_clips, len(speech_pool)))
@@ -238,7 +238,7 @@ def train(recipe: LaughterRecipe, log=print) -> LaughterNet:
         total = 0.0
         for _ in range(steps_per_epoch):
             logmel, labels = batch(recipe.batch_size)
-            if recipe.augment and recipe.band_shift:
+            if recipe.augment and recipe.band_shift:  # after the input statistics, which see scenes as recorded
                 logmel = _shift_bands(logmel, recipe, rng)
             loss = loss_fn(network(logmel), labels)
             optimizer.zero_grad()

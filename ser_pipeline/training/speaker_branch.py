@@ -39,20 +39,22 @@ def clip_statistics(clips: list[Clip], seed: int = 0) -> tuple[torch.Tensor, tor
     """`utterance_statistics` of each clip's voiced part, as the pipeline computes it per segment:
     of the clean clip, and of the clip in background noise whose level is the speaker's own (as
     in an episode, one room per speaker), drawn from the emotion recipe's range."""
-    config = FrontEndConfig()
-    front_end = LogMel(config)
+    front_end = LogMel(FrontEndConfig())
     rng = np.random.default_rng(seed)
     levels = {speaker: noise_level(rng) for speaker in sorted({c.speaker for c in clips})}
     clean, noisy = [], []
     for clip in clips:
         samples = read_clip(clip.path)
-        for rows, x in (
-            (clean, samples),
-            (noisy, samples + levels[clip.speaker] * colored_noise(len(samples), rng).astype(np.float32)),
-        ):
-            logmel = front_end.episode(x, torch.device("cpu"))
-            rows.append(utterance_statistics(logmel[slice(*voiced_span(logmel))], config.n_mfcc))
+        clean.append(voiced_statistics(samples, front_end))
+        noise = levels[clip.speaker] * colored_noise(len(samples), rng).astype(np.float32)
+        noisy.append(voiced_statistics(samples + noise, front_end))
     return torch.stack(clean), torch.stack(noisy)
+
+
+def voiced_statistics(samples: np.ndarray, front_end: LogMel) -> torch.Tensor:
+    """`utterance_statistics` of a clip's voiced part, as the pipeline computes them per segment."""
+    logmel = front_end.episode(samples, torch.device("cpu"))
+    return utterance_statistics(logmel[slice(*voiced_span(logmel))], front_end.config.n_mfcc)
 
 
 def dims_targets(data: Path, clips: list[Clip]) -> np.ndarray:
