@@ -175,6 +175,26 @@ class LaughterNet(nn.Module):
 
 
 @dataclass(frozen=True)
+class LaughterEnsembleConfig(LaughterNetConfig):
+    members: int = 3
+
+
+class LaughterEnsemble(nn.Module):
+    """Laughter networks of one configuration trained with different seeds: their logits are
+    averaged. Each member learnt from a dozen laughers in its own scenes; where one member is
+    unsure of an unheard person's laugh, the others may not be."""
+
+    def __init__(self, config: LaughterEnsembleConfig = LaughterEnsembleConfig()):
+        super().__init__()
+        self.config = config
+        self.members = nn.ModuleList(LaughterNet(config) for _ in range(config.members))
+
+    def forward(self, logmel: torch.Tensor) -> torch.Tensor:
+        """(batch, time, n_mels) log-mel -> (batch, time) laughter logits, the members' mean."""
+        return torch.stack([member(logmel) for member in self.members]).mean(dim=0)
+
+
+@dataclass(frozen=True)
 class SpeakerBranchConfig(MetadataConfig):
     n_features: int = 363  # features.utterance_statistics with 64 mels, 20 MFCCs (+ network_inputs)
     n_emotions: int = 7

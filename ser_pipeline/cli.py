@@ -755,6 +755,7 @@ def train_laughter_cv(
     ] = True,
     output: Annotated[Path, typer.Option(help="Where laughter-cv.json goes.")] = Path("docs/laughter-cv.json"),
     seed: Annotated[int, typer.Option(help="Training seed of every fold (the held-out scenes stay the same).")] = 0,
+    members: Annotated[int, typer.Option(help="Networks per fold, seeds seed, seed + 1, ...: an ensemble.")] = 1,
 ) -> None:
     """Leave-laughers-out check of the laughter recipe on laughers outside the shared episodes:
     laughs found per held-out laugher and false alarms in the speech around them."""
@@ -766,14 +767,14 @@ def train_laughter_cv(
     from ser_pipeline.training.laughter import LaughterRecipe
     from ser_pipeline.training.laughter_cv import cross_validate_laughers, laugher_folds
 
-    recipe = LaughterRecipe(data=data or shared_data_dir(), epochs=epochs, seed=seed)
+    recipe = LaughterRecipe(data=data or shared_data_dir(), epochs=epochs, seed=seed, members=members)
     recipes = {"default": recipe}
     if baseline:
         recipes["v3 recipe"] = replace(recipe, band_shift=0)
         recipes["v2 recipe"] = replace(recipe, band_shift=0, together_share=0.0)
         recipes["v1 recipe"] = replace(recipe, augment=False, network=LaughterNetConfig())
     fold_list = laugher_folds(recipe, folds)
-    document = {"folds": fold_list, "epochs": epochs, "seed": seed, "results": {}}
+    document = {"folds": fold_list, "epochs": epochs, "seed": seed, "members": members, "results": {}}
     for name, candidate in recipes.items():
         result = cross_validate_laughers(candidate, fold_list, jobs)
         document["results"][name] = result

@@ -23,7 +23,7 @@ REGISTRY_FILE = EMBEDDED_MODELS_DIR / "registry.json"
 
 # The networks this project builds itself; other architectures (wav2vec2) load through their
 # own libraries. Resolved lazily (`_architecture`) so that reading the registry needs no torch.
-ARCHITECTURES = ("emotion-net", "laughter-tcn", "gillick-resnet", "speaker-branch")
+ARCHITECTURES = ("emotion-net", "laughter-tcn", "laughter-tcn-ensemble", "gillick-resnet", "speaker-branch")
 HF_AUDIO_CLASSIFICATION = "hf-audio-classification"  # any transformers audio classifier (emotion)
 HF_WAV2VEC2_DIMS = "hf-wav2vec2-dims"  # audEERING's wav2vec2 dimensional model layout
 
@@ -32,6 +32,8 @@ def _architecture(name: str) -> tuple[type, type]:
     from ser_pipeline.architectures import (
         EmotionNet,
         EmotionNetConfig,
+        LaughterEnsemble,
+        LaughterEnsembleConfig,
         LaughterNet,
         LaughterNetConfig,
         SpeakerBranch,
@@ -43,6 +45,7 @@ def _architecture(name: str) -> tuple[type, type]:
         "emotion-net": (EmotionNet, EmotionNetConfig),
         "speaker-branch": (SpeakerBranch, SpeakerBranchConfig),
         "laughter-tcn": (LaughterNet, LaughterNetConfig),
+        "laughter-tcn-ensemble": (LaughterEnsemble, LaughterEnsembleConfig),
         "gillick-resnet": (GillickResNet, GillickConfig),
     }[name]
 

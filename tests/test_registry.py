@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from ser_pipeline.architectures import LaughterNet, LaughterNetConfig
+from ser_pipeline.architectures import LaughterEnsemble, LaughterEnsembleConfig, LaughterNet, LaughterNetConfig
 from ser_pipeline.files import file_sha256
 from ser_pipeline.registry import (
     EMBEDDED_MODELS_DIR,
@@ -34,6 +34,19 @@ def test_save_and_load_round_trip_rebuilds_the_architecture(tmp_path):
     assert loaded.config == network.config
     x = torch.randn(1, 50, 64)
     assert torch.equal(loaded(x), network(x))
+
+
+def test_an_ensemble_round_trips_and_averages_its_members_logits(tmp_path):
+    ensemble = LaughterEnsemble(LaughterEnsembleConfig(channels=8, dilations=(1, 2), stride=2, members=3)).eval()
+    path = tmp_path / "e.safetensors"
+    save_network(ensemble, "laughter-tcn-ensemble", path)
+    loaded = load_network(path)
+    assert loaded.config == ensemble.config and len(loaded.members) == 3
+    x = torch.randn(2, 51, 64)
+    alone = [member(x) for member in ensemble.members]
+    assert not torch.allclose(alone[0], alone[1])  # members differ, so the mean is not any one of them
+    assert torch.allclose(loaded(x), torch.stack(alone).mean(dim=0), atol=1e-6)
+    assert loaded(x).shape == (2, 51)
 
 
 def test_search_path_then_sha256_check(tmp_path, monkeypatch):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ import scipy.signal
 import torch
 from torch import nn
 
-from ser_pipeline.architectures import LaughterNet, LaughterNetConfig
+from ser_pipeline.architectures import LaughterEnsemble, LaughterEnsembleConfig, LaughterNet, LaughterNetConfig
 from ser_pipeline.audio import SAMPLE_RATE, decode
 from ser_pipeline.evaluation import laughter_scores, read_truth
 from ser_pipeline.features import FrontEndConfig, LogMel
@@ -60,6 +60,7 @@ class LaughterRecipe:
     together_share: float = 0.3  # placed laughs joined by a second laugh this often (0: the v2 recipe)
     band_shift_share: float = 0.5  # scenes whose log-mel frames move up or down the mel bands this often
     band_shift: int = 3  # by up to this many bands (0: the v3 recipe)
+    members: int = 1  # networks trained with seeds seed, seed + 1, ..., their logits averaged
     network: LaughterNetConfig = LaughterNetConfig(stride=2, dilations=(1, 2, 4, 8, 16, 32))
 
 
@@ -176,13 +177,13 @@ def _frame_labels(mask: np.ndarray, frame_count: int, hop: int) -> np.ndarray:
     return mask[centres].astype(np.float32)
 
 
-def score_frames(network: LaughterNet, logmel: torch.Tensor) -> np.ndarray:
+def score_frames(network: nn.Module, logmel: torch.Tensor) -> np.ndarray:
     network.eval()
     with torch.inference_mode():
         return torch.sigmoid(network(logmel[None]))[0].numpy()
 
 
-def evaluate_on_episodes(network: LaughterNet, episodes_dir: Path, point: OperatingPoint) -> dict:
+def evaluate_on_episodes(network: nn.Module, episodes_dir: Path, point: OperatingPoint) -> dict:
     """Laughter scores of `network` against every episode's `.truth.csv` (see `laughter_scores`)."""
     front_end = LogMel(FrontEndConfig())
     fps = front_end.config.frames_per_second
@@ -196,7 +197,19 @@ def evaluate_on_episodes(network: LaughterNet, episodes_dir: Path, point: Operat
     return laughter_scores(episodes)
 
 
-def train(recipe: LaughterRecipe, log=print) -> LaughterNet:
+def train(recipe: LaughterRecipe, log=print) -> LaughterNet | LaughterEnsemble:
+    """One network, or with `recipe.members` > 1 an ensemble of networks each trained as one
+    would be with its own seed (its own scenes and initial weights)."""
+    if recipe.members == 1:
+        return _train_network(recipe, log)
+    ensemble = LaughterEnsemble(LaughterEnsembleConfig(**asdict(recipe.network), members=recipe.members))
+    for index, member in enumerate(ensemble.members):
+        log(f"member {index + 1}/{recipe.members} (seed {recipe.seed + index})")
+        member.load_state_dict(_train_network(replace(recipe, seed=recipe.seed + index, members=1), log).state_dict())
+    return ensemble.eval()
+
+
+def _train_network(recipe: LaughterRecipe, log) -> LaughterNet:
     random.seed(recipe.seed)
     torch.manual_seed(recipe.seed)
     rng = random.Random(recipe.seed)

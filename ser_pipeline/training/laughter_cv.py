@@ -73,17 +73,25 @@ def _run_fold(recipe: LaughterRecipe, laughers: tuple[str, ...], threads: int) -
     network = train(fold_recipe, log=lambda message: print(f"[{','.join(laughers)}] {message}", flush=True))
     front_end = LogMel(FrontEndConfig())
     fps = front_end.config.frames_per_second
+    members = list(getattr(network, "members", []))  # an ensemble's members are also judged alone
     results = []
     for scene in scenes_around_laughs(recipe, laughers):
-        probs = score_frames(network, front_end.frames(torch.from_numpy(scene["samples"])))
+        logmel = front_end.frames(torch.from_numpy(scene["samples"]))
+        probs = score_frames(network, logmel)
         start, end = scene["laugh"]
         row = {"laugher": scene["laugher"], "speech_s": len(scene["samples"]) / SAMPLE_RATE - (end - start)}
         for threshold in THRESHOLDS:  # the other settings as the `balanced` operating point
-            events = [(e.start_s, e.end_s) for e in detect_events(probs, fps, OperatingPoint(threshold=threshold))]
-            away = sum(e <= start or s >= end for s, e in events)  # events that do not touch the laugh
-            row[threshold] = (match_events([scene["laugh"]], events)[0], away)
+            row[threshold] = _judge(probs, fps, threshold, scene["laugh"])
+        row["members"] = [_judge(score_frames(m, logmel), fps, BALANCED, scene["laugh"]) for m in members]
         results.append(row)
     return results
+
+
+def _judge(probs: np.ndarray, fps: float, threshold: float, laugh: tuple[float, float]) -> tuple[int, int]:
+    """(1 if an event matches the laugh else 0, events that do not touch the laugh)."""
+    start, end = laugh
+    events = [(e.start_s, e.end_s) for e in detect_events(probs, fps, OperatingPoint(threshold=threshold))]
+    return match_events([laugh], events)[0], sum(e <= start or s >= end for s, e in events)
 
 
 def cross_validate_laughers(recipe: LaughterRecipe, folds: list[tuple[str, ...]], jobs: int = 2) -> dict:
@@ -102,6 +110,13 @@ def cross_validate_laughers(recipe: LaughterRecipe, folds: list[tuple[str, ...]]
         }
         for t in THRESHOLDS
     }
+    members = [
+        {
+            "laugh_recall": sum(r["members"][i][0] for r in results) / len(results),
+            "false_alarms_per_speech_hour": sum(r["members"][i][1] for r in results) / speech_hours,
+        }
+        for i in range(len(results[0]["members"]))
+    ]
     return {
         "laughs": len(results),
         "laugh_recall": sweep[str(BALANCED)]["laugh_recall"],
@@ -111,4 +126,5 @@ def cross_validate_laughers(recipe: LaughterRecipe, folds: list[tuple[str, ...]]
         "speech_hours": speech_hours,
         "per_laugher": per_laugher,
         "by_threshold": sweep,
+        **({"members_alone": members} if members else {}),
     }
