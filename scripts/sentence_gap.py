@@ -7,9 +7,11 @@ clip at the episode's gain; at the episode's gain in white noise at the episode'
 (measured over every stretch without speech or laughter); and that noisy clip through an MP3
 round trip. Part 2 asks how much a speaker branch could recover in such noise: the
 leave-4-actors-out folds of docs/emotion-cv.json, fused with the network as in the pipeline,
-branches trained on clean, noisy (the recipe's noise) or episode-like noise statistics.
+branches trained on clean, noisy (the recipe's noise) or episode-like noise statistics. Part 3
+asks whether other inputs hold up better: statistics after spectral subtraction, or the
+network's outputs alone.
 
-    .venv/bin/python scripts/sentence_gap.py [--data ../shared/data]   # about 5 minutes
+    .venv/bin/python scripts/sentence_gap.py [--data ../shared/data]   # about 7 minutes
 """
 
 from __future__ import annotations
@@ -28,11 +30,12 @@ import torch
 from ser_pipeline.architectures import fuse_emotions
 from ser_pipeline.audio import SAMPLE_RATE, decode
 from ser_pipeline.evaluation import clips_together, episode_truth_files, read_truth
-from ser_pipeline.features import FrontEndConfig, LogMel
+from ser_pipeline.features import FrontEndConfig, LogMel, utterance_statistics, voiced_span
 from ser_pipeline.inference import Analyzer
 from ser_pipeline.metrics import unweighted_average_recall
 from ser_pipeline.schema import EMOTIONS
 from ser_pipeline.training.data import ravdess_clips, read_clip
+from ser_pipeline.training.emotion import colored_noise, noise_level
 from ser_pipeline.training.speaker_branch import (
     BRANCH_WEIGHT,
     clip_statistics,
@@ -118,42 +121,100 @@ def sentences_together(episodes_dir: Path, data: Path) -> dict[str, dict]:
 def branch_in_noise(data: Path, document: dict) -> dict[str, dict[str, float]]:
     """Fused UAR over the CV folds, tested on clean clips, the recipe's noise and episode-like
     white noise (RMS 0.001-0.003 per speaker), for branches trained on each kind of statistics."""
-    scored = {clip["file"] for fold in document["folds"] for clip in fold["clips"]}
-    clips = [c for c in ravdess_clips(data) if c.path.name in scored]
-    speakers = [c.speaker for c in clips]
-    row_of = {c.path.name: i for i, c in enumerate(clips)}
+    clips = scored_clips(data, document)
     clean, noisy = clip_statistics(clips)
     rng, front_end = np.random.default_rng(1), LogMel(FrontEndConfig())
-    levels = {speaker: rng.uniform(0.001, 0.003) for speaker in sorted(set(speakers))}
+    levels = {speaker: rng.uniform(0.001, 0.003) for speaker in sorted({c.speaker for c in clips})}
     white = []
     for clip in clips:
         samples = read_clip(clip.path)
         noise = levels[clip.speaker] * rng.standard_normal(len(samples)).astype(np.float32)
         white.append(voiced_statistics(samples + noise, front_end))
     statistics = {"clean": clean, "recipe's noise": noisy, "episode-like white noise": torch.stack(white)}
-    network = network_probabilities(document, clips)
     trainings = {
         "clean + recipe's noise (default)": ("clean", "recipe's noise"),
         "clean only": ("clean",),
         "recipe's noise only": ("recipe's noise",),
         "episode-like noise only (matched)": ("episode-like white noise",),
     }
+    network = network_probabilities(document, clips)
+    return {name: fused_uar(document, clips, network, statistics, kinds) for name, kinds in trainings.items()}
+
+
+def scored_clips(data: Path, document: dict) -> list:
+    scored = {clip["file"] for fold in document["folds"] for clip in fold["clips"]}
+    return [c for c in ravdess_clips(data) if c.path.name in scored]
+
+
+def fused_uar(
+    document: dict, clips: list, network: np.ndarray, statistics: dict[str, torch.Tensor], kinds: tuple[str, ...]
+) -> dict[str, float]:
+    """Per kind of test statistics, the UAR of the network fused with a branch trained on the
+    `kinds` of statistics of the other folds' speakers."""
+    speakers = [c.speaker for c in clips]
+    row_of = {c.path.name: i for i, c in enumerate(clips)}
+    truth, predicted = [], {kind: [] for kind in statistics}
+    for fold in document["folds"]:
+        held = {f"ravdess-{a:02d}" for a in fold["held_out"]}
+        rows = [i for i, s in enumerate(speakers) if s not in held]
+        zscored = [zscored_inputs(statistics[k][rows], network[rows], [speakers[i] for i in rows]) for k in kinds]
+        branch = fit_branch(torch.cat(zscored), [clips[i].label for i in rows] * len(kinds), None, len(EMOTIONS))
+        test = [row_of[c["file"]] for c in fold["clips"]]
+        truth += [c["label"] for c in fold["clips"]]
+        for kind, values in statistics.items():
+            with torch.no_grad():
+                logits = branch(zscored_inputs(values, network, speakers)[test])
+                fused = fuse_emotions(torch.from_numpy(network[test]), logits, BRANCH_WEIGHT)
+            predicted[kind] += [EMOTIONS[i] for i in fused.argmax(1)]
+    return {k: round(unweighted_average_recall(truth, v, EMOTIONS), 3) for k, v in predicted.items()}
+
+
+def subtracted(logmel: np.ndarray, floor_db: float | None) -> np.ndarray:
+    """The voiced part of a clip's log-mel frames; with `floor_db`, after spectral subtraction:
+    the clip's noise (mean mel power of its quietest tenth of frames) taken off each band, and
+    what is left floored `floor_db` below the voiced frames' mean power per band."""
+    voiced = slice(*voiced_span(torch.from_numpy(logmel)))
+    if floor_db is None:
+        return logmel[voiced]
+    power = np.exp(logmel.astype(np.float64))
+    energy = power.sum(axis=1)
+    noise = power[energy <= np.percentile(energy, 10)].mean(axis=0)
+    floor = power[voiced].sum(axis=1).mean() * 10 ** (-floor_db / 10) / power.shape[1]
+    return np.log(np.maximum(power[voiced] - noise, floor)).astype(np.float32)
+
+
+def other_branch_inputs(data: Path, document: dict) -> dict[str, dict[str, float]]:
+    """Fused UAR over the CV folds as in `branch_in_noise` (branch trained on clean + the recipe's
+    noise), for other inputs: statistics after spectral subtraction (the noise estimated from the
+    clip's own pauses, as a pipeline could from an episode's), and the network's outputs alone."""
+    clips = scored_clips(data, document)
+    rng, front_end = np.random.default_rng(2), LogMel(FrontEndConfig())
+    speakers = sorted({c.speaker for c in clips})
+    recipe_levels = {speaker: noise_level(rng) for speaker in speakers}
+    white_levels = {speaker: rng.uniform(0.001, 0.003) for speaker in speakers}
+    floors = {"as in the pipeline": None, "subtraction, floor 40 dB": 40.0, "subtraction, floor 60 dB": 60.0}
+    conditions = ("clean", "recipe's noise", "episode-like white noise")
+    statistics = {name: {kind: [] for kind in conditions} for name in floors}
+    for clip in clips:
+        samples = read_clip(clip.path)
+        versions = (
+            samples,
+            samples + recipe_levels[clip.speaker] * colored_noise(len(samples), rng).astype(np.float32),
+            samples + white_levels[clip.speaker] * rng.standard_normal(len(samples)).astype(np.float32),
+        )
+        for kind, version in zip(conditions, versions):
+            logmel = front_end.episode(version, torch.device("cpu")).numpy()
+            for name, floor_db in floors.items():
+                frames = torch.from_numpy(subtracted(logmel, floor_db))
+                statistics[name][kind].append(utterance_statistics(frames, front_end.config.n_mfcc))
+    network = network_probabilities(document, clips)
+    trained_on = conditions[:2]
     results = {}
-    for training, kinds in trainings.items():
-        truth, predicted = [], {kind: [] for kind in statistics}
-        for fold in document["folds"]:
-            held = {f"ravdess-{a:02d}" for a in fold["held_out"]}
-            rows = [i for i, s in enumerate(speakers) if s not in held]
-            zscored = [zscored_inputs(statistics[k][rows], network[rows], [speakers[i] for i in rows]) for k in kinds]
-            branch = fit_branch(torch.cat(zscored), [clips[i].label for i in rows] * len(kinds), None, len(EMOTIONS))
-            test = [row_of[c["file"]] for c in fold["clips"]]
-            truth += [c["label"] for c in fold["clips"]]
-            for kind, values in statistics.items():
-                with torch.no_grad():
-                    logits = branch(zscored_inputs(values, network, speakers)[test])
-                    fused = fuse_emotions(torch.from_numpy(network[test]), logits, BRANCH_WEIGHT)
-                predicted[kind] += [EMOTIONS[i] for i in fused.argmax(1)]
-        results[training] = {k: round(unweighted_average_recall(truth, v, EMOTIONS), 3) for k, v in predicted.items()}
+    for name, by_kind in statistics.items():
+        stacked = {kind: torch.stack(values) for kind, values in by_kind.items()}
+        results[f"statistics {name}"] = fused_uar(document, clips, network, stacked, trained_on)
+    none = {kind: torch.zeros(len(clips), 0) for kind in conditions}
+    results["the network's outputs alone (no statistics)"] = fused_uar(document, clips, network, none, trained_on)
     return results
 
 
@@ -173,8 +234,10 @@ def main() -> None:
     print(
         json.dumps(
             {"fused UAR by branch training (rows) and test statistics": branch_in_noise(args.data, document)}, indent=1
-        )
+        ),
+        flush=True,
     )
+    print(json.dumps({"fused UAR by the branch's inputs (rows)": other_branch_inputs(args.data, document)}, indent=1))
 
 
 if __name__ == "__main__":

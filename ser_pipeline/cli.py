@@ -705,6 +705,7 @@ def train_laughter(
     data: DataOption = None,
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 40,
     seed: int = 0,
+    members: Annotated[int, typer.Option(help="Networks trained with seeds seed, seed + 1, ...: an ensemble.")] = 1,
     models_dir: ModelsDirOption = _models_dir_default(),
     model_id: str = "laughter-tcn-v4",
 ) -> None:
@@ -716,14 +717,14 @@ def train_laughter(
     from ser_pipeline.training.laughter import OPERATING_POINTS, LaughterRecipe, evaluate_on_episodes, train
     from ser_pipeline.training.publish import publish
 
-    recipe = LaughterRecipe(data=data or shared_data_dir(), epochs=epochs, seed=seed)
+    recipe = LaughterRecipe(data=data or shared_data_dir(), epochs=epochs, seed=seed, members=members)
     network = train(recipe, log=typer.echo)
     scores = evaluate_on_episodes(network, recipe.data / "episodes", OPERATING_POINTS["balanced"])
     summary = {k: round(v, 4) for k, v in scores.items() if isinstance(v, float)}
     weights = publish(
         network,
         model_id=model_id,
-        architecture="laughter-tcn",
+        architecture="laughter-tcn" if members == 1 else "laughter-tcn-ensemble",
         models_dir=models_dir,
         entry={
             "tasks": ["laughter"],
@@ -734,7 +735,10 @@ def train_laughter(
             "operating_points": {name: asdict(point) for name, point in OPERATING_POINTS.items()},
         },
         card_body=laughter_card(
-            recipe, scores, OPERATING_POINTS["balanced"], f"ser-pipeline train laughter --epochs {epochs} --seed {seed}"
+            recipe,
+            scores,
+            OPERATING_POINTS["balanced"],
+            f"ser-pipeline train laughter --epochs {epochs} --seed {seed} --members {members}",
         ),
     )
     typer.echo(f"wrote {weights}: " + ", ".join(f"{k}={v}" for k, v in summary.items()))

@@ -87,11 +87,17 @@ def laughter_card(recipe, scores: dict, point, command: str) -> str:
         f"| {name} | {v['laughs_per_10min_truth']} | {v['laughs_per_10min_detected']} |\n"
         for name, v in scores["per_episode"].items()
     )
+    ensemble = (
+        f"\n\nAn ensemble of {recipe.members} such networks, trained alike with seeds {recipe.seed} to"
+        f" {recipe.seed + recipe.members - 1} (each its own scenes and initial weights); their logits are averaged."
+        if recipe.members > 1
+        else ""
+    )
     return f"""
 Frame-level laughter detector: a dilated temporal CNN (residual, dilations
 {recipe.network.dilations} at a stride of {recipe.network.stride} frames) over 64-bin log-mel frames at 100 per
 second, with fixed input normalisation learnt in training; {recipe.network.receptive_frames / 100:.2f} s of context
-on each side of a frame. One pass scores every frame of an episode.
+on each side of a frame. One pass scores every frame of an episode.{ensemble}
 
 ## Data and split
 - Positives: `../shared/data/nonverbal/laughing`, except the held-out laughers ({held_out}):
@@ -106,7 +112,7 @@ on each side of a frame. One pass scores every frame of an episode.
   a 0.6-3 s excerpt {recipe.laugh_excerpt_share:.0%} of those and joined by a second laugh drawn from the
   pool (two people laughing at once, -9 to 0 dB relative) {recipe.together_share:.0%} of those. {recipe.band_shift_share:.0%} of the
   scenes' log-mel frames move up or down by up to {recipe.band_shift} mel bands (a higher or lower voice, laughter
-  and speech alike). {recipe.epochs} epochs x {recipe.scenes_per_epoch} scenes, seed {recipe.seed}.
+  and speech alike). {recipe.epochs} epochs x {recipe.scenes_per_epoch} scenes{" per network" if recipe.members > 1 else f", seed {recipe.seed}"}.
 
 ## Licence
 Weights derived from the Deeply Nonverbal Vocalization sample set (CC BY-NC-ND 4.0), RAVDESS
