@@ -60,6 +60,14 @@ def _seconds(value: str | float) -> int:
     return int(float(value) * SAMPLE_RATE)
 
 
+def episode_noise_rms(audio: np.ndarray, speech: list[dict], laughs: list[tuple[float, float]]) -> float:
+    """RMS of an episode over every stretch without speech or laughter (its noise)."""
+    busy = np.zeros(len(audio), bool)
+    for start, end in [(r["start"], r["end"]) for r in speech] + laughs:
+        busy[_seconds(start) : _seconds(end)] = True
+    return float(np.sqrt(np.mean(audio[~busy] ** 2)))
+
+
 def episode_sources(episodes_dir: Path, data: Path, rng: np.random.Generator) -> dict[str, list[tuple]]:
     """Source name -> (episode, speaker, true label, samples, the sentence's level over the
     episode's noise in dB) of every sentence."""
@@ -67,10 +75,7 @@ def episode_sources(episodes_dir: Path, data: Path, rng: np.random.Generator) ->
     for episode_id, truth_file in sorted(episode_truth_files(episodes_dir).items()):
         speech, laughs = read_truth(truth_file)
         audio = decode(truth_file.with_name(f"{episode_id}.mp3")).samples
-        busy = np.zeros(len(audio), bool)
-        for start, end in [(r["start"], r["end"]) for r in speech] + laughs:
-            busy[_seconds(start) : _seconds(end)] = True
-        noise_rms = float(np.sqrt(np.mean(audio[~busy] ** 2)))
+        noise_rms = episode_noise_rms(audio, speech, laughs)
         for row in speech:
             cut = audio[_seconds(row["start"]) : _seconds(row["end"])]
             clean = decode(data / row["source"]).samples

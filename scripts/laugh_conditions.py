@@ -1,0 +1,78 @@
+"""Each laugh of ../shared/data/episodes scored by the default laughter model in four conditions
+(docs/evaluation.md): as heard in the episode; its clean source stretch (aligned by
+cross-correlation) at the episode's gain, in silence; that in white noise at the episode's noise
+RMS (measured over every stretch without speech or laughter); and that through an MP3 round
+trip. Each laugh is scored with 2 s of the same condition on either side; printed: the
+smoothed peak probability over the laugh and the share of its frames above 0.5. Then how tonal
+each laugher's clip in nonverbal/laughing is: median spectral flatness of its loud frames.
+
+    .venv/bin/python scripts/laugh_conditions.py [--data ../shared/data]   # about 20 seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import librosa
+import numpy as np
+import scipy.signal
+import torch
+from sentence_gap import _seconds, episode_noise_rms, mp3_round_trip
+
+from ser_pipeline.audio import SAMPLE_RATE, decode
+from ser_pipeline.evaluation import episode_truth_files, read_truth
+from ser_pipeline.inference import Analyzer
+from ser_pipeline.laughter import smooth
+from ser_pipeline.training.laughter import OPERATING_POINTS
+
+CONTEXT_S = 2
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    args = parser.parse_args()
+    analyzer, rng = Analyzer(device="cpu"), np.random.default_rng(0)
+    config, point = analyzer.front_end.config, OPERATING_POINTS["balanced"]
+
+    def score(samples: np.ndarray, first: int, last: int) -> str:
+        probs = analyzer.laughter_frames(analyzer.front_end.frames(torch.from_numpy(samples)))
+        inside = slice(first // config.hop_length, last // config.hop_length)
+        peak = smooth(probs, config.frames_per_second, point.smooth_s)[inside].max()
+        return f"{peak:.2f}/{(probs[inside] > 0.5).mean():.2f}"
+
+    print("episode start laugher | in the episode | clean, in silence | + white noise | + MP3  (peak/share > 0.5)")
+    for episode_id, truth_file in sorted(episode_truth_files(args.data / "episodes").items()):
+        audio = decode(truth_file.with_name(f"{episode_id}.mp3")).samples
+        noise_rms = episode_noise_rms(audio, *read_truth(truth_file))
+        with truth_file.open() as handle:
+            laughs = [row for row in csv.DictReader(handle) if row["kind"] == "laughter"]
+        for row in laughs:
+            start, end = _seconds(row["start"]), _seconds(row["end"])
+            begin = max(0, start - CONTEXT_S * SAMPLE_RATE)
+            heard = audio[begin : end + CONTEXT_S * SAMPLE_RATE]
+            first, last = start - begin, end - begin
+            cut = audio[start:end]
+            source = decode(args.data / row["source"]).samples
+            source = np.pad(source, (0, max(0, len(cut) - len(source))))
+            offset = int(np.argmax(scipy.signal.correlate(source, cut, mode="valid", method="fft")))
+            aligned = source[offset : offset + len(cut)]
+            clean = np.zeros(len(heard), np.float32)
+            clean[first:last] = aligned * float(np.dot(aligned, cut) / np.dot(aligned, aligned))
+            noisy = clean + noise_rms * rng.standard_normal(len(clean)).astype(np.float32)
+            conditions = (heard, clean, noisy, mp3_round_trip(noisy))
+            laugher = Path(row["source"]).name.split("_")[0]
+            print(episode_id, row["start"], laugher, "|", " | ".join(score(x, first, last) for x in conditions))
+    print("laugher | median spectral flatness of the frames within 25 dB of the loudest")
+    for path in sorted((args.data / "nonverbal" / "laughing").glob("*.flac")):
+        samples = decode(path).samples
+        rms = librosa.feature.rms(y=samples, frame_length=1024, hop_length=160)[0]
+        flatness = librosa.feature.spectral_flatness(y=samples, n_fft=1024, hop_length=160)[0]
+        loud = 20 * np.log10(rms + 1e-9) > 20 * np.log10(rms.max() + 1e-9) - 25
+        print(path.name.split("_")[0], "|", f"{np.median(flatness[loud[: len(flatness)]]):.3f}")
+
+
+if __name__ == "__main__":
+    main()
