@@ -19,7 +19,7 @@ import librosa
 import numpy as np
 import scipy.signal
 import torch
-from sentence_gap import _seconds, episode_noise_rms, mp3_round_trip
+from sentence_gap import episode_noise_rms, mp3_round_trip, sample_index
 
 from ser_pipeline.audio import SAMPLE_RATE, decode
 from ser_pipeline.evaluation import episode_truth_files, read_truth
@@ -50,7 +50,7 @@ def main() -> None:
         with truth_file.open() as handle:
             laughs = [row for row in csv.DictReader(handle) if row["kind"] == "laughter"]
         for row in laughs:
-            start, end = _seconds(row["start"]), _seconds(row["end"])
+            start, end = sample_index(row["start"]), sample_index(row["end"])
             begin = max(0, start - CONTEXT_S * SAMPLE_RATE)
             heard = audio[begin : end + CONTEXT_S * SAMPLE_RATE]
             first, last = start - begin, end - begin

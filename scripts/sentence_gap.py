@@ -56,7 +56,7 @@ def mp3_round_trip(samples: np.ndarray) -> np.ndarray:
     return soxr.resample(decoded.mean(1), 44100, SAMPLE_RATE).astype(np.float32)[: len(samples)]
 
 
-def _seconds(value: str | float) -> int:
+def sample_index(value: str | float) -> int:
     return int(float(value) * SAMPLE_RATE)
 
 
@@ -64,7 +64,7 @@ def episode_noise_rms(audio: np.ndarray, speech: list[dict], laughs: list[tuple[
     """RMS of an episode over every stretch without speech or laughter (its noise)."""
     busy = np.zeros(len(audio), bool)
     for start, end in [(r["start"], r["end"]) for r in speech] + laughs:
-        busy[_seconds(start) : _seconds(end)] = True
+        busy[sample_index(start) : sample_index(end)] = True
     return float(np.sqrt(np.mean(audio[~busy] ** 2)))
 
 
@@ -77,7 +77,7 @@ def episode_sources(episodes_dir: Path, data: Path, rng: np.random.Generator) ->
         audio = decode(truth_file.with_name(f"{episode_id}.mp3")).samples
         noise_rms = episode_noise_rms(audio, speech, laughs)
         for row in speech:
-            cut = audio[_seconds(row["start"]) : _seconds(row["end"])]
+            cut = audio[sample_index(row["start"]) : sample_index(row["end"])]
             clean = decode(data / row["source"]).samples
             clean = np.pad(clean, (0, max(0, len(cut) - len(clean))))
             offset = int(np.argmax(scipy.signal.correlate(clean, cut, mode="valid", method="fft")))
