@@ -1,0 +1,193 @@
+"""Probe (docs/evaluation.md): the emotion network with its input normalised per speaker
+instead of per utterance, on one leave-4-actors-out fold (actors 01-04 held out).
+
+Mode A is the recipe as it is (per-utterance CMVN inside the network). Mode B z-scores each
+utterance's features by its speaker's statistics under the same recording condition (gain,
+noise level and colour): in training a bank of six conditions per speaker, the statistics over
+20 of the speaker's clips in that condition; at test over all the held-out speaker's clips.
+Both are scored on the held-out actors' clips clean and in white noise at RMS 0.001-0.003 per
+speaker (as in the episodes); printed: 7-class UAR of the network alone.
+
+    .venv/bin/python scripts/speaker_norm_probe.py A &   # the two together: about 25 minutes
+    .venv/bin/python scripts/speaker_norm_probe.py B     # [epochs] as a second argument
+"""
+
+import json
+import math
+import random
+import sys
+from pathlib import Path
+from unittest.mock import patch
+
+import numpy as np
+import torch
+from torch import nn
+
+from ser_pipeline.architectures import EmotionNet
+from ser_pipeline.features import FrontEndConfig, LogMel, fused_features, voiced_span
+from ser_pipeline.metrics import unweighted_average_recall
+from ser_pipeline.schema import EMOTION_TO_SENTIMENT, EMOTIONS, SENTIMENTS
+from ser_pipeline.training import emotion as E
+from ser_pipeline.training.data import ravdess_clips, read_clip, tess_clips
+
+HELD = (1, 2, 3, 4)
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+FE = LogMel(FrontEndConfig())
+NM = FrontEndConfig().n_mfcc
+
+
+class SpeakerNormNet(EmotionNet):
+    """EmotionNet without its per-utterance CMVN: the input arrives normalised per speaker."""
+
+    def embed(self, features, lengths):
+        with patch("ser_pipeline.architectures.masked_cmvn", lambda x, mask: x * mask[..., None]):
+            return super().embed(features, lengths)
+
+
+def features_of(x):
+    lm = FE.frames(torch.from_numpy(x.astype(np.float32)))
+    return fused_features(lm, NM)
+
+
+def voiced_features(x):
+    lm = FE.frames(torch.from_numpy(x.astype(np.float32)))
+    return fused_features(lm[slice(*voiced_span(lm))], NM)
+
+
+class Condition:
+    def __init__(self, rng, gain_db, noise_rms):
+        self.gain = 10 ** (gain_db / 20)
+        self.noise = None if noise_rms is None else noise_rms * E.colored_noise(16000 * 30, rng).astype(np.float32)
+
+    def apply(self, x, rng):
+        y = x * self.gain
+        if self.noise is not None:
+            start = rng.integers(0, len(self.noise) - len(y)) if len(y) < len(self.noise) else 0
+            y = y + self.noise[start : start + len(y)][: len(y)]
+        return y.astype(np.float32)
+
+
+def speaker_stats(samples, cond, rng):
+    frames = torch.cat([voiced_features(cond.apply(x, rng)) for x in samples])
+    return frames.mean(0), frames.std(0) + 1e-3
+
+
+def evaluate(predict_fn, test, waves, mode, rng, white_levels):
+    out = {}
+    for name in ("clean", "white"):
+        truth, pred = [], []
+        for spk in sorted({c.speaker for c in test}):
+            mine = [c for c in test if c.speaker == spk]
+            cond = Condition(rng, 0.0, white_levels[spk] if name == "white" else None)
+            if name == "white":
+                cond.noise = white_levels[spk] * rng.standard_normal(16000 * 30).astype(np.float32)
+            xs = [cond.apply(waves[c.path], rng) for c in mine]
+            feats = [voiced_features(x) for x in xs]
+            if mode == "B":
+                allf = torch.cat(feats)
+                mu, sd = allf.mean(0), allf.std(0) + 1e-3
+                feats = [(f - mu) / sd for f in feats]
+            logits = predict_fn(feats)
+            truth += [c.label for c in mine]
+            pred += [EMOTIONS[i] for i in logits.argmax(1)]
+        out[name] = round(unweighted_average_recall(truth, pred, EMOTIONS), 3)
+    return out
+
+
+def main(mode):
+    torch.set_num_threads(1)
+    recipe = E.EmotionRecipe(data=DATA, held_out_actors=HELD, epochs=int(sys.argv[2]) if len(sys.argv) > 2 else 40)
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+    rng = random.Random(0)
+    nrng = np.random.default_rng(0)
+    held = {f"ravdess-{a:02d}" for a in HELD}
+    clips = ravdess_clips(DATA) + tess_clips(DATA)
+    train = [c for c in clips if c.speaker not in held]
+    test = [c for c in clips if c.speaker in held]
+    waves = {c.path: read_clip(c.path) for c in clips}
+    trng = np.random.default_rng(7)
+    white_levels = {s: trng.uniform(0.001, 0.003) for s in sorted(held)}
+    net_cls = SpeakerNormNet if mode == "B" else EmotionNet
+    if mode == "A":
+        trained = E.train(recipe, log=lambda m: print("[A]", m, flush=True))
+        net = trained.network
+    else:
+        lexicon = DATA / "lexicon" / "emotion_vad.csv"
+        print("[B] targets", flush=True)
+        targets = dict(
+            zip(
+                (c.path for c in train),
+                E.derived_dims(lexicon, train, [waves[c.path] for c in train], recipe.acoustic_arousal_weight),
+            )
+        )
+        voiced = {}
+        for c in train:
+            lm = FE.frames(torch.from_numpy(waves[c.path]))
+            voiced[c.path] = tuple(160 * f for f in voiced_span(lm))
+        print("[B] condition bank", flush=True)
+        by_spk = {}
+        for i, c in enumerate(train):
+            by_spk.setdefault(c.speaker, []).append(i)
+        bank = {}
+        for spk, idx in by_spk.items():
+            bank[spk] = []
+            for k in range(6):
+                cond = Condition(
+                    nrng, nrng.uniform(-6, 6), E.noise_level(nrng) if (k > 0 and nrng.random() < 0.85) else None
+                )
+                pick = [waves[train[i].path] for i in rng.sample(idx, min(20, len(idx)))]
+                bank[spk].append((cond, *speaker_stats(pick, cond, nrng)))
+        net = net_cls(recipe.network)
+        train_dims = torch.from_numpy(np.stack([targets[c.path] for c in train]))
+        ei = torch.tensor([EMOTIONS.index(c.label) for c in train])
+        si = torch.tensor([SENTIMENTS.index(EMOTION_TO_SENTIMENT[c.label]) for c in train])
+        counts = torch.bincount(ei, minlength=7).float().clamp(min=1)
+        cw = counts.sum() / (7 * counts)
+        opt = torch.optim.AdamW(net.parameters(), lr=recipe.learning_rate, weight_decay=1e-2)
+        steps = recipe.epochs * math.ceil(len(E._balanced_epoch(train, random.Random(0))) / recipe.batch_size)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, recipe.learning_rate, total_steps=steps)
+        el = nn.CrossEntropyLoss(weight=cw, label_smoothing=0.1)
+        sl = nn.CrossEntropyLoss(label_smoothing=0.1)
+        for epoch in range(recipe.epochs):
+            net.train()
+            order = E._balanced_epoch(train, rng)
+            total = 0.0
+            for first in range(0, len(order), recipe.batch_size):
+                batch = order[first : first + recipe.batch_size]
+                feats = []
+                for i in batch:
+                    c = train[i]
+                    cond, mu, sd = rng.choice(bank[c.speaker])
+                    x = cond.apply(E._crop(waves[c.path], voiced[c.path], rng, recipe), nrng)
+                    lm = FE.frames(torch.from_numpy(x))
+                    lm = E._spec_augment(lm, rng)
+                    feats.append((fused_features(lm, NM) - mu) / sd)
+                padded, lengths = E._batch(feats)
+                out = net(padded, lengths)
+                loss = (
+                    recipe.dims_loss_weight * nn.functional.mse_loss(out["dims"], train_dims[batch])
+                    + el(out["emotion"], ei[batch])
+                    + sl(out["sentiment"], si[batch])
+                )
+                opt.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+                opt.step()
+                sched.step()
+                total += loss.item() * len(batch)
+            print(f"[B] epoch {epoch + 1} loss {total / len(order):.3f}", flush=True)
+    net.eval()
+
+    def predict_fn(feats):
+        with torch.inference_mode():
+            padded, lengths = E._batch(feats)
+            return net(padded, lengths)["emotion"].numpy()
+
+    res = evaluate(predict_fn, test, waves, mode, np.random.default_rng(3), white_levels)
+    print(f"[{mode}] RESULT", json.dumps(res), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
