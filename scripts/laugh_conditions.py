@@ -17,9 +17,8 @@ from pathlib import Path
 
 import librosa
 import numpy as np
-import scipy.signal
 import torch
-from sentence_gap import episode_noise_rms, mp3_round_trip, sample_index
+from sentence_gap import episode_noise_rms, mp3_round_trip, sample_index, source_stretch
 
 from ser_pipeline.audio import SAMPLE_RATE, decode
 from ser_pipeline.evaluation import episode_truth_files, read_truth
@@ -54,13 +53,9 @@ def main() -> None:
             begin = max(0, start - CONTEXT_S * SAMPLE_RATE)
             heard = audio[begin : end + CONTEXT_S * SAMPLE_RATE]
             first, last = start - begin, end - begin
-            cut = audio[start:end]
-            source = decode(args.data / row["source"]).samples
-            source = np.pad(source, (0, max(0, len(cut) - len(source))))
-            offset = int(np.argmax(scipy.signal.correlate(source, cut, mode="valid", method="fft")))
-            aligned = source[offset : offset + len(cut)]
+            aligned, gain = source_stretch(args.data / row["source"], audio[start:end])
             clean = np.zeros(len(heard), np.float32)
-            clean[first:last] = aligned * float(np.dot(aligned, cut) / np.dot(aligned, aligned))
+            clean[first:last] = aligned * gain
             noisy = clean + noise_rms * rng.standard_normal(len(clean)).astype(np.float32)
             conditions = (heard, clean, noisy, mp3_round_trip(noisy))
             laugher = Path(row["source"]).name.split("_")[0]

@@ -68,6 +68,16 @@ def episode_noise_rms(audio: np.ndarray, speech: list[dict], laughs: list[tuple[
     return float(np.sqrt(np.mean(audio[~busy] ** 2)))
 
 
+def source_stretch(source: Path, cut: np.ndarray) -> tuple[np.ndarray, float]:
+    """The stretch of a clean source clip that `cut` (from an episode) holds, found by
+    cross-correlation, and the gain (least squares) that the episode gave it."""
+    clean = decode(source).samples
+    clean = np.pad(clean, (0, max(0, len(cut) - len(clean))))
+    offset = int(np.argmax(scipy.signal.correlate(clean, cut, mode="valid", method="fft")))
+    aligned = clean[offset : offset + len(cut)]
+    return aligned, float(np.dot(aligned, cut) / np.dot(aligned, aligned))
+
+
 def episode_sources(episodes_dir: Path, data: Path, rng: np.random.Generator) -> dict[str, list[tuple]]:
     """Source name -> (episode, speaker, true label, samples, the sentence's level over the
     episode's noise in dB) of every sentence."""
@@ -78,12 +88,9 @@ def episode_sources(episodes_dir: Path, data: Path, rng: np.random.Generator) ->
         noise_rms = episode_noise_rms(audio, speech, laughs)
         for row in speech:
             cut = audio[sample_index(row["start"]) : sample_index(row["end"])]
-            clean = decode(data / row["source"]).samples
-            clean = np.pad(clean, (0, max(0, len(cut) - len(clean))))
-            offset = int(np.argmax(scipy.signal.correlate(clean, cut, mode="valid", method="fft")))
-            aligned = clean[offset : offset + len(cut)]
+            aligned, gain = source_stretch(data / row["source"], cut)
             snr_db = 20 * np.log10(np.sqrt(np.mean(cut**2)) / noise_rms)
-            gained = aligned * float(np.dot(aligned, cut) / np.dot(aligned, aligned))
+            gained = aligned * gain
             noisy = gained + noise_rms * rng.standard_normal(len(gained)).astype(np.float32)
             for name, samples in (
                 ("cut from the episode", cut),

@@ -13,7 +13,6 @@ speaker (as in the episodes); printed: 7-class UAR of the network alone.
 """
 
 import json
-import math
 import random
 import sys
 from pathlib import Path
@@ -21,12 +20,12 @@ from unittest.mock import patch
 
 import numpy as np
 import torch
-from torch import nn
 
 from ser_pipeline.architectures import EmotionNet
+from ser_pipeline.audio import SAMPLE_RATE
 from ser_pipeline.features import FrontEndConfig, LogMel, fused_features, voiced_span
 from ser_pipeline.metrics import unweighted_average_recall
-from ser_pipeline.schema import EMOTION_TO_SENTIMENT, EMOTIONS, SENTIMENTS
+from ser_pipeline.schema import EMOTIONS
 from ser_pipeline.training import emotion as E
 from ser_pipeline.training.data import ravdess_clips, read_clip, tess_clips
 
@@ -44,27 +43,28 @@ class SpeakerNormNet(EmotionNet):
             return super().embed(features, lengths)
 
 
-def features_of(x):
-    lm = FE.frames(torch.from_numpy(x.astype(np.float32)))
-    return fused_features(lm, NM)
-
-
 def voiced_features(x):
     lm = FE.frames(torch.from_numpy(x.astype(np.float32)))
     return fused_features(lm[slice(*voiced_span(lm))], NM)
 
 
 class Condition:
-    def __init__(self, rng, gain_db, noise_rms):
-        self.gain = 10 ** (gain_db / 20)
-        self.noise = None if noise_rms is None else noise_rms * E.colored_noise(16000 * 30, rng).astype(np.float32)
+    """A recording condition: a gain and, if given, 30 s of background noise that utterances
+    are laid over at random offsets (utterances are shorter than that)."""
+
+    def __init__(self, gain_db: float, noise: np.ndarray | None):
+        self.gain, self.noise = 10 ** (gain_db / 20), noise
 
     def apply(self, x, rng):
         y = x * self.gain
         if self.noise is not None:
-            start = rng.integers(0, len(self.noise) - len(y)) if len(y) < len(self.noise) else 0
-            y = y + self.noise[start : start + len(y)][: len(y)]
+            start = rng.integers(0, len(self.noise) - len(y))
+            y = y + self.noise[start : start + len(y)]
         return y.astype(np.float32)
+
+
+def noise_bed(rms: float, rng) -> np.ndarray:
+    return (rms * E.colored_noise(30 * SAMPLE_RATE, rng)).astype(np.float32)
 
 
 def speaker_stats(samples, cond, rng):
@@ -78,9 +78,8 @@ def evaluate(predict_fn, test, waves, mode, rng, white_levels):
         truth, pred = [], []
         for spk in sorted({c.speaker for c in test}):
             mine = [c for c in test if c.speaker == spk]
-            cond = Condition(rng, 0.0, white_levels[spk] if name == "white" else None)
-            if name == "white":
-                cond.noise = white_levels[spk] * rng.standard_normal(16000 * 30).astype(np.float32)
+            noise = white_levels[spk] * rng.standard_normal(30 * SAMPLE_RATE) if name == "white" else None
+            cond = Condition(0.0, None if noise is None else noise.astype(np.float32))
             xs = [cond.apply(waves[c.path], rng) for c in mine]
             feats = [voiced_features(x) for x in xs]
             if mode == "B":
@@ -109,7 +108,6 @@ def main(mode):
     waves = {c.path: read_clip(c.path) for c in clips}
     trng = np.random.default_rng(7)
     white_levels = {s: trng.uniform(0.001, 0.003) for s in sorted(held)}
-    net_cls = SpeakerNormNet if mode == "B" else EmotionNet
     if mode == "A":
         trained = E.train(recipe, log=lambda m: print("[A]", m, flush=True))
         net = trained.network
@@ -125,7 +123,7 @@ def main(mode):
         voiced = {}
         for c in train:
             lm = FE.frames(torch.from_numpy(waves[c.path]))
-            voiced[c.path] = tuple(160 * f for f in voiced_span(lm))
+            voiced[c.path] = tuple(FE.config.hop_length * f for f in voiced_span(lm))
         print("[B] condition bank", flush=True)
         by_spk = {}
         for i, c in enumerate(train):
@@ -134,22 +132,13 @@ def main(mode):
         for spk, idx in by_spk.items():
             bank[spk] = []
             for k in range(6):
-                cond = Condition(
-                    nrng, nrng.uniform(-6, 6), E.noise_level(nrng) if (k > 0 and nrng.random() < 0.85) else None
-                )
+                gain_db = nrng.uniform(-6, 6)
+                cond = Condition(gain_db, noise_bed(E.noise_level(nrng), nrng) if k and nrng.random() < 0.85 else None)
                 pick = [waves[train[i].path] for i in rng.sample(idx, min(20, len(idx)))]
                 bank[spk].append((cond, *speaker_stats(pick, cond, nrng)))
-        net = net_cls(recipe.network)
+        net = SpeakerNormNet(recipe.network)
         train_dims = torch.from_numpy(np.stack([targets[c.path] for c in train]))
-        ei = torch.tensor([EMOTIONS.index(c.label) for c in train])
-        si = torch.tensor([SENTIMENTS.index(EMOTION_TO_SENTIMENT[c.label]) for c in train])
-        counts = torch.bincount(ei, minlength=7).float().clamp(min=1)
-        cw = counts.sum() / (7 * counts)
-        opt = torch.optim.AdamW(net.parameters(), lr=recipe.learning_rate, weight_decay=1e-2)
-        steps = recipe.epochs * math.ceil(len(E._balanced_epoch(train, random.Random(0))) / recipe.batch_size)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, recipe.learning_rate, total_steps=steps)
-        el = nn.CrossEntropyLoss(weight=cw, label_smoothing=0.1)
-        sl = nn.CrossEntropyLoss(label_smoothing=0.1)
+        optimisation = E.Optimisation(net, recipe, train, train_dims)
         for epoch in range(recipe.epochs):
             net.train()
             order = E._balanced_epoch(train, rng)
@@ -165,17 +154,8 @@ def main(mode):
                     lm = E._spec_augment(lm, rng)
                     feats.append((fused_features(lm, NM) - mu) / sd)
                 padded, lengths = E._batch(feats)
-                out = net(padded, lengths)
-                loss = (
-                    recipe.dims_loss_weight * nn.functional.mse_loss(out["dims"], train_dims[batch])
-                    + el(out["emotion"], ei[batch])
-                    + sl(out["sentiment"], si[batch])
-                )
-                opt.zero_grad()
-                loss.backward()
-                nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-                opt.step()
-                sched.step()
+                loss = optimisation.loss(net(padded, lengths), batch)
+                optimisation.step(loss)
                 total += loss.item() * len(batch)
             print(f"[B] epoch {epoch + 1} loss {total / len(order):.3f}", flush=True)
     net.eval()

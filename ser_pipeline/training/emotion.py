@@ -210,6 +210,39 @@ class Trained:
     dims_targets: np.ndarray
 
 
+class Optimisation:
+    """The recipe's loss and optimiser over `train_clips` (dims targets `train_dims`, a row per
+    clip): dims squared error, weighted, and unless `dims_only` emotion cross-entropy weighted by
+    class and sentiment cross-entropy, both label-smoothed; AdamW on a one-cycle schedule over
+    every epoch's batches; gradients clipped at norm 5."""
+
+    def __init__(self, network: nn.Module, recipe: EmotionRecipe, train_clips: list[Clip], train_dims: torch.Tensor):
+        self.network, self.recipe, self.train_dims = network, recipe, train_dims
+        self.emotion_index = torch.tensor([EMOTIONS.index(c.label) for c in train_clips])
+        self.sentiment_index = torch.tensor([SENTIMENTS.index(EMOTION_TO_SENTIMENT[c.label]) for c in train_clips])
+        counts = torch.bincount(self.emotion_index, minlength=len(EMOTIONS)).float().clamp(min=1)
+        self.optimizer = torch.optim.AdamW(network.parameters(), lr=recipe.learning_rate, weight_decay=1e-2)
+        steps = recipe.epochs * math.ceil(len(_balanced_epoch(train_clips, random.Random(0))) / recipe.batch_size)
+        self.schedule = torch.optim.lr_scheduler.OneCycleLR(self.optimizer, recipe.learning_rate, total_steps=steps)
+        self.emotion_loss = nn.CrossEntropyLoss(weight=counts.sum() / (len(EMOTIONS) * counts), label_smoothing=0.1)
+        self.sentiment_loss = nn.CrossEntropyLoss(label_smoothing=0.1)
+
+    def loss(self, out: dict[str, torch.Tensor], batch: list[int]) -> torch.Tensor:
+        """The loss of the network's outputs on the training clips at indices `batch`."""
+        loss = self.recipe.dims_loss_weight * nn.functional.mse_loss(out["dims"], self.train_dims[batch])
+        if not self.recipe.dims_only:
+            loss = loss + self.emotion_loss(out["emotion"], self.emotion_index[batch])
+            loss = loss + self.sentiment_loss(out["sentiment"], self.sentiment_index[batch])
+        return loss
+
+    def step(self, loss: torch.Tensor) -> None:
+        self.optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.network.parameters(), 5.0)
+        self.optimizer.step()
+        self.schedule.step()
+
+
 def train(recipe: EmotionRecipe, log=print) -> Trained:
     """Train on everything but the held-out actors; score the held-out actors' clips."""
     random.seed(recipe.seed)
@@ -236,17 +269,8 @@ def train(recipe: EmotionRecipe, log=print) -> Trained:
     noise_rng = np.random.default_rng(recipe.seed)
     train_dims = torch.from_numpy(np.stack([targets[c.path] for c in train_clips]))
     test_dims = np.stack([targets[c.path] for c in test_clips])
-    emotion_index = torch.tensor([EMOTIONS.index(c.label) for c in train_clips])
-    sentiment_index = torch.tensor([SENTIMENTS.index(EMOTION_TO_SENTIMENT[c.label]) for c in train_clips])
-    counts = torch.bincount(emotion_index, minlength=len(EMOTIONS)).float().clamp(min=1)
-    class_weights = counts.sum() / (len(EMOTIONS) * counts)
-
     network = EmotionNet(recipe.network)
-    optimizer = torch.optim.AdamW(network.parameters(), lr=recipe.learning_rate, weight_decay=1e-2)
-    steps = recipe.epochs * math.ceil(len(_balanced_epoch(train_clips, random.Random(0))) / recipe.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, recipe.learning_rate, total_steps=steps)
-    emotion_loss = nn.CrossEntropyLoss(weight=class_weights, label_smoothing=0.1)
-    sentiment_loss = nn.CrossEntropyLoss(label_smoothing=0.1)
+    optimisation = Optimisation(network, recipe, train_clips, train_dims)
     for epoch in range(recipe.epochs):
         network.train()
         order = _balanced_epoch(train_clips, rng)
@@ -265,16 +289,8 @@ def train(recipe: EmotionRecipe, log=print) -> Trained:
                 )
             logmel_crops = [_spec_augment(m[: front_end.frame_count(len(c))], rng) for m, c in zip(padded, crops)]
             features, lengths = _batch([fused_features(m, front_end_config.n_mfcc) for m in logmel_crops])
-            out = network(features, lengths)
-            loss = recipe.dims_loss_weight * nn.functional.mse_loss(out["dims"], train_dims[batch])
-            if not recipe.dims_only:
-                loss = loss + emotion_loss(out["emotion"], emotion_index[batch])
-                loss = loss + sentiment_loss(out["sentiment"], sentiment_index[batch])
-            optimizer.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(network.parameters(), 5.0)
-            optimizer.step()
-            schedule.step()
+            loss = optimisation.loss(network(features, lengths), batch)
+            optimisation.step(loss)
             total += loss.item() * len(batch)
         message = f"epoch {epoch + 1}/{recipe.epochs} loss {total / len(order):.3f}"
         if test_clips and ((epoch + 1) % recipe.eval_every == 0 or epoch + 1 == recipe.epochs):
