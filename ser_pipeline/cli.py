@@ -35,6 +35,9 @@ DataOption = Annotated[
     Path | None, typer.Option(help="Shared data folder (default: $SER_SHARED_DATA or ../shared/data).")
 ]
 ModelsDirOption = Annotated[Path, typer.Option(help="Where to write weights, model card and registry entry.")]
+SharpenShareOption = Annotated[
+    float, typer.Option(help="Share of placed clips whose magnitude spectrum is sharpened (harmonics over breath: a voiced laugh).")
+]
 
 
 def _models_dir_default() -> Path:
@@ -706,6 +709,7 @@ def train_laughter(
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 40,
     seed: int = 0,
     members: Annotated[int, typer.Option(help="Networks trained with seeds seed, seed + 1, ...: an ensemble.")] = 1,
+    sharpen_share: SharpenShareOption = 0.0,
     models_dir: ModelsDirOption = _models_dir_default(),
     model_id: str = "laughter-tcn-v4",
 ) -> None:
@@ -717,7 +721,9 @@ def train_laughter(
     from ser_pipeline.training.laughter import OPERATING_POINTS, LaughterRecipe, evaluate_on_episodes, train
     from ser_pipeline.training.publish import publish
 
-    recipe = LaughterRecipe(data=data or shared_data_dir(), epochs=epochs, seed=seed, members=members)
+    recipe = LaughterRecipe(
+        data=data or shared_data_dir(), epochs=epochs, seed=seed, members=members, sharpen_share=sharpen_share
+    )
     network = train(recipe, log=typer.echo)
     scores = evaluate_on_episodes(network, recipe.data / "episodes", OPERATING_POINTS["balanced"])
     summary = {k: round(v, 4) for k, v in scores.items() if isinstance(v, float)}
@@ -738,7 +744,7 @@ def train_laughter(
             recipe,
             scores,
             OPERATING_POINTS["balanced"],
-            f"ser-pipeline train laughter --epochs {epochs} --seed {seed} --members {members}",
+            f"ser-pipeline train laughter --epochs {epochs} --seed {seed} --members {members} --sharpen-share {sharpen_share}",
         ),
     )
     typer.echo(f"wrote {weights}: " + ", ".join(f"{k}={v}" for k, v in summary.items()))
@@ -760,6 +766,7 @@ def train_laughter_cv(
     output: Annotated[Path, typer.Option(help="Where laughter-cv.json goes.")] = Path("docs/laughter-cv.json"),
     seed: Annotated[int, typer.Option(help="Training seed of every fold (the held-out scenes stay the same).")] = 0,
     members: Annotated[int, typer.Option(help="Networks per fold, seeds seed, seed + 1, ...: an ensemble.")] = 1,
+    sharpen_share: SharpenShareOption = 0.0,
 ) -> None:
     """Leave-laughers-out check of the laughter recipe on laughers outside the shared episodes:
     laughs found per held-out laugher and false alarms in the speech around them."""
@@ -771,14 +778,23 @@ def train_laughter_cv(
     from ser_pipeline.training.laughter import LaughterRecipe
     from ser_pipeline.training.laughter_cv import cross_validate_laughers, laugher_folds
 
-    recipe = LaughterRecipe(data=data or shared_data_dir(), epochs=epochs, seed=seed, members=members)
+    recipe = LaughterRecipe(
+        data=data or shared_data_dir(), epochs=epochs, seed=seed, members=members, sharpen_share=sharpen_share
+    )
     recipes = {"default": recipe}
     if baseline:
         recipes["v3 recipe"] = replace(recipe, band_shift=0)
         recipes["v2 recipe"] = replace(recipe, band_shift=0, together_share=0.0)
         recipes["v1 recipe"] = replace(recipe, augment=False, network=LaughterNetConfig())
     fold_list = laugher_folds(recipe, folds)
-    document = {"folds": fold_list, "epochs": epochs, "seed": seed, "members": members, "results": {}}
+    document = {
+        "folds": fold_list,
+        "epochs": epochs,
+        "seed": seed,
+        "members": members,
+        "sharpen_share": sharpen_share,
+        "results": {},
+    }
     for name, candidate in recipes.items():
         result = cross_validate_laughers(candidate, fold_list, jobs)
         document["results"][name] = result

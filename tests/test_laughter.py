@@ -114,3 +114,20 @@ def test_band_shift_moves_each_scene_by_a_few_mel_bands_and_repeats_the_edge_ban
     assert len(seen) > 1 and seen != {0}
     unchanged = _shift_bands(logmel, replace(recipe, band_shift_share=0.0), random.Random(0))
     assert torch.equal(unchanged, logmel)
+
+
+def test_sharpening_lifts_harmonics_over_breath_and_keeps_the_clip_in_place():
+    import librosa
+
+    from ser_pipeline.training.laughter import sharpen
+
+    rng = np.random.default_rng(0)
+    t = np.arange(16_000) / 16_000
+    voice = sum(np.sin(2 * np.pi * 220 * k * t) / k for k in range(1, 8))
+    breathy = (voice * (t < 0.6) + 0.5 * rng.standard_normal(len(t))).astype(np.float32)
+    flatness = {p: np.median(librosa.feature.spectral_flatness(y=sharpen(breathy, p))) for p in (1.0, 1.5)}
+    assert flatness[1.5] < flatness[1.0] / 3
+    sharpened = sharpen(breathy, 1.5)
+    assert sharpened.shape == breathy.shape and sharpened.dtype == np.float32
+    # the voiced first 0.6 s stays louder than the breath-only rest
+    assert np.mean(sharpened[:8_000] ** 2) > 10 * np.mean(sharpened[11_000:] ** 2)

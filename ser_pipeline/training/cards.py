@@ -93,6 +93,13 @@ def laughter_card(recipe, scores: dict, point, command: str) -> str:
         if recipe.members > 1
         else ""
     )
+    sharpened = (
+        f" {recipe.sharpen_share:.0%} of the placed clips (laughter, vocalizations and speech alike) have their"
+        f" magnitude spectrum raised to a power of 1-{recipe.sharpen_power} (harmonics over breath: a voiced,"
+        " song-like laugh or a clear voice)."
+        if recipe.sharpen_share
+        else ""
+    )
     return f"""
 Frame-level laughter detector: a dilated temporal CNN (residual, dilations
 {recipe.network.dilations} at a stride of {recipe.network.stride} frames) over 64-bin log-mel frames at 100 per
@@ -112,7 +119,7 @@ on each side of a frame. One pass scores every frame of an episode.{ensemble}
   a 0.6-3 s excerpt {recipe.laugh_excerpt_share:.0%} of those and joined by a second laugh drawn from the
   pool (two people laughing at once, -9 to 0 dB relative) {recipe.together_share:.0%} of those. {recipe.band_shift_share:.0%} of the
   scenes' log-mel frames move up or down by up to {recipe.band_shift} mel bands (a higher or lower voice, laughter
-  and speech alike). {recipe.epochs} epochs x {recipe.scenes_per_epoch} scenes{" per network" if recipe.members > 1 else f", seed {recipe.seed}"}.
+  and speech alike).{sharpened} {recipe.epochs} epochs x {recipe.scenes_per_epoch} scenes{" per network" if recipe.members > 1 else f", seed {recipe.seed}"}.
 
 ## Licence
 Weights derived from the Deeply Nonverbal Vocalization sample set (CC BY-NC-ND 4.0), RAVDESS

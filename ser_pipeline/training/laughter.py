@@ -17,6 +17,7 @@ import random
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import librosa
 import numpy as np
 import scipy.signal
 import torch
@@ -60,6 +61,8 @@ class LaughterRecipe:
     together_share: float = 0.3  # placed laughs joined by a second laugh this often (0: the v2 recipe)
     band_shift_share: float = 0.5  # scenes whose log-mel frames move up or down the mel bands this often
     band_shift: int = 3  # by up to this many bands (0: the v3 recipe)
+    sharpen_share: float = 0.0  # placed clips (laughs, vocalizations, speech) with a sharpened spectrum this often
+    sharpen_power: float = 1.5  # their magnitude spectrum raised to a power drawn up to this
     members: int = 1  # networks trained with seeds seed, seed + 1, ..., their logits averaged
     network: LaughterNetConfig = LaughterNetConfig(stride=2, dilations=(1, 2, 4, 8, 16, 32))
 
@@ -119,6 +122,16 @@ def _tilt(samples: np.ndarray, rng: random.Random) -> np.ndarray:
     return scipy.signal.lfilter([1 - pole], [1, -pole], samples).astype(np.float32)
 
 
+def sharpen(samples: np.ndarray, power: float) -> np.ndarray:
+    """The magnitude spectrum raised to `power` (> 1), phase kept: harmonics stand out further
+    from the breath and noise between them, as in a voiced, song-like laugh or a clear voice
+    (spectral flatness of the laughs falls from 0.004-0.035 to 0.0001-0.002 at 1.5)."""
+    spectrum = librosa.stft(samples, n_fft=1024, hop_length=256)
+    magnitude = np.abs(spectrum)
+    sharpened = (magnitude / (magnitude.max() + 1e-12)) ** power * np.exp(1j * np.angle(spectrum))
+    return librosa.istft(sharpened, hop_length=256, length=len(samples)).astype(np.float32)
+
+
 class SceneMaker:
     def __init__(
         self,
@@ -151,6 +164,8 @@ class SceneMaker:
                 clip = _together(clip, rng.choice(self.laughs), rng)
             if augment:
                 clip = _speed(clip, rng.uniform(*self.recipe.speed_range))
+            if augment and self.recipe.sharpen_share and rng.random() < self.recipe.sharpen_share:
+                clip = sharpen(clip, rng.uniform(1.0, self.recipe.sharpen_power))
             clip = at_level(clip, rng.uniform(-34, -14))
             piece = clip[: length - cursor]
             audio[cursor : cursor + len(piece)] += piece

@@ -62,15 +62,24 @@ def scenes_around_laughs(recipe: LaughterRecipe, laughers: tuple[str, ...], seed
     return scenes
 
 
+def train_fold(recipe: LaughterRecipe, laughers: tuple[str, ...], threads: int):
+    """The recipe trained without the fold's `laughers`, on `threads` torch threads."""
+    import torch
+
+    from ser_pipeline.training.laughter import train
+
+    torch.set_num_threads(threads)
+    fold_recipe = replace(recipe, held_out_laughers=recipe.held_out_laughers + laughers)
+    return train(fold_recipe, log=lambda message: print(f"[{','.join(laughers)}] {message}", flush=True))
+
+
 def _run_fold(recipe: LaughterRecipe, laughers: tuple[str, ...], threads: int) -> list[dict]:
     import torch
 
     from ser_pipeline.features import FrontEndConfig, LogMel
-    from ser_pipeline.training.laughter import score_frames, train
+    from ser_pipeline.training.laughter import score_frames
 
-    torch.set_num_threads(threads)
-    fold_recipe = replace(recipe, held_out_laughers=recipe.held_out_laughers + laughers)
-    network = train(fold_recipe, log=lambda message: print(f"[{','.join(laughers)}] {message}", flush=True))
+    network = train_fold(recipe, laughers, threads)
     front_end = LogMel(FrontEndConfig())
     fps = front_end.config.frames_per_second
     members = list(getattr(network, "members", []))  # an ensemble's members are also judged alone
@@ -81,13 +90,13 @@ def _run_fold(recipe: LaughterRecipe, laughers: tuple[str, ...], threads: int) -
         start, end = scene["laugh"]
         row = {"laugher": scene["laugher"], "speech_s": len(scene["samples"]) / SAMPLE_RATE - (end - start)}
         for threshold in THRESHOLDS:  # the other settings as the `balanced` operating point
-            row[threshold] = _judge(probs, fps, threshold, scene["laugh"])
-        row["members"] = [_judge(score_frames(m, logmel), fps, BALANCED, scene["laugh"]) for m in members]
+            row[threshold] = judge(probs, fps, threshold, scene["laugh"])
+        row["members"] = [judge(score_frames(m, logmel), fps, BALANCED, scene["laugh"]) for m in members]
         results.append(row)
     return results
 
 
-def _judge(probs: np.ndarray, fps: float, threshold: float, laugh: tuple[float, float]) -> tuple[int, int]:
+def judge(probs: np.ndarray, fps: float, threshold: float, laugh: tuple[float, float]) -> tuple[int, int]:
     """(1 if an event matches the laugh else 0, events that do not touch the laugh)."""
     start, end = laugh
     events = [(e.start_s, e.end_s) for e in detect_events(probs, fps, OperatingPoint(threshold=threshold))]
