@@ -36,7 +36,8 @@ DataOption = Annotated[
 ]
 ModelsDirOption = Annotated[Path, typer.Option(help="Where to write weights, model card and registry entry.")]
 SharpenShareOption = Annotated[
-    float, typer.Option(help="Share of placed clips whose magnitude spectrum is sharpened (harmonics over breath: a voiced laugh).")
+    float,
+    typer.Option(help="Share of placed clips whose magnitude spectrum is sharpened (harmonics over breath)."),
 ]
 
 
@@ -744,7 +745,8 @@ def train_laughter(
             recipe,
             scores,
             OPERATING_POINTS["balanced"],
-            f"ser-pipeline train laughter --epochs {epochs} --seed {seed} --members {members} --sharpen-share {sharpen_share}",
+            f"ser-pipeline train laughter --epochs {epochs} --seed {seed} --members {members}"
+            f" --sharpen-share {sharpen_share}",
         ),
     )
     typer.echo(f"wrote {weights}: " + ", ".join(f"{k}={v}" for k, v in summary.items()))
