@@ -7,6 +7,10 @@ smoothed peak probability over the laugh and the share of its frames above 0.5. 
 each laugher's clip in nonverbal/laughing is: median spectral flatness of its loud frames.
 
     .venv/bin/python scripts/laugh_conditions.py [--data ../shared/data]   # about 20 seconds
+
+With `--weights FILE` another laughter network (a `train laughter --models-dir` output) is
+scored instead of the default; with `--false-alarm-minutes N` its false alarms in N minutes of
+laughter-free RAVDESS/TESS speech are printed too (as `ser-pipeline evaluate` counts them).
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ import torch
 from sentence_gap import episode_noise_rms, mp3_round_trip, sample_index, source_stretch
 
 from ser_pipeline.audio import SAMPLE_RATE, decode
-from ser_pipeline.evaluation import episode_truth_files, read_truth
+from ser_pipeline.evaluation import episode_truth_files, laughter_false_alarms, read_truth
 from ser_pipeline.inference import Analyzer
 from ser_pipeline.laughter import smooth
+from ser_pipeline.registry import load_network
 from ser_pipeline.training.laughter import OPERATING_POINTS
 
 CONTEXT_S = 2
@@ -32,8 +37,12 @@ CONTEXT_S = 2
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--weights", type=Path, help="a laughter network's safetensors (default: the default model)")
+    parser.add_argument("--false-alarm-minutes", type=float, default=0.0)
     args = parser.parse_args()
     analyzer, rng = Analyzer(device="cpu"), np.random.default_rng(0)
+    if args.weights:
+        analyzer.laughter_net = load_network(args.weights).eval()
     config, point = analyzer.front_end.config, OPERATING_POINTS["balanced"]
 
     def score(samples: np.ndarray, first: int, last: int) -> str:
@@ -67,6 +76,9 @@ def main() -> None:
         flatness = librosa.feature.spectral_flatness(y=samples, n_fft=1024, hop_length=160)[0]
         loud = 20 * np.log10(rms + 1e-9) > 20 * np.log10(rms.max() + 1e-9) - 25
         print(path.name.split("_")[0], "|", f"{np.median(flatness[loud[: len(flatness)]]):.3f}")
+    if args.false_alarm_minutes:
+        speech = sorted(args.data.glob("ravdess/*/*.flac")) + sorted(args.data.glob("tess/*/*.flac"))
+        print("laughter-free speech:", laughter_false_alarms(analyzer, speech, args.false_alarm_minutes))
 
 
 if __name__ == "__main__":
