@@ -4,7 +4,8 @@ cross-correlation) at the episode's gain, in silence; that in white noise at the
 RMS (measured over every stretch without speech or laughter); and that through an MP3 round
 trip. Each laugh is scored with 2 s of the same condition on either side; printed: the
 smoothed peak probability over the laugh and the share of its frames above 0.5. Then how tonal
-each laugher's clip in nonverbal/laughing is: median spectral flatness of its loud frames.
+each laugher's clip in nonverbal/laughing is (median spectral flatness of its loud frames), and
+its pitch, voicing, rate and spectral centroid.
 
     .venv/bin/python scripts/laugh_conditions.py [--data ../shared/data]   # about 20 seconds
 
@@ -29,7 +30,7 @@ from ser_pipeline.evaluation import episode_truth_files, laughter_false_alarms, 
 from ser_pipeline.inference import Analyzer
 from ser_pipeline.laughter import smooth
 from ser_pipeline.registry import load_network
-from ser_pipeline.training.laughter import OPERATING_POINTS
+from ser_pipeline.training.laughter import OPERATING_POINTS, trim_silence
 
 CONTEXT_S = 2
 
@@ -69,13 +70,22 @@ def main() -> None:
             conditions = (heard, clean, noisy, mp3_round_trip(noisy))
             laugher = Path(row["source"]).name.split("_")[0]
             print(episode_id, row["start"], laugher, "|", " | ".join(score(x, first, last) for x in conditions))
-    print("laugher | median spectral flatness of the frames within 25 dB of the loudest")
+    print(
+        "laugher | median spectral flatness and centroid (Hz) of the frames within 25 dB of the loudest"
+        " | median f0 (Hz, pYIN 80-1000) | voiced share of frames | onsets per second"
+    )
     for path in sorted((args.data / "nonverbal" / "laughing").glob("*.flac")):
-        samples = decode(path).samples
-        rms = librosa.feature.rms(y=samples, frame_length=1024, hop_length=160)[0]
-        flatness = librosa.feature.spectral_flatness(y=samples, n_fft=1024, hop_length=160)[0]
+        samples = trim_silence(decode(path).samples)
+        spectrum = np.abs(librosa.stft(samples, n_fft=1024, hop_length=160))
+        rms = librosa.feature.rms(S=spectrum, frame_length=1024)[0]
         loud = 20 * np.log10(rms + 1e-9) > 20 * np.log10(rms.max() + 1e-9) - 25
-        print(path.name.split("_")[0], "|", f"{np.median(flatness[loud[: len(flatness)]]):.3f}")
+        flatness = librosa.feature.spectral_flatness(S=spectrum)[0][loud]
+        centroid = librosa.feature.spectral_centroid(S=spectrum, sr=SAMPLE_RATE)[0][loud]
+        f0, voiced, _ = librosa.pyin(samples, fmin=80, fmax=1000, sr=SAMPLE_RATE, frame_length=1024, hop_length=160)
+        onsets = librosa.onset.onset_detect(y=samples, sr=SAMPLE_RATE, hop_length=160)
+        cells = (np.median(flatness), np.median(centroid), np.nanmedian(f0), voiced.mean())
+        print(path.name.split("_")[0], "|", " | ".join(f"{c:.3f}" if c < 1 else f"{c:.0f}" for c in cells), end=" | ")
+        print(f"{len(onsets) / (len(samples) / SAMPLE_RATE):.1f}")
     if args.false_alarm_minutes:
         speech = sorted(args.data.glob("ravdess/*/*.flac")) + sorted(args.data.glob("tess/*/*.flac"))
         print("laughter-free speech:", laughter_false_alarms(analyzer, speech, args.false_alarm_minutes))

@@ -125,7 +125,7 @@ def _tilt(samples: np.ndarray, rng: random.Random) -> np.ndarray:
 def sharpen(samples: np.ndarray, power: float) -> np.ndarray:
     """The magnitude spectrum raised to `power` (> 1), phase kept: harmonics stand out further
     from the breath and noise between them, as in a voiced, song-like laugh or a clear voice
-    (spectral flatness of the laughs falls from 0.004-0.035 to 0.0001-0.002 at 1.5)."""
+    (the training laughs' median spectral flatness falls from 0.001-0.034 to 0.002 or less at 1.5)."""
     spectrum = librosa.stft(samples, n_fft=1024, hop_length=256)
     magnitude = np.abs(spectrum)
     sharpened = (magnitude / (magnitude.max() + 1e-12)) ** power * np.exp(1j * np.angle(spectrum))
