@@ -5,7 +5,8 @@ RMS (measured over every stretch without speech or laughter); and that through a
 trip. Each laugh is scored with 2 s of the same condition on either side; printed: the
 smoothed peak probability over the laugh and the share of its frames above 0.5. Then how tonal
 each laugher's clip in nonverbal/laughing is (median spectral flatness of its loud frames), and
-its pitch, voicing, rate and spectral centroid.
+its pitch, voicing, rate and spectral centroid; and the training clips nearest to each episode
+laugher's laugh in the network's last hidden layer.
 
     .venv/bin/python scripts/laugh_conditions.py [--data ../shared/data]   # about 20 seconds
 
@@ -30,7 +31,8 @@ from ser_pipeline.evaluation import episode_truth_files, laughter_false_alarms, 
 from ser_pipeline.inference import Analyzer
 from ser_pipeline.laughter import smooth
 from ser_pipeline.registry import load_network
-from ser_pipeline.training.laughter import OPERATING_POINTS, trim_silence
+from ser_pipeline.training.data import nonverbal_clips, read_clip
+from ser_pipeline.training.laughter import DEFAULT_HELD_OUT_LAUGHERS, OPERATING_POINTS, trim_silence
 
 CONTEXT_S = 2
 
@@ -86,9 +88,34 @@ def main() -> None:
         cells = (np.median(flatness), np.median(centroid), np.nanmedian(f0), voiced.mean())
         print(path.name.split("_")[0], "|", " | ".join(f"{c:.3f}" if c < 1 else f"{c:.0f}" for c in cells), end=" | ")
         print(f"{len(onsets) / (len(samples) / SAMPLE_RATE):.1f}")
+    nearest_clips(analyzer, args.data)
     if args.false_alarm_minutes:
         speech = sorted(args.data.glob("ravdess/*/*.flac")) + sorted(args.data.glob("tess/*/*.flac"))
         print("laughter-free speech:", laughter_false_alarms(analyzer, speech, args.false_alarm_minutes))
+
+
+def nearest_clips(analyzer: Analyzer, data: Path, count: int = 5) -> None:
+    """Each episode laugher's laugh and the training clips nearest to it in the network's last
+    hidden layer (averaged over the clip; cosine): laughs, or the vocalizations it learnt to reject?"""
+    captured = {}
+    analyzer.laughter_net.out.register_forward_hook(lambda module, inputs, output: captured.update(x=inputs[0]))
+    clips = nonverbal_clips(data)
+    embeddings = []
+    for clip in clips:
+        analyzer.laughter_frames(analyzer.front_end.frames(torch.from_numpy(trim_silence(read_clip(clip.path)))))
+        embeddings.append(captured["x"][0].mean(dim=1).numpy())
+    unit = np.array(embeddings) / np.linalg.norm(embeddings, axis=1, keepdims=True)
+    episode_laughers = {f"nonverbal-{laugher}" for laugher in DEFAULT_HELD_OUT_LAUGHERS}
+    print(f"episode laugher | the {count} training clips nearest to the laugh (person, vocalization, cosine)")
+    for index, clip in enumerate(clips):
+        if clip.label != "laughing" or clip.speaker not in episode_laughers:
+            continue
+        similarity = unit @ unit[index]
+        training = [k for k in np.argsort(-similarity) if clips[k].speaker not in episode_laughers][:count]
+        neighbours = (
+            f"{clips[k].speaker.removeprefix('nonverbal-')} {clips[k].label} {similarity[k]:.2f}" for k in training
+        )
+        print(clip.speaker.removeprefix("nonverbal-"), "|", ", ".join(neighbours))
 
 
 if __name__ == "__main__":

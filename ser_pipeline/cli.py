@@ -769,9 +769,13 @@ def train_laughter_cv(
     seed: Annotated[int, typer.Option(help="Training seed of every fold (the held-out scenes stay the same).")] = 0,
     members: Annotated[int, typer.Option(help="Networks per fold, seeds seed, seed + 1, ...: an ensemble.")] = 1,
     sharpen_share: SharpenShareOption = 0.0,
+    vocalization_ablation: Annotated[
+        bool, typer.Option(help="Also the recipe without the other vocalizations as negatives (speech only).")
+    ] = False,
 ) -> None:
     """Leave-laughers-out check of the laughter recipe on laughers outside the shared episodes:
-    laughs found per held-out laugher and false alarms in the speech around them."""
+    laughs found per held-out laugher, false alarms in the speech around them, and unheard people's
+    other vocalizations taken for laughter."""
     import json
     from dataclasses import replace
 
@@ -788,6 +792,8 @@ def train_laughter_cv(
         recipes["v3 recipe"] = replace(recipe, band_shift=0)
         recipes["v2 recipe"] = replace(recipe, band_shift=0, together_share=0.0)
         recipes["v1 recipe"] = replace(recipe, augment=False, network=LaughterNetConfig())
+    if vocalization_ablation:
+        recipes["no vocalization negatives"] = replace(recipe, vocalization_share=0.0)
     fold_list = laugher_folds(recipe, folds)
     document = {
         "folds": fold_list,
@@ -808,7 +814,9 @@ def train_laughter_cv(
         for threshold, swept in result["by_threshold"].items():
             typer.echo(
                 f"  threshold {threshold}: {swept['laugh_recall']:.3f} found, "
-                f"{swept['false_alarms_per_speech_hour']:.1f} false alarms per speech hour"
+                f"{swept['false_alarms_per_speech_hour']:.1f} false alarms per speech hour, "
+                f"{result['vocalizations_by_threshold'][threshold]:.3f} of {result['vocalizations']} unheard"
+                " vocalizations taken for laughter"
             )
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(document, indent=1) + "\n")

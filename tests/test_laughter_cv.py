@@ -12,6 +12,8 @@ from ser_pipeline.training.laughter_cv import (
     cross_validate_laughers,
     laugher_folds,
     scenes_around_laughs,
+    scenes_around_vocalizations,
+    vocalizer_folds,
 )
 
 pytestmark = [needs_shared, pytest.mark.slow]
@@ -35,10 +37,24 @@ def test_each_held_out_laugh_sits_inside_its_scene_between_speech():
         assert scene["laugher"] in fold
 
 
+def test_everyone_else_is_dealt_into_folds_once():
+    recipe = LaughterRecipe(data=SHARED_DATA)
+    folds = vocalizer_folds(recipe, count=4)
+    people = [person for fold in folds for person in fold]
+    assert len(people) == len(set(people)) > 300 and max(map(len, folds)) - min(map(len, folds)) <= 1
+    assert not set(people) & {laugher for fold in laugher_folds(recipe) for laugher in fold}
+    assert not set(people) & set(DEFAULT_HELD_OUT_LAUGHERS)
+
+
 def test_a_fold_trains_without_its_laughers_and_reports_each_of_them():
     recipe = LaughterRecipe(data=SHARED_DATA, epochs=1, scenes_per_epoch=16, speech_clips=20)
-    fold = laugher_folds(recipe)[1]
-    result = cross_validate_laughers(recipe, [fold], jobs=1)
+    fold, vocalizers = laugher_folds(recipe)[1], vocalizer_folds(recipe, count=40)[0]
+    result = cross_validate_laughers(recipe, [fold], jobs=1, vocalizers=[vocalizers])
+    unheard = scenes_around_vocalizations(recipe, fold + vocalizers)
+    assert result["vocalizations"] == len(unheard) > 5
+    assert sum(e["clips"] for e in result["per_vocalization"].values()) == len(unheard)
+    assert "laughing" not in result["per_vocalization"]
+    assert set(result["vocalizations_by_threshold"]) == {str(t) for t in THRESHOLDS}
     assert result["laughs"] == 3 * len(fold) and set(result["per_laugher"]) == set(fold)
     assert 0.0 <= result["laugh_recall"] <= 1.0 and result["false_alarms_per_speech_hour"] >= 0.0
     assert sum(e["found"] for e in result["per_laugher"].values()) == round(result["laugh_recall"] * result["laughs"])

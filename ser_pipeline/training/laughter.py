@@ -55,6 +55,7 @@ class LaughterRecipe:
     seed: int = 0
     speech_clips: int = 1500
     laughter_share: float = 0.3
+    vocalization_share: float = 0.25  # placed clips drawn from the other vocalizations (the rest: speech)
     augment: bool = True  # speed, excerpts, noise colour, tilt, band shift (False: the v1 recipe's scenes)
     speed_range: tuple[float, float] = (0.85, 1.2)  # per placed clip
     laugh_excerpt_share: float = 0.5  # laughs cut to an excerpt of 0.6-3 s this often
@@ -156,7 +157,8 @@ class SceneMaker:
         while cursor < length:
             draw = rng.random()
             is_laugh = draw < self.recipe.laughter_share
-            pool = self.laughs if is_laugh else self.others if draw < self.recipe.laughter_share + 0.25 else self.speech
+            others = draw < self.recipe.laughter_share + self.recipe.vocalization_share
+            pool = self.laughs if is_laugh else self.others if others else self.speech
             clip = rng.choice(pool)
             if augment and is_laugh and rng.random() < self.recipe.laugh_excerpt_share:
                 clip = excerpt(clip, rng)
@@ -240,7 +242,9 @@ def _train_network(recipe: LaughterRecipe, log) -> LaughterNet:
         trim_silence(read_clip(c.path)) for c in rng.sample(speech_pool, min(recipe.speech_clips, len(speech_pool)))
     ]
     log(
-        f"{len(laughs)} laughter clips (held out: {', '.join(recipe.held_out_laughers)}), {len(others)} other vocalizations, {len(speech)} speech clips"
+        f"{len(laughs)} laughter clips (held out: {', '.join(recipe.held_out_laughers[:12])}"
+        f"{f' and {len(recipe.held_out_laughers) - 12} more' if len(recipe.held_out_laughers) > 12 else ''}),"
+        f" {len(others)} other vocalizations, {len(speech)} speech clips"
     )
     maker = SceneMaker(laughs, others, speech, recipe, rng)
 

@@ -5,9 +5,11 @@ people. Here the recipe is trained once per fold of the remaining laughers (the 
 laughers stay out of every fold's training too) and each held-out laugh is heard in a short
 scene: speech, a gap, the laugh (whole, or a 1-3 s excerpt), a gap, speech, over light noise.
 A laugh counts as found when a detected event matches it (IoU >= 0.3); an event that does not
-touch the laugh is a false alarm. Results are per laugher, so one unusual laugh shows as one
-laugher missed, and for a sweep of thresholds, so an operating point can be chosen here rather
-than on the episodes.
+touch the laugh is a false alarm. Each fold also holds out a share of everyone else in
+nonverbal/ and counts how many of their vocalizations (coughs, sneezes, screams, ...) are taken
+for laughter: the episodes hold none to fire on. Results are per laugher, so one unusual laugh
+shows as one laugher missed, and for a sweep of thresholds, so an operating point can be chosen
+here rather than on the episodes.
 """
 
 from __future__ import annotations
@@ -38,6 +40,24 @@ def laugher_folds(recipe: LaughterRecipe, count: int = 4) -> list[tuple[str, ...
     return [tuple(laughers[i::count]) for i in range(count)]
 
 
+def vocalizer_folds(recipe: LaughterRecipe, count: int = 4) -> list[tuple[str, ...]]:
+    """Everyone else in nonverbal/ (people with no laughing clip), dealt into `count` folds in
+    sorted order: each fold holds them out with its laughers, so their vocalizations are unheard."""
+    clips = nonverbal_clips(recipe.data)
+    laughers = {c.speaker for c in clips if c.label == "laughing"}
+    others = sorted({c.speaker.removeprefix("nonverbal-") for c in clips if c.speaker not in laughers})
+    return [tuple(others[i::count]) for i in range(count)]
+
+
+def _between_speech(piece: np.ndarray, speech: list, rng: random.Random) -> tuple[np.ndarray, float]:
+    """RAVDESS speech, a gap, `piece`, a gap, speech, over light noise: (samples, piece's start s)."""
+    before, after = (at_level(trim_silence(read_clip(rng.choice(speech))), -26.0) for _ in range(2))
+    gaps = [np.zeros(int(rng.uniform(0.3, 0.9) * SAMPLE_RATE), np.float32) for _ in range(2)]
+    samples = np.concatenate([before, gaps[0], at_level(piece, rng.uniform(-32, -20)), gaps[1], after])
+    samples += np.random.default_rng(rng.getrandbits(32)).standard_normal(len(samples)).astype(np.float32) * 1e-3
+    return samples, (len(before) + len(gaps[0])) / SAMPLE_RATE
+
+
 def scenes_around_laughs(recipe: LaughterRecipe, laughers: tuple[str, ...], seed: int = 0) -> list[dict]:
     """Scenes around each held-out laugh: {"laugher", "samples", "laugh": (start_s, end_s)}."""
     rng = random.Random(seed)
@@ -50,36 +70,47 @@ def scenes_around_laughs(recipe: LaughterRecipe, laughers: tuple[str, ...], seed
         laugh = trim_silence(read_clip(clip.path))
         for variant in range(1 + EXCERPTS_PER_LAUGH):
             piece = laugh if variant == 0 else excerpt(laugh, rng)
-            before, after = (at_level(trim_silence(read_clip(rng.choice(speech))), -26.0) for _ in range(2))
-            gaps = [np.zeros(int(rng.uniform(0.3, 0.9) * SAMPLE_RATE), np.float32) for _ in range(2)]
-            parts = [before, gaps[0], at_level(piece, rng.uniform(-32, -20)), gaps[1], after]
-            start = (len(before) + len(gaps[0])) / SAMPLE_RATE
-            samples = np.concatenate(parts)
-            samples += (
-                np.random.default_rng(rng.getrandbits(32)).standard_normal(len(samples)).astype(np.float32) * 1e-3
-            )
+            samples, start = _between_speech(piece, speech, rng)
             scenes.append({"laugher": laugher, "samples": samples, "laugh": (start, start + len(piece) / SAMPLE_RATE)})
     return scenes
 
 
-def train_fold(recipe: LaughterRecipe, laughers: tuple[str, ...], threads: int):
-    """The recipe trained without the fold's `laughers`, on `threads` torch threads."""
+def scenes_around_vocalizations(recipe: LaughterRecipe, people: tuple[str, ...], seed: int = 1) -> list[dict]:
+    """Scenes around the held-out people's vocalizations other than laughing (coughing, sneezing,
+    crying, ...): {"person", "vocalization", "samples", "span": (start_s, end_s)}."""
+    rng = random.Random(seed)
+    speech = [c.path for c in ravdess_clips(recipe.data)]
+    scenes = []
+    for clip in nonverbal_clips(recipe.data):
+        person = clip.speaker.removeprefix("nonverbal-")
+        if clip.label == "laughing" or person not in people:
+            continue
+        piece = trim_silence(read_clip(clip.path))
+        samples, start = _between_speech(piece, speech, rng)
+        span = (start, start + len(piece) / SAMPLE_RATE)
+        scenes.append({"person": person, "vocalization": clip.label, "samples": samples, "span": span})
+    return scenes
+
+
+def train_fold(recipe: LaughterRecipe, laughers: tuple[str, ...], threads: int, vocalizers: tuple[str, ...] = ()):
+    """The recipe trained without the fold's `laughers` (and `vocalizers`), on `threads` torch threads."""
     import torch
 
     from ser_pipeline.training.laughter import train
 
     torch.set_num_threads(threads)
-    fold_recipe = replace(recipe, held_out_laughers=recipe.held_out_laughers + laughers)
+    fold_recipe = replace(recipe, held_out_laughers=recipe.held_out_laughers + laughers + vocalizers)
     return train(fold_recipe, log=lambda message: print(f"[{','.join(laughers)}] {message}", flush=True))
 
 
-def _run_fold(recipe: LaughterRecipe, laughers: tuple[str, ...], threads: int) -> list[dict]:
+def _run_fold(recipe: LaughterRecipe, fold: tuple[tuple[str, ...], tuple[str, ...]], threads: int) -> list[dict]:
     import torch
 
     from ser_pipeline.features import FrontEndConfig, LogMel
     from ser_pipeline.training.laughter import score_frames
 
-    network = train_fold(recipe, laughers, threads)
+    laughers, vocalizers = fold
+    network = train_fold(recipe, laughers, threads, vocalizers)
     front_end = LogMel(FrontEndConfig())
     fps = front_end.config.frames_per_second
     members = list(getattr(network, "members", []))  # an ensemble's members are also judged alone
@@ -93,7 +124,20 @@ def _run_fold(recipe: LaughterRecipe, laughers: tuple[str, ...], threads: int) -
             row[threshold] = judge(probs, fps, threshold, scene["laugh"])
         row["members"] = [judge(score_frames(m, logmel), fps, BALANCED, scene["laugh"]) for m in members]
         results.append(row)
+    for scene in scenes_around_vocalizations(recipe, laughers + vocalizers):
+        probs = score_frames(network, front_end.frames(torch.from_numpy(scene["samples"])))
+        row = {"vocalization": scene["vocalization"]}
+        for threshold in THRESHOLDS:
+            row[threshold] = touches(probs, fps, threshold, scene["span"])
+        results.append(row)
     return results
+
+
+def touches(probs: np.ndarray, fps: float, threshold: float, span: tuple[float, float]) -> int:
+    """1 if a detected event overlaps `span` (a vocalization taken for laughter), else 0."""
+    start, end = span
+    events = detect_events(probs, fps, OperatingPoint(threshold=threshold))
+    return int(any(e.start_s < end and e.end_s > start for e in events))
 
 
 def judge(probs: np.ndarray, fps: float, threshold: float, laugh: tuple[float, float]) -> tuple[int, int]:
@@ -103,9 +147,19 @@ def judge(probs: np.ndarray, fps: float, threshold: float, laugh: tuple[float, f
     return match_events([laugh], events)[0], sum(e <= start or s >= end for s, e in events)
 
 
-def cross_validate_laughers(recipe: LaughterRecipe, folds: list[tuple[str, ...]], jobs: int = 2) -> dict:
-    """Every fold trained from scratch (`jobs` at a time, see `run_folds`); pooled results."""
-    results = [row for fold in run_folds(partial(_run_fold, recipe), folds, jobs) for row in fold]
+def cross_validate_laughers(
+    recipe: LaughterRecipe,
+    folds: list[tuple[str, ...]],
+    jobs: int = 2,
+    vocalizers: list[tuple[str, ...]] | None = None,
+) -> dict:
+    """Every fold trained from scratch (`jobs` at a time, see `run_folds`) without its laughers
+    and its share of everyone else in nonverbal/ (default: `vocalizer_folds`); pooled results."""
+    vocalizers = vocalizers if vocalizers is not None else vocalizer_folds(recipe, len(folds))
+    pairs = list(zip(folds, vocalizers, strict=True))
+    rows = [row for fold in run_folds(partial(_run_fold, recipe), pairs, jobs) for row in fold]
+    results = [row for row in rows if "vocalization" not in row]
+    vocalizations = [row for row in rows if "vocalization" in row]
     per_laugher = {}
     for row in results:
         entry = per_laugher.setdefault(row["laugher"], {"laughs": 0, "found": 0})
@@ -136,4 +190,22 @@ def cross_validate_laughers(recipe: LaughterRecipe, folds: list[tuple[str, ...]]
         "per_laugher": per_laugher,
         "by_threshold": sweep,
         **({"members_alone": members} if members else {}),
+        **_vocalization_summary(vocalizations),
+    }
+
+
+def _vocalization_summary(rows: list[dict]) -> dict:
+    """How often the held-out people's other vocalizations are taken for laughter (an event overlaps them)."""
+    if not rows:
+        return {}
+    per_class = {}
+    for row in rows:
+        entry = per_class.setdefault(row["vocalization"], {"clips": 0, "taken_for_laughter": 0})
+        entry["clips"] += 1
+        entry["taken_for_laughter"] += row[BALANCED]
+    return {
+        "vocalizations": len(rows),
+        "vocalizations_taken_for_laughter": sum(r[BALANCED] for r in rows) / len(rows),
+        "vocalizations_by_threshold": {str(t): sum(r[t] for r in rows) / len(rows) for t in THRESHOLDS},
+        "per_vocalization": per_class,
     }
