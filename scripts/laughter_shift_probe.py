@@ -22,7 +22,7 @@ import torch
 from ser_pipeline.audio import SAMPLE_RATE
 from ser_pipeline.features import FrontEndConfig, LogMel
 from ser_pipeline.training.crossval import run_folds
-from ser_pipeline.training.laughter import LaughterRecipe, score_frames
+from ser_pipeline.training.laughter import LaughterRecipe, score_frames, shift_bands
 from ser_pipeline.training.laughter_cv import THRESHOLDS, judge, laugher_folds, scenes_around_laughs, train_fold
 
 COMBINATIONS = {
@@ -34,11 +34,6 @@ COMBINATIONS = {
 }
 
 
-def shifted(logmel: torch.Tensor, bands: int) -> torch.Tensor:
-    index = torch.arange(logmel.shape[-1])
-    return logmel[:, (index - bands).clamp(0, len(index) - 1)]
-
-
 def fold(recipe: LaughterRecipe, laughers: tuple[str, ...], threads: int) -> list[dict]:
     network = train_fold(recipe, laughers, threads)
     front_end = LogMel(FrontEndConfig())
@@ -46,7 +41,7 @@ def fold(recipe: LaughterRecipe, laughers: tuple[str, ...], threads: int) -> lis
     rows = []
     for scene in scenes_around_laughs(recipe, laughers):
         logmel = front_end.frames(torch.from_numpy(scene["samples"]))
-        by_shift = {k: score_frames(network, shifted(logmel, k)) for k in range(-3, 4)}
+        by_shift = {k: score_frames(network, shift_bands(logmel, k)) for k in range(-3, 4)}
         start, end = scene["laugh"]
         row = {"speech_s": len(scene["samples"]) / SAMPLE_RATE - (end - start)}
         for name, (combine, shifts) in COMBINATIONS.items():

@@ -177,15 +177,20 @@ class SceneMaker:
         return np.clip(_tilt(audio, rng) if augment else audio, -1, 1), mask
 
 
-def _shift_bands(logmel: torch.Tensor, recipe: LaughterRecipe, rng: random.Random) -> torch.Tensor:
-    """Each scene's log-mel frames moved up or down by a few mel bands (the edge band repeated),
-    on a share of the scenes: a voice higher or lower in pitch and formants, without the traces
-    a resynthesis would leave, speech and laughter alike."""
+def shift_bands(logmel: torch.Tensor, move: int) -> torch.Tensor:
+    """Log-mel frames (..., n_mels) moved `move` mel bands up (down if negative), the edge band repeated."""
     bands = torch.arange(logmel.shape[-1])
+    return logmel[..., (bands - move).clamp(0, len(bands) - 1)]
+
+
+def _shift_bands(logmel: torch.Tensor, recipe: LaughterRecipe, rng: random.Random) -> torch.Tensor:
+    """Each scene's log-mel frames moved up or down by a few mel bands, on a share of the scenes:
+    a voice higher or lower in pitch and formants, without the traces a resynthesis would leave,
+    speech and laughter alike."""
     shifted = []
     for scene in logmel:
         move = rng.randint(-recipe.band_shift, recipe.band_shift) if rng.random() < recipe.band_shift_share else 0
-        shifted.append(scene[:, (bands - move).clamp(0, len(bands) - 1)])
+        shifted.append(shift_bands(scene, move))
     return torch.stack(shifted)
 
 
@@ -226,6 +231,11 @@ def train(recipe: LaughterRecipe, log=print) -> LaughterNet | LaughterEnsemble:
     return ensemble.eval()
 
 
+def _listed(names: tuple[str, ...], shown: int = 12) -> str:
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
 def _train_network(recipe: LaughterRecipe, log) -> LaughterNet:
     random.seed(recipe.seed)
     torch.manual_seed(recipe.seed)
@@ -242,8 +252,7 @@ def _train_network(recipe: LaughterRecipe, log) -> LaughterNet:
         trim_silence(read_clip(c.path)) for c in rng.sample(speech_pool, min(recipe.speech_clips, len(speech_pool)))
     ]
     log(
-        f"{len(laughs)} laughter clips (held out: {', '.join(recipe.held_out_laughers[:12])}"
-        f"{f' and {len(recipe.held_out_laughers) - 12} more' if len(recipe.held_out_laughers) > 12 else ''}),"
+        f"{len(laughs)} laughter clips (held out: {_listed(recipe.held_out_laughers)}),"
         f" {len(others)} other vocalizations, {len(speech)} speech clips"
     )
     maker = SceneMaker(laughs, others, speech, recipe, rng)
