@@ -40,6 +40,34 @@ SharpenShareOption = Annotated[
     typer.Option(help="Share of placed clips whose magnitude spectrum is sharpened (harmonics over breath)."),
 ]
 
+VocalizationShareOption = Annotated[
+    float, typer.Option(help="Share of placed clips drawn from the other vocalizations (the rest: laughs, speech).")
+]
+NegativeClassesOption = Annotated[
+    str | None,
+    typer.Option(help="Comma-separated vocalization classes used as negatives (default: all 15 of nonverbal/)."),
+]
+
+
+def _laughter_recipe(data, epochs, seed, members, sharpen_share, vocalization_share, negative_classes):
+    from ser_pipeline.training.data import nonverbal_clips, shared_data_dir
+    from ser_pipeline.training.laughter import LaughterRecipe, negative_classes as chosen_classes
+
+    recipe = LaughterRecipe(
+        data=data or shared_data_dir(),
+        epochs=epochs,
+        seed=seed,
+        members=members,
+        sharpen_share=sharpen_share,
+        vocalization_share=vocalization_share,
+        vocalization_classes=None if negative_classes is None else tuple(negative_classes.split(",")),
+    )
+    try:
+        chosen_classes(recipe, nonverbal_clips(recipe.data))
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--negative-classes") from None
+    return recipe
+
 
 def _models_dir_default() -> Path:
     from ser_pipeline.files import EMBEDDED_MODELS_DIR  # not the registry: it imports torch
@@ -711,6 +739,8 @@ def train_laughter(
     seed: int = 0,
     members: Annotated[int, typer.Option(help="Networks trained with seeds seed, seed + 1, ...: an ensemble.")] = 1,
     sharpen_share: SharpenShareOption = 0.0,
+    vocalization_share: VocalizationShareOption = 0.25,
+    negative_classes: NegativeClassesOption = None,
     models_dir: ModelsDirOption = _models_dir_default(),
     model_id: str = "laughter-tcn-v4",
 ) -> None:
@@ -718,13 +748,10 @@ def train_laughter(
     from dataclasses import asdict
 
     from ser_pipeline.training.cards import laughter_card
-    from ser_pipeline.training.data import shared_data_dir
-    from ser_pipeline.training.laughter import OPERATING_POINTS, LaughterRecipe, evaluate_on_episodes, train
+    from ser_pipeline.training.laughter import OPERATING_POINTS, evaluate_on_episodes, train
     from ser_pipeline.training.publish import publish
 
-    recipe = LaughterRecipe(
-        data=data or shared_data_dir(), epochs=epochs, seed=seed, members=members, sharpen_share=sharpen_share
-    )
+    recipe = _laughter_recipe(data, epochs, seed, members, sharpen_share, vocalization_share, negative_classes)
     network = train(recipe, log=typer.echo)
     scores = evaluate_on_episodes(network, recipe.data / "episodes", OPERATING_POINTS["balanced"])
     summary = {k: round(v, 4) for k, v in scores.items() if isinstance(v, float)}
@@ -746,7 +773,8 @@ def train_laughter(
             scores,
             OPERATING_POINTS["balanced"],
             f"ser-pipeline train laughter --epochs {epochs} --seed {seed} --members {members}"
-            f" --sharpen-share {sharpen_share}",
+            f" --sharpen-share {sharpen_share} --vocalization-share {vocalization_share}"
+            + (f" --negative-classes {negative_classes}" if negative_classes else ""),
         ),
     )
     typer.echo(f"wrote {weights}: " + ", ".join(f"{k}={v}" for k, v in summary.items()))
@@ -769,6 +797,8 @@ def train_laughter_cv(
     seed: Annotated[int, typer.Option(help="Training seed of every fold (the held-out scenes stay the same).")] = 0,
     members: Annotated[int, typer.Option(help="Networks per fold, seeds seed, seed + 1, ...: an ensemble.")] = 1,
     sharpen_share: SharpenShareOption = 0.0,
+    vocalization_share: VocalizationShareOption = 0.25,
+    negative_classes: NegativeClassesOption = None,
     vocalization_ablation: Annotated[
         bool, typer.Option(help="Also the recipe without the other vocalizations as negatives (speech only).")
     ] = False,
@@ -780,13 +810,9 @@ def train_laughter_cv(
     from dataclasses import replace
 
     from ser_pipeline.architectures import LaughterNetConfig
-    from ser_pipeline.training.data import shared_data_dir
-    from ser_pipeline.training.laughter import LaughterRecipe
     from ser_pipeline.training.laughter_cv import cross_validate_laughers, laugher_folds
 
-    recipe = LaughterRecipe(
-        data=data or shared_data_dir(), epochs=epochs, seed=seed, members=members, sharpen_share=sharpen_share
-    )
+    recipe = _laughter_recipe(data, epochs, seed, members, sharpen_share, vocalization_share, negative_classes)
     recipes = {"default": recipe}
     if baseline:
         recipes["v3 recipe"] = replace(recipe, band_shift=0)
@@ -801,6 +827,8 @@ def train_laughter_cv(
         "seed": seed,
         "members": members,
         "sharpen_share": sharpen_share,
+        "vocalization_share": vocalization_share,
+        "negative_classes": sorted(recipe.vocalization_classes) if recipe.vocalization_classes else "all",
         "results": {},
     }
     for name, candidate in recipes.items():

@@ -60,3 +60,21 @@ def test_a_fold_trains_without_its_laughers_and_reports_each_of_them():
     assert sum(e["found"] for e in result["per_laugher"].values()) == round(result["laugh_recall"] * result["laughs"])
     assert set(result["by_threshold"]) == {str(t) for t in THRESHOLDS}
     assert result["by_threshold"][str(BALANCED)]["laugh_recall"] == result["laugh_recall"]
+
+
+def test_the_recipe_trains_on_the_chosen_vocalization_classes_and_names_unknown_ones():
+    from dataclasses import replace
+
+    from typer.testing import CliRunner
+
+    from ser_pipeline.cli import app
+    from ser_pipeline.training.data import nonverbal_clips
+    from ser_pipeline.training.laughter import negative_classes
+
+    recipe, clips = LaughterRecipe(data=SHARED_DATA), nonverbal_clips(SHARED_DATA)
+    assert len(negative_classes(recipe, clips)) == 15 and "laughing" not in negative_classes(recipe, clips)
+    chosen = replace(recipe, vocalization_classes=("coughing", "sighing"))
+    assert negative_classes(chosen, clips) == {"coughing", "sighing"}
+    arguments = ["train", "laughter-cv", "--data", str(SHARED_DATA), "--negative-classes", "coughing,giggling"]
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 2 and "giggling" in result.output and "throat-clearing" in result.output

@@ -56,6 +56,7 @@ class LaughterRecipe:
     speech_clips: int = 1500
     laughter_share: float = 0.3
     vocalization_share: float = 0.25  # placed clips drawn from the other vocalizations (the rest: speech)
+    vocalization_classes: tuple[str, ...] | None = None  # which of them are negatives (None: all 15)
     augment: bool = True  # speed, excerpts, noise colour, tilt, band shift (False: the v1 recipe's scenes)
     speed_range: tuple[float, float] = (0.85, 1.2)  # per placed clip
     laugh_excerpt_share: float = 0.5  # laughs cut to an excerpt of 0.6-3 s this often
@@ -236,6 +237,15 @@ def _listed(names: tuple[str, ...], shown: int = 12) -> str:
     return ", ".join(names[:shown]) + more
 
 
+def negative_classes(recipe: LaughterRecipe, clips) -> set[str]:
+    """The vocalization classes the recipe trains on as negatives; unknown names are an error."""
+    known = {c.label for c in clips} - {"laughing"}
+    chosen = known if recipe.vocalization_classes is None else set(recipe.vocalization_classes)
+    if unknown := chosen - known:
+        raise ValueError(f"unknown vocalization classes {sorted(unknown)}; known: {', '.join(sorted(known))}")
+    return chosen
+
+
 def _train_network(recipe: LaughterRecipe, log) -> LaughterNet:
     random.seed(recipe.seed)
     torch.manual_seed(recipe.seed)
@@ -246,14 +256,15 @@ def _train_network(recipe: LaughterRecipe, log) -> LaughterNet:
     # A held-out laugher's other vocalizations are held out too: evaluation is by person.
     nonverbal = [c for c in nonverbal_clips(recipe.data) if c.speaker not in held_out]
     laughs = [trim_silence(read_clip(c.path)) for c in nonverbal if c.label == "laughing"]
-    others = [trim_silence(read_clip(c.path)) for c in nonverbal if c.label != "laughing"]
+    negatives = negative_classes(recipe, nonverbal)
+    others = [trim_silence(read_clip(c.path)) for c in nonverbal if c.label in negatives]
     speech_pool = ravdess_clips(recipe.data) + tess_clips(recipe.data)
     speech = [
         trim_silence(read_clip(c.path)) for c in rng.sample(speech_pool, min(recipe.speech_clips, len(speech_pool)))
     ]
     log(
         f"{len(laughs)} laughter clips (held out: {_listed(recipe.held_out_laughers)}),"
-        f" {len(others)} other vocalizations, {len(speech)} speech clips"
+        f" {len(others)} other vocalizations ({len(negatives)} classes), {len(speech)} speech clips"
     )
     maker = SceneMaker(laughs, others, speech, recipe, rng)
 
