@@ -43,13 +43,16 @@ SharpenShareOption = Annotated[
 VocalizationShareOption = Annotated[
     float, typer.Option(help="Share of placed clips drawn from the other vocalizations (the rest: laughs, speech).")
 ]
+BandlimitShareOption = Annotated[
+    float, typer.Option(help="Share of placed clips low-passed at 2.5-6 kHz before the scene's broadband noise.")
+]
 NegativeClassesOption = Annotated[
     str | None,
     typer.Option(help="Comma-separated vocalization classes used as negatives (default: all 15 of nonverbal/)."),
 ]
 
 
-def _laughter_recipe(data, epochs, seed, members, sharpen_share, vocalization_share, negative_classes):
+def _laughter_recipe(data, epochs, seed, members, sharpen_share, bandlimit_share, vocalization_share, negative_classes):
     from ser_pipeline.training.data import nonverbal_clips, shared_data_dir
     from ser_pipeline.training.laughter import LaughterRecipe, negative_classes as chosen_classes
 
@@ -59,6 +62,7 @@ def _laughter_recipe(data, epochs, seed, members, sharpen_share, vocalization_sh
         seed=seed,
         members=members,
         sharpen_share=sharpen_share,
+        bandlimit_share=bandlimit_share,
         vocalization_share=vocalization_share,
         vocalization_classes=None if negative_classes is None else tuple(negative_classes.split(",")),
     )
@@ -739,6 +743,7 @@ def train_laughter(
     seed: int = 0,
     members: Annotated[int, typer.Option(help="Networks trained with seeds seed, seed + 1, ...: an ensemble.")] = 1,
     sharpen_share: SharpenShareOption = 0.0,
+    bandlimit_share: BandlimitShareOption = 0.0,
     vocalization_share: VocalizationShareOption = 0.25,
     negative_classes: NegativeClassesOption = None,
     models_dir: ModelsDirOption = _models_dir_default(),
@@ -751,7 +756,9 @@ def train_laughter(
     from ser_pipeline.training.laughter import OPERATING_POINTS, evaluate_on_episodes, train
     from ser_pipeline.training.publish import publish
 
-    recipe = _laughter_recipe(data, epochs, seed, members, sharpen_share, vocalization_share, negative_classes)
+    recipe = _laughter_recipe(
+        data, epochs, seed, members, sharpen_share, bandlimit_share, vocalization_share, negative_classes
+    )
     network = train(recipe, log=typer.echo)
     scores = evaluate_on_episodes(network, recipe.data / "episodes", OPERATING_POINTS["balanced"])
     summary = {k: round(v, 4) for k, v in scores.items() if isinstance(v, float)}
@@ -773,7 +780,8 @@ def train_laughter(
             scores,
             OPERATING_POINTS["balanced"],
             f"ser-pipeline train laughter --epochs {epochs} --seed {seed} --members {members}"
-            f" --sharpen-share {sharpen_share} --vocalization-share {vocalization_share}"
+            f" --sharpen-share {sharpen_share} --bandlimit-share {bandlimit_share}"
+            f" --vocalization-share {vocalization_share}"
             + (f" --negative-classes {negative_classes}" if negative_classes else ""),
         ),
     )
@@ -797,6 +805,7 @@ def train_laughter_cv(
     seed: Annotated[int, typer.Option(help="Training seed of every fold (the held-out scenes stay the same).")] = 0,
     members: Annotated[int, typer.Option(help="Networks per fold, seeds seed, seed + 1, ...: an ensemble.")] = 1,
     sharpen_share: SharpenShareOption = 0.0,
+    bandlimit_share: BandlimitShareOption = 0.0,
     vocalization_share: VocalizationShareOption = 0.25,
     negative_classes: NegativeClassesOption = None,
     vocalization_ablation: Annotated[
@@ -812,7 +821,9 @@ def train_laughter_cv(
     from ser_pipeline.architectures import LaughterNetConfig
     from ser_pipeline.training.laughter_cv import cross_validate_laughers, laugher_folds
 
-    recipe = _laughter_recipe(data, epochs, seed, members, sharpen_share, vocalization_share, negative_classes)
+    recipe = _laughter_recipe(
+        data, epochs, seed, members, sharpen_share, bandlimit_share, vocalization_share, negative_classes
+    )
     recipes = {"default": recipe}
     if baseline:
         recipes["v3 recipe"] = replace(recipe, band_shift=0)
@@ -827,6 +838,7 @@ def train_laughter_cv(
         "seed": seed,
         "members": members,
         "sharpen_share": sharpen_share,
+        "bandlimit_share": bandlimit_share,
         "vocalization_share": vocalization_share,
         "negative_classes": sorted(recipe.vocalization_classes) if recipe.vocalization_classes else "all",
         "results": {},

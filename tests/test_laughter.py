@@ -131,3 +131,18 @@ def test_sharpening_lifts_harmonics_over_breath_and_keeps_the_clip_in_place():
     assert sharpened.shape == breathy.shape and sharpened.dtype == np.float32
     # the voiced first 0.6 s stays louder than the breath-only rest
     assert np.mean(sharpened[:8_000] ** 2) > 10 * np.mean(sharpened[11_000:] ** 2)
+
+
+def test_band_limiting_silences_what_lies_above_the_cutoff_and_keeps_the_rest():
+    from scipy.signal import welch
+
+    from ser_pipeline.training.laughter import bandlimit
+
+    noise = np.random.default_rng(0).standard_normal(32_000).astype(np.float32)
+    limited = bandlimit(noise, 3000.0)
+    assert limited.shape == noise.shape and limited.dtype == np.float32
+    frequencies, before = welch(noise, 16_000, nperseg=1024)
+    _, after = welch(limited, 16_000, nperseg=1024)
+    below, above = frequencies < 2000, frequencies > 4500
+    assert np.allclose(after[below] / before[below], 1.0, atol=0.2)
+    assert np.all(after[above] < before[above] * 1e-4)

@@ -65,6 +65,8 @@ class LaughterRecipe:
     band_shift: int = 3  # by up to this many bands (0: the v3 recipe)
     sharpen_share: float = 0.0  # placed clips (laughs, vocalizations, speech) with a sharpened spectrum this often
     sharpen_power: float = 1.5  # their magnitude spectrum raised to a power drawn up to this
+    bandlimit_share: float = 0.0  # placed clips (laughs, vocalizations, speech) low-passed this often, before the noise
+    bandlimit_hz: tuple[float, float] = (2500.0, 6000.0)  # at a cutoff drawn from this range
     members: int = 1  # networks trained with seeds seed, seed + 1, ..., their logits averaged
     network: LaughterNetConfig = LaughterNetConfig(stride=2, dilations=(1, 2, 4, 8, 16, 32))
 
@@ -134,6 +136,13 @@ def sharpen(samples: np.ndarray, power: float) -> np.ndarray:
     return librosa.istft(sharpened, hop_length=256, length=len(samples)).astype(np.float32)
 
 
+def bandlimit(samples: np.ndarray, cutoff_hz: float) -> np.ndarray:
+    """Nothing above `cutoff_hz` (an 8th-order Butterworth low-pass): a voice recorded or sent
+    through a narrow band (a telephone guest, a low-bitrate codec), into a room whose noise is not."""
+    sections = scipy.signal.butter(8, cutoff_hz, "low", fs=SAMPLE_RATE, output="sos")
+    return scipy.signal.sosfilt(sections, samples).astype(np.float32)
+
+
 class SceneMaker:
     def __init__(
         self,
@@ -169,6 +178,8 @@ class SceneMaker:
                 clip = _speed(clip, rng.uniform(*self.recipe.speed_range))
             if augment and self.recipe.sharpen_share and rng.random() < self.recipe.sharpen_share:
                 clip = sharpen(clip, rng.uniform(1.0, self.recipe.sharpen_power))
+            if augment and self.recipe.bandlimit_share and rng.random() < self.recipe.bandlimit_share:
+                clip = bandlimit(clip, rng.uniform(*self.recipe.bandlimit_hz))
             clip = at_level(clip, rng.uniform(-34, -14))
             piece = clip[: length - cursor]
             audio[cursor : cursor + len(piece)] += piece
