@@ -52,20 +52,13 @@ NegativeClassesOption = Annotated[
 ]
 
 
-def _laughter_recipe(data, epochs, seed, members, sharpen_share, bandlimit_share, vocalization_share, negative_classes):
+def _laughter_recipe(data: Path | None, negative_classes: str | None, **options):
+    """The laughter recipe of a `train laughter*` command (options: LaughterRecipe's fields)."""
     from ser_pipeline.training.data import nonverbal_clips, shared_data_dir
     from ser_pipeline.training.laughter import LaughterRecipe, negative_classes as chosen_classes
 
-    recipe = LaughterRecipe(
-        data=data or shared_data_dir(),
-        epochs=epochs,
-        seed=seed,
-        members=members,
-        sharpen_share=sharpen_share,
-        bandlimit_share=bandlimit_share,
-        vocalization_share=vocalization_share,
-        vocalization_classes=None if negative_classes is None else tuple(negative_classes.split(",")),
-    )
+    classes = None if negative_classes is None else tuple(negative_classes.split(","))
+    recipe = LaughterRecipe(data=data or shared_data_dir(), vocalization_classes=classes, **options)
     try:
         chosen_classes(recipe, nonverbal_clips(recipe.data))
     except ValueError as error:
@@ -757,7 +750,14 @@ def train_laughter(
     from ser_pipeline.training.publish import publish
 
     recipe = _laughter_recipe(
-        data, epochs, seed, members, sharpen_share, bandlimit_share, vocalization_share, negative_classes
+        data,
+        negative_classes,
+        epochs=epochs,
+        seed=seed,
+        members=members,
+        sharpen_share=sharpen_share,
+        bandlimit_share=bandlimit_share,
+        vocalization_share=vocalization_share,
     )
     network = train(recipe, log=typer.echo)
     scores = evaluate_on_episodes(network, recipe.data / "episodes", OPERATING_POINTS["balanced"])
@@ -822,7 +822,14 @@ def train_laughter_cv(
     from ser_pipeline.training.laughter_cv import cross_validate_laughers, laugher_folds
 
     recipe = _laughter_recipe(
-        data, epochs, seed, members, sharpen_share, bandlimit_share, vocalization_share, negative_classes
+        data,
+        negative_classes,
+        epochs=epochs,
+        seed=seed,
+        members=members,
+        sharpen_share=sharpen_share,
+        bandlimit_share=bandlimit_share,
+        vocalization_share=vocalization_share,
     )
     recipes = {"default": recipe}
     if baseline:

@@ -100,6 +100,19 @@ def laughter_card(recipe, scores: dict, point, command: str) -> str:
         if recipe.sharpen_share
         else ""
     )
+    low, high = recipe.bandlimit_hz
+    band_limited = (
+        f" {recipe.bandlimit_share:.0%} of the placed clips are low-passed at {low:.0f}-{high:.0f} Hz before the"
+        " scene's noise (a narrow-band voice in a broadband room)."
+        if recipe.bandlimit_share
+        else ""
+    )
+    classes = recipe.vocalization_classes
+    negatives = (
+        "the 15 other vocalization classes"
+        if classes is None
+        else f"{len(classes)} of the 15 other vocalization classes ({', '.join(sorted(classes))})"
+    )
     return f"""
 Frame-level laughter detector: a dilated temporal CNN (residual, dilations
 {recipe.network.dilations} at a stride of {recipe.network.stride} frames) over 64-bin log-mel frames at 100 per
@@ -110,8 +123,9 @@ on each side of a frame. One pass scores every frame of an episode.{ensemble}
 - Positives: `../shared/data/nonverbal/laughing`, except the held-out laughers ({held_out}):
   every laugher heard in `../shared/data/episodes`, so the episode scores below are on laughers
   the model never heard.
-- Negatives: the 15 other vocalization classes of `nonverbal/` (without the held-out laughers'
-  other vocalizations: evaluation is by person) and {recipe.speech_clips} RAVDESS/TESS speech clips.
+- Negatives: {negatives} of `nonverbal/`, placed
+  {recipe.vocalization_share:.0%} of the time (without the held-out laughers' other vocalizations: evaluation is by
+  person), and {recipe.speech_clips} RAVDESS/TESS speech clips.
 - Scenes of {recipe.scene_s} s built on the fly: clips one after another with 0.1-1.2 s gaps,
   each at its own level (-34 to -14 dBFS RMS) and speed ({recipe.speed_range[0]}-{recipe.speed_range[1]}x, pitch and tempo
   together), over white, pink or brown noise (-65 to -40 dBFS), the whole scene through a
@@ -119,7 +133,7 @@ on each side of a frame. One pass scores every frame of an episode.{ensemble}
   a 0.6-3 s excerpt {recipe.laugh_excerpt_share:.0%} of those and joined by a second laugh drawn from the
   pool (two people laughing at once, -9 to 0 dB relative) {recipe.together_share:.0%} of those. {recipe.band_shift_share:.0%} of the
   scenes' log-mel frames move up or down by up to {recipe.band_shift} mel bands (a higher or lower voice, laughter
-  and speech alike).{sharpened} {recipe.epochs} epochs x {recipe.scenes_per_epoch} scenes{" per network" if recipe.members > 1 else f", seed {recipe.seed}"}.
+  and speech alike).{sharpened}{band_limited} {recipe.epochs} epochs x {recipe.scenes_per_epoch} scenes{" per network" if recipe.members > 1 else f", seed {recipe.seed}"}.
 
 ## Licence
 Weights derived from the Deeply Nonverbal Vocalization sample set (CC BY-NC-ND 4.0), RAVDESS
