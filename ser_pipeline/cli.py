@@ -859,12 +859,20 @@ def train_laughter_cv(
             f"{result['false_alarms_per_speech_hour']:.1f} false alarms per speech hour"
         )
         for threshold, swept in result["by_threshold"].items():
+            taken = result.get("vocalizations_by_threshold", {}).get(threshold)
+            unheard = (
+                f", {taken:.3f} of {result['vocalizations']} unheard vocalizations taken for laughter"
+                if taken is not None
+                else ""
+            )
             typer.echo(
                 f"  threshold {threshold}: {swept['laugh_recall']:.3f} found, "
-                f"{swept['false_alarms_per_speech_hour']:.1f} false alarms per speech hour, "
-                f"{result['vocalizations_by_threshold'][threshold]:.3f} of {result['vocalizations']} unheard"
-                " vocalizations taken for laughter"
+                f"{swept['false_alarms_per_speech_hour']:.1f} false alarms per speech hour{unheard}"
             )
+        by_class = sorted(result.get("per_vocalization", {}).items(), key=lambda item: -item[1]["taken_for_laughter"])
+        if by_class:
+            counts = ", ".join(f"{name} {e['taken_for_laughter']}/{e['clips']}" for name, e in by_class)
+            typer.echo(f"  taken for laughter at the default threshold: {counts}")
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(document, indent=1) + "\n")
     typer.echo(f"wrote {output}")
