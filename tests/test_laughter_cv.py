@@ -69,10 +69,12 @@ def test_the_recipe_trains_on_the_chosen_vocalization_classes_and_names_unknown_
 
     from ser_pipeline.cli import app
     from ser_pipeline.training.data import nonverbal_clips
-    from ser_pipeline.training.laughter import negative_classes
+    from ser_pipeline.training.laughter import PODCAST_VOCALIZATIONS, negative_classes
 
     recipe, clips = LaughterRecipe(data=SHARED_DATA), nonverbal_clips(SHARED_DATA)
-    assert len(negative_classes(recipe, clips)) == 15 and "laughing" not in negative_classes(recipe, clips)
+    assert negative_classes(recipe, clips) == set(PODCAST_VOCALIZATIONS) and len(PODCAST_VOCALIZATIONS) == 9
+    every = negative_classes(replace(recipe, vocalization_classes=None), clips)
+    assert len(every) == 15 and "laughing" not in every and set(PODCAST_VOCALIZATIONS) < every
     chosen = replace(recipe, vocalization_classes=("coughing", "sighing"))
     assert negative_classes(chosen, clips) == {"coughing", "sighing"}
     arguments = ["train", "laughter-cv", "--data", str(SHARED_DATA), "--negative-classes", "coughing,giggling"]

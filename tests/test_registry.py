@@ -93,7 +93,7 @@ def test_registry_defaults_resolve_to_committed_verified_weights():
     ("arguments", "message"),
     [
         (["run", ".", "--dims-model", "nope"], "unknown model 'nope'"),
-        (["run", ".", "--emotion-model", "laughter-tcn-v4"], "does not do emotion"),
+        (["run", ".", "--emotion-model", "laughter-tcn-v5"], "does not do emotion"),
         (["run", ".", "--operating-point", "loose"], "no operating point 'loose'"),
         (["predict", "x.wav", "-o", "x.csv", "--laughter-model", "ser-crnn-v1"], "does not do laughter"),
     ],

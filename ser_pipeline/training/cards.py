@@ -107,11 +107,15 @@ def laughter_card(recipe, scores: dict, point, command: str) -> str:
         if recipe.bandlimit_share
         else ""
     )
-    classes = recipe.vocalization_classes
+    from ser_pipeline.training.data import nonverbal_clips
+
+    classes, known = recipe.vocalization_classes, {c.label for c in nonverbal_clips(recipe.data)} - {"laughing"}
     negatives = (
-        "the 15 other vocalization classes"
+        f"the {len(known)} other vocalization classes"
         if classes is None
-        else f"{len(classes)} of the 15 other vocalization classes ({', '.join(sorted(classes))})"
+        else f"{len(classes)} of the {len(known)} other vocalization classes ({', '.join(sorted(classes))}; not"
+        f" {', '.join(sorted(known - set(classes)))}: as negatives they cost unheard laughers' laughs, and a podcast"
+        " seldom holds them, see `docs/evaluation.md`)"
     )
     return f"""
 Frame-level laughter detector: a dilated temporal CNN (residual, dilations
