@@ -50,7 +50,7 @@ NegativeClassesOption = Annotated[
     str | None,
     typer.Option(
         help="Comma-separated vocalization classes used as negatives, or 'all' for the 15 of nonverbal/"
-        " (default: the nine a podcast holds, see `PODCAST_VOCALIZATIONS`)."
+        " (default: the nine a podcast holds, named in the model card)."
     ),
 ]
 

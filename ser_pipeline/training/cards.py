@@ -82,6 +82,8 @@ trimmed, light noise) against their clean source clips.
 
 
 def laughter_card(recipe, scores: dict, point, command: str) -> str:
+    from ser_pipeline.training.data import nonverbal_clips
+
     held_out = ", ".join(recipe.held_out_laughers)
     episodes = "".join(
         f"| {name} | {v['laughs_per_10min_truth']} | {v['laughs_per_10min_detected']} |\n"
@@ -107,8 +109,6 @@ def laughter_card(recipe, scores: dict, point, command: str) -> str:
         if recipe.bandlimit_share
         else ""
     )
-    from ser_pipeline.training.data import nonverbal_clips
-
     classes, known = recipe.vocalization_classes, {c.label for c in nonverbal_clips(recipe.data)} - {"laughing"}
     negatives = (
         f"the {len(known)} other vocalization classes"

@@ -1,10 +1,10 @@
 """Recipe: the embedded frame-level laughter detector.
 
-Scenes are built on the fly: laughter (`nonverbal/laughing`), other vocalizations (those of
-the other nonverbal classes a podcast holds) and speech (RAVDESS, TESS) placed one after another with gaps, over
-noise, each at its own level; frames inside a placed laugh are positives. With only a dozen
-laughers to learn from, every placed clip is also sped up or slowed down (pitch and tempo
-together), laughs are often cut to an excerpt or joined by a second laugh (people laugh
+Scenes are built on the fly: laughter (`nonverbal/laughing`), other vocalizations (of the
+nonverbal classes a podcast holds) and speech (RAVDESS, TESS) placed one after another with
+gaps, over noise, each at its own level; frames inside a placed laugh are positives. With only
+a dozen laughers to learn from, every placed clip is also sped up or slowed down (pitch and
+tempo together), laughs are often cut to an excerpt or joined by a second laugh (people laugh
 together), and the scene's noise colour and spectral tilt vary; half of the scenes' log-mel
 frames move a few mel bands up or down (a higher or lower voice). The laughers heard in
 `../shared/data/episodes` are held out, so the episode evaluation is on unheard laughers.
