@@ -37,41 +37,57 @@ from ser_pipeline.training.laughter import DEFAULT_HELD_OUT_LAUGHERS, OPERATING_
 CONTEXT_S = 2
 
 
+def analyzer_for(weights: Path | None) -> Analyzer:
+    """The pipeline's analyzer on CPU, with the laughter network of `weights` if given."""
+    analyzer = Analyzer(device="cpu")
+    if weights:
+        analyzer.laughter_net = load_network(weights).eval()
+    return analyzer
+
+
+def peak_and_share(analyzer: Analyzer, samples: np.ndarray, first: int, last: int) -> tuple[float, float]:
+    """Smoothed peak laughter probability over samples[first:last], and the share of its frames above 0.5."""
+    config, point = analyzer.front_end.config, OPERATING_POINTS["balanced"]
+    probs = analyzer.laughter_frames(analyzer.front_end.frames(torch.from_numpy(samples)))
+    inside = slice(first // config.hop_length, last // config.hop_length)
+    return smooth(probs, config.frames_per_second, point.smooth_s)[inside].max(), (probs[inside] > 0.5).mean()
+
+
+def episode_laughs(data: Path):
+    """(episode id, truth row, episode samples, episode noise RMS) of every laugh in the episodes."""
+    for episode_id, truth_file in sorted(episode_truth_files(data / "episodes").items()):
+        audio = decode(truth_file.with_name(f"{episode_id}.mp3")).samples
+        noise_rms = episode_noise_rms(audio, *read_truth(truth_file))
+        with truth_file.open() as handle:
+            laughs = [row for row in csv.DictReader(handle) if row["kind"] == "laughter"]
+        for row in laughs:
+            yield episode_id, row, audio, noise_rms
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--weights", type=Path, help="a laughter network's safetensors (default: the default model)")
     parser.add_argument("--false-alarm-minutes", type=float, default=0.0)
     args = parser.parse_args()
-    analyzer, rng = Analyzer(device="cpu"), np.random.default_rng(0)
-    if args.weights:
-        analyzer.laughter_net = load_network(args.weights).eval()
-    config, point = analyzer.front_end.config, OPERATING_POINTS["balanced"]
+    analyzer, rng = analyzer_for(args.weights), np.random.default_rng(0)
 
     def score(samples: np.ndarray, first: int, last: int) -> str:
-        probs = analyzer.laughter_frames(analyzer.front_end.frames(torch.from_numpy(samples)))
-        inside = slice(first // config.hop_length, last // config.hop_length)
-        peak = smooth(probs, config.frames_per_second, point.smooth_s)[inside].max()
-        return f"{peak:.2f}/{(probs[inside] > 0.5).mean():.2f}"
+        return "{:.2f}/{:.2f}".format(*peak_and_share(analyzer, samples, first, last))
 
     print("episode start laugher | in the episode | clean, in silence | + white noise | + MP3  (peak/share > 0.5)")
-    for episode_id, truth_file in sorted(episode_truth_files(args.data / "episodes").items()):
-        audio = decode(truth_file.with_name(f"{episode_id}.mp3")).samples
-        noise_rms = episode_noise_rms(audio, *read_truth(truth_file))
-        with truth_file.open() as handle:
-            laughs = [row for row in csv.DictReader(handle) if row["kind"] == "laughter"]
-        for row in laughs:
-            start, end = sample_index(row["start"]), sample_index(row["end"])
-            begin = max(0, start - CONTEXT_S * SAMPLE_RATE)
-            heard = audio[begin : end + CONTEXT_S * SAMPLE_RATE]
-            first, last = start - begin, end - begin
-            aligned, gain = source_stretch(args.data / row["source"], audio[start:end])
-            clean = np.zeros(len(heard), np.float32)
-            clean[first:last] = aligned * gain
-            noisy = clean + noise_rms * rng.standard_normal(len(clean)).astype(np.float32)
-            conditions = (heard, clean, noisy, mp3_round_trip(noisy))
-            laugher = Path(row["source"]).name.split("_")[0]
-            print(episode_id, row["start"], laugher, "|", " | ".join(score(x, first, last) for x in conditions))
+    for episode_id, row, audio, noise_rms in episode_laughs(args.data):
+        start, end = sample_index(row["start"]), sample_index(row["end"])
+        begin = max(0, start - CONTEXT_S * SAMPLE_RATE)
+        heard = audio[begin : end + CONTEXT_S * SAMPLE_RATE]
+        first, last = start - begin, end - begin
+        aligned, gain = source_stretch(args.data / row["source"], audio[start:end])
+        clean = np.zeros(len(heard), np.float32)
+        clean[first:last] = aligned * gain
+        noisy = clean + noise_rms * rng.standard_normal(len(clean)).astype(np.float32)
+        conditions = (heard, clean, noisy, mp3_round_trip(noisy))
+        laugher = Path(row["source"]).name.split("_")[0]
+        print(episode_id, row["start"], laugher, "|", " | ".join(score(x, first, last) for x in conditions))
     print(
         "laugher | median spectral flatness and centroid (Hz) of the frames within 25 dB of the loudest"
         " | median f0 (Hz, pYIN 80-1000) | voiced share of frames | onsets per second"

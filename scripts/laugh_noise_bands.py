@@ -10,22 +10,14 @@ Printed: the smoothed peak probability over the laugh in each condition (docs/ev
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 import numpy as np
 import scipy.signal
-import torch
-from sentence_gap import episode_noise_rms, sample_index, source_stretch
+from laugh_conditions import CONTEXT_S, analyzer_for, episode_laughs, peak_and_share
+from sentence_gap import sample_index, source_stretch
 
-from ser_pipeline.audio import SAMPLE_RATE, decode
-from ser_pipeline.evaluation import episode_truth_files, read_truth
-from ser_pipeline.inference import Analyzer
-from ser_pipeline.laughter import smooth
-from ser_pipeline.registry import load_network
-from ser_pipeline.training.laughter import OPERATING_POINTS
-
-CONTEXT_S = 2
+from ser_pipeline.audio import SAMPLE_RATE
 
 
 def filtered(samples: np.ndarray, kind: str, cutoff_hz: float) -> np.ndarray:
@@ -38,40 +30,27 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--weights", type=Path, help="a laughter network's safetensors (default: the default model)")
     args = parser.parse_args()
-    analyzer, rng = Analyzer(device="cpu"), np.random.default_rng(0)
-    if args.weights:
-        analyzer.laughter_net = load_network(args.weights).eval()
-    config, point = analyzer.front_end.config, OPERATING_POINTS["balanced"]
-
-    def peak(samples: np.ndarray, first: int, last: int) -> str:
-        probs = analyzer.laughter_frames(analyzer.front_end.frames(torch.from_numpy(samples)))
-        inside = slice(first // config.hop_length, last // config.hop_length)
-        return f"{smooth(probs, config.frames_per_second, point.smooth_s)[inside].max():.2f}"
-
+    analyzer, rng = analyzer_for(args.weights), np.random.default_rng(0)
     print("episode start laugher | silence | white noise | noise < 2 kHz | < 4 kHz | > 4 kHz | laugh < 4 kHz + white")
-    for episode_id, truth_file in sorted(episode_truth_files(args.data / "episodes").items()):
-        audio = decode(truth_file.with_name(f"{episode_id}.mp3")).samples
-        noise_rms = episode_noise_rms(audio, *read_truth(truth_file))
-        with truth_file.open() as handle:
-            laughs = [row for row in csv.DictReader(handle) if row["kind"] == "laughter"]
-        for row in laughs:
-            heard = audio[sample_index(row["start"]) : sample_index(row["end"])]
-            aligned, gain = source_stretch(args.data / row["source"], heard)
-            first, last = CONTEXT_S * SAMPLE_RATE, CONTEXT_S * SAMPLE_RATE + len(aligned)
-            clean, narrow = (np.zeros(last + CONTEXT_S * SAMPLE_RATE, np.float32) for _ in range(2))
-            clean[first:last] = aligned * gain
-            narrow[first:last] = filtered(aligned * gain, "low", 4000)
-            white = (noise_rms * rng.standard_normal(len(clean))).astype(np.float32)
-            conditions = (
-                clean,
-                clean + white,
-                clean + filtered(white, "low", 2000),
-                clean + filtered(white, "low", 4000),
-                clean + filtered(white, "high", 4000),
-                narrow + white,
-            )
-            laugher = Path(row["source"]).name.split("_")[0]
-            print(episode_id, row["start"], laugher, "|", " | ".join(peak(c, first, last) for c in conditions))
+    for episode_id, row, audio, noise_rms in episode_laughs(args.data):
+        heard = audio[sample_index(row["start"]) : sample_index(row["end"])]
+        aligned, gain = source_stretch(args.data / row["source"], heard)
+        first, last = CONTEXT_S * SAMPLE_RATE, CONTEXT_S * SAMPLE_RATE + len(aligned)
+        clean, narrow = (np.zeros(last + CONTEXT_S * SAMPLE_RATE, np.float32) for _ in range(2))
+        clean[first:last] = aligned * gain
+        narrow[first:last] = filtered(aligned * gain, "low", 4000)
+        white = (noise_rms * rng.standard_normal(len(clean))).astype(np.float32)
+        conditions = (
+            clean,
+            clean + white,
+            clean + filtered(white, "low", 2000),
+            clean + filtered(white, "low", 4000),
+            clean + filtered(white, "high", 4000),
+            narrow + white,
+        )
+        laugher = Path(row["source"]).name.split("_")[0]
+        peaks = (peak_and_share(analyzer, c, first, last)[0] for c in conditions)
+        print(episode_id, row["start"], laugher, "|", " | ".join(f"{p:.2f}" for p in peaks))
 
 
 if __name__ == "__main__":
