@@ -36,8 +36,9 @@ DEFAULT_HELD_OUT_LAUGHERS: tuple[str, ...] = ("3S0D", "4NEJ", "87LX", "BYYM", "C
 
 # The other vocalizations the recipe trains on as negatives: those a podcast holds. Crying,
 # moaning, panting, screaming and teeth chattering or grinding are left out: as negatives they
-# taught the network to miss unheard people's laughs (`laughter-cv`: 0.72 of the laughs found
-# with all 15 classes, 0.82-0.85 without those six), and a podcast seldom holds them.
+# taught the network to miss unheard people's laughs (`laughter-cv`, three seeds: 0.75 of the
+# laughs found on average with all 15 classes, 0.82 without those six; screams are the price),
+# and a podcast seldom holds them.
 PODCAST_VOCALIZATIONS: tuple[str, ...] = (
     "coughing",
     "lip-popping",
