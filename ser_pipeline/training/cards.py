@@ -83,6 +83,7 @@ trimmed, light noise) against their clean source clips.
 
 def laughter_card(recipe, scores: dict, point, command: str) -> str:
     from ser_pipeline.training.data import nonverbal_clips
+    from ser_pipeline.training.laughter import other_vocalizations
 
     held_out = ", ".join(recipe.held_out_laughers)
     episodes = "".join(
@@ -109,7 +110,7 @@ def laughter_card(recipe, scores: dict, point, command: str) -> str:
         if recipe.bandlimit_share
         else ""
     )
-    classes, known = recipe.vocalization_classes, {c.label for c in nonverbal_clips(recipe.data)} - {"laughing"}
+    classes, known = recipe.vocalization_classes, other_vocalizations(nonverbal_clips(recipe.data))
     negatives = (
         f"the {len(known)} other vocalization classes"
         if classes is None

@@ -265,9 +265,14 @@ def _listed(names: tuple[str, ...], shown: int = 12) -> str:
     return ", ".join(names[:shown]) + more
 
 
+def other_vocalizations(clips) -> set[str]:
+    """The classes of `clips` other than laughing (nonverbal/'s 15)."""
+    return {c.label for c in clips} - {"laughing"}
+
+
 def negative_classes(recipe: LaughterRecipe, clips) -> set[str]:
     """The vocalization classes the recipe trains on as negatives; unknown names are an error."""
-    known = {c.label for c in clips} - {"laughing"}
+    known = other_vocalizations(clips)
     chosen = known if recipe.vocalization_classes is None else set(recipe.vocalization_classes)
     if unknown := chosen - known:
         raise ValueError(f"unknown vocalization classes {sorted(unknown)}; known: {', '.join(sorted(known))}")
