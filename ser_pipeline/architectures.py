@@ -125,12 +125,28 @@ class LaughterNetConfig(MetadataConfig):
     kernel_size: int = 3
     dropout: float = 0.2
     stride: int = 1  # the dilated layers run on every stride-th frame; outputs are repeated back
+    pcen_half_window: int = 0  # > 0: PCEN input, each band against its mean over this many frames each side
 
     @property
     def receptive_frames(self) -> int:
         """Frames of context on each side that one output frame depends on (a stride's worth
-        more with a stride, for the frames a repeated output stands for)."""
-        return self.stride * (self.kernel_size // 2) * (2 + sum(self.dilations))
+        more with a stride, for the frames a repeated output stands for; PCEN's window more)."""
+        return self.stride * (self.kernel_size // 2) * (2 + sum(self.dilations)) + self.pcen_half_window
+
+
+def pcen(logmel: torch.Tensor, half_window: int, alpha: float = 0.98, delta: float = 2.0, r: float = 0.5):
+    """Per-channel energy normalisation (Wang et al. 2017) of natural-log mel power frames
+    (batch, time, n_mels): each band's power divided by (nearly) its mean over `half_window`
+    frames each side, then compressed by a root. A steady noise floor maps to the same values
+    whatever its level, as silence does, so a band that holds only room noise looks alike in
+    every room; what rises above its surroundings stands out. The smoother is a centred moving
+    average rather than PCEN's causal one-pole filter, so a chunk with enough context scores
+    like one pass."""
+    power = logmel.exp()
+    mean = nn.functional.avg_pool1d(
+        power.transpose(1, 2), 2 * half_window + 1, stride=1, padding=half_window, count_include_pad=False
+    ).transpose(1, 2)
+    return (power / mean.pow(alpha) + delta).pow(r) - delta**r
 
 
 class LaughterNet(nn.Module):
@@ -162,9 +178,13 @@ class LaughterNet(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.out = nn.Conv1d(config.channels, 1, 1)
 
+    def representation(self, logmel: torch.Tensor) -> torch.Tensor:
+        """The input the layers read, before the fixed normalisation: log-mel, or its PCEN."""
+        return pcen(logmel, self.config.pcen_half_window) if self.config.pcen_half_window else logmel
+
     def forward(self, logmel: torch.Tensor) -> torch.Tensor:
         """(batch, time, n_mels) log-mel -> (batch, time) laughter logits."""
-        x = ((logmel - self.feature_mean) / self.feature_std).transpose(1, 2)
+        x = ((self.representation(logmel) - self.feature_mean) / self.feature_std).transpose(1, 2)
         x = torch.relu(self.inp(x))
         for conv, norm in zip(self.layers, self.norms):
             x = x + torch.relu(norm(conv(self.dropout(x))))

@@ -46,6 +46,13 @@ VocalizationShareOption = Annotated[
 BandlimitShareOption = Annotated[
     float, typer.Option(help="Share of placed clips low-passed at 2.5-6 kHz before the scene's broadband noise.")
 ]
+PcenOption = Annotated[
+    int,
+    typer.Option(
+        help="PCEN input instead of log-mel: each band against its mean over this many 10 ms frames each side"
+        " (0: log-mel)."
+    ),
+]
 NegativeClassesOption = Annotated[
     str | None,
     typer.Option(
@@ -55,11 +62,14 @@ NegativeClassesOption = Annotated[
 ]
 
 
-def _laughter_recipe(data: Path | None, negative_classes: str | None, **options):
+def _laughter_recipe(data: Path | None, negative_classes: str | None, pcen_window: int, **options):
     """The laughter recipe of a `train laughter*` command (options: LaughterRecipe's fields)."""
+    from dataclasses import replace
+
     from ser_pipeline.training.data import nonverbal_clips, shared_data_dir
     from ser_pipeline.training.laughter import LaughterRecipe, negative_classes as chosen_classes
 
+    options["network"] = replace(LaughterRecipe.network, pcen_half_window=pcen_window)
     if negative_classes is not None:
         options["vocalization_classes"] = None if negative_classes == "all" else tuple(negative_classes.split(","))
     recipe = LaughterRecipe(data=data or shared_data_dir(), **options)
@@ -743,6 +753,7 @@ def train_laughter(
     bandlimit_share: BandlimitShareOption = 0.0,
     vocalization_share: VocalizationShareOption = 0.25,
     negative_classes: NegativeClassesOption = None,
+    pcen_window: PcenOption = 0,
     models_dir: ModelsDirOption = _models_dir_default(),
     model_id: str = "laughter-tcn-v5",
 ) -> None:
@@ -756,6 +767,7 @@ def train_laughter(
     recipe = _laughter_recipe(
         data,
         negative_classes,
+        pcen_window,
         epochs=epochs,
         seed=seed,
         members=members,
@@ -786,7 +798,8 @@ def train_laughter(
             f"ser-pipeline train laughter --epochs {epochs} --seed {seed} --members {members}"
             f" --sharpen-share {sharpen_share} --bandlimit-share {bandlimit_share}"
             f" --vocalization-share {vocalization_share}"
-            + (f" --negative-classes {negative_classes}" if negative_classes else ""),
+            + (f" --negative-classes {negative_classes}" if negative_classes else "")
+            + (f" --pcen-window {pcen_window}" if pcen_window else ""),
         ),
     )
     typer.echo(f"wrote {weights}: " + ", ".join(f"{k}={v}" for k, v in summary.items()))
@@ -812,6 +825,7 @@ def train_laughter_cv(
     bandlimit_share: BandlimitShareOption = 0.0,
     vocalization_share: VocalizationShareOption = 0.25,
     negative_classes: NegativeClassesOption = None,
+    pcen_window: PcenOption = 0,
     vocalization_ablation: Annotated[
         bool, typer.Option(help="Also the recipe without the other vocalizations as negatives (speech only).")
     ] = False,
@@ -828,6 +842,7 @@ def train_laughter_cv(
     recipe = _laughter_recipe(
         data,
         negative_classes,
+        pcen_window,
         epochs=epochs,
         seed=seed,
         members=members,
@@ -852,6 +867,7 @@ def train_laughter_cv(
         "sharpen_share": sharpen_share,
         "bandlimit_share": bandlimit_share,
         "vocalization_share": vocalization_share,
+        "pcen_window": pcen_window,
         "negative_classes": "all" if recipe.vocalization_classes is None else sorted(recipe.vocalization_classes),
         "results": {},
     }

@@ -152,12 +152,13 @@ def test_loose_and_tight_cuts_of_the_same_speech_score_alike(analyzer):
     assert (np.mean(differences, axis=0) < 0.06).all(), np.mean(differences, axis=0)
 
 
-@pytest.mark.parametrize("stride", [2, 3])
-def test_a_strided_laughter_network_scores_chunks_like_one_pass(analyzer, stride):
+@pytest.mark.parametrize("stride,pcen_half_window", [(2, 0), (3, 0), (2, 40)])
+def test_a_strided_laughter_network_scores_chunks_like_one_pass(analyzer, stride, pcen_half_window):
     from ser_pipeline.architectures import LaughterNet, LaughterNetConfig
 
     torch.manual_seed(stride)
-    network = LaughterNet(LaughterNetConfig(stride=stride, dilations=(1, 2, 4, 8))).eval()
+    config = LaughterNetConfig(stride=stride, dilations=(1, 2, 4, 8), pcen_half_window=pcen_half_window)
+    network = LaughterNet(config).eval()
     logmel = analyzer.front_end.episode(speechlike(12.0, seed=stride), torch.device("cpu"))
     with torch.inference_mode():
         assert network(logmel[None]).shape == (1, len(logmel))

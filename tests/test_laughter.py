@@ -146,3 +146,26 @@ def test_band_limiting_silences_what_lies_above_the_cutoff_and_keeps_the_rest():
     below, above = frequencies < 2000, frequencies > 4500
     assert np.allclose(after[below] / before[below], 1.0, atol=0.2)
     assert np.all(after[above] < before[above] * 1e-4)
+
+
+def test_pcen_maps_a_steady_noise_floor_alike_at_any_level_and_keeps_a_burst_above_it():
+    import torch
+
+    from ser_pipeline.architectures import pcen
+    from ser_pipeline.features import LogMel
+
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal(16000 * 4).astype(np.float32)
+    burst = np.zeros_like(noise)
+    burst[24000:25600] = 0.3 * np.sin(2 * np.pi * 440 * np.arange(1600) / 16000)  # frames 150-160
+    front_end = LogMel()
+    representations = {}
+    for level_db in (-60, -40):
+        logmel = front_end.frames(torch.from_numpy(noise * 10 ** (level_db / 20) + burst)[None])
+        representations[level_db] = pcen(logmel, half_window=50)[0].numpy()
+    quiet, loud = representations[-60], representations[-40]
+    steady = slice(0, 90)  # noise alone, more than a window away from the burst
+    log_gap = abs(np.log(10 ** (-40 / 10)) - np.log(10 ** (-60 / 10)))  # 4.6 nats apart as log-mel
+    assert np.abs(quiet[steady] - loud[steady]).mean() < 0.05 * log_gap
+    band_440 = int(np.argmax(quiet[152:158].mean(axis=0)))
+    assert quiet[152:158, band_440].mean() > 4 * quiet[steady, band_440].mean()

@@ -118,10 +118,17 @@ def laughter_card(recipe, scores: dict, point, command: str) -> str:
         f" {', '.join(sorted(known - set(classes)))}: as negatives they cost unheard laughers' laughs, and a podcast"
         " seldom holds them, see `docs/evaluation.md`)"
     )
+    window = recipe.network.pcen_half_window
+    inputs = (
+        f"the per-channel energy normalisation (PCEN) of 64-bin log-mel frames at 100 per second (each band's power"
+        f" against its mean over {window / 100:.2f} s each side, so a steady noise floor looks alike at any level)"
+        if window
+        else "64-bin log-mel frames at 100 per second"
+    )
     return f"""
 Frame-level laughter detector: a dilated temporal CNN (residual, dilations
-{recipe.network.dilations} at a stride of {recipe.network.stride} frames) over 64-bin log-mel frames at 100 per
-second, with fixed input normalisation learnt in training; {recipe.network.receptive_frames / 100:.2f} s of context
+{recipe.network.dilations} at a stride of {recipe.network.stride} frames) over {inputs},
+with fixed input normalisation learnt in training; {recipe.network.receptive_frames / 100:.2f} s of context
 on each side of a frame. One pass scores every frame of an episode.{ensemble}
 
 ## Data and split

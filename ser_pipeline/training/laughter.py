@@ -309,8 +309,9 @@ def _train_network(recipe: LaughterRecipe, log) -> LaughterNet:
 
     network = LaughterNet(recipe.network)
     sample, sample_labels = batch(64)
-    network.feature_mean.copy_(sample.mean(dim=(0, 1)))
-    network.feature_std.copy_(sample.std(dim=(0, 1)))
+    inputs = network.representation(sample)
+    network.feature_mean.copy_(inputs.mean(dim=(0, 1)))
+    network.feature_std.copy_(inputs.std(dim=(0, 1)))
     positive_share = float(sample_labels.mean())
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor((1 - positive_share) / max(positive_share, 1e-3)))
     optimizer = torch.optim.AdamW(network.parameters(), lr=recipe.learning_rate, weight_decay=1e-2)
