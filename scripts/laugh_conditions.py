@@ -27,7 +27,7 @@ import torch
 from sentence_gap import episode_noise_rms, mp3_round_trip, sample_index, source_stretch
 
 from ser_pipeline.audio import SAMPLE_RATE, decode
-from ser_pipeline.evaluation import episode_truth_files, laughter_false_alarms, read_truth
+from ser_pipeline.evaluation import EPISODE_NOISE_RMS, episode_truth_files, laughter_false_alarms, read_truth
 from ser_pipeline.inference import Analyzer
 from ser_pipeline.laughter import smooth
 from ser_pipeline.registry import load_network
@@ -108,13 +108,17 @@ def main() -> None:
     if args.false_alarm_minutes:
         speech = sorted(args.data.glob("ravdess/*/*.flac")) + sorted(args.data.glob("tess/*/*.flac"))
         print("laughter-free speech:", laughter_false_alarms(analyzer, speech, args.false_alarm_minutes))
+        in_noise = laughter_false_alarms(analyzer, speech, args.false_alarm_minutes, noise_rms=EPISODE_NOISE_RMS)
+        print("the same with the episodes' white noise under it:", in_noise)
 
 
 def nearest_clips(analyzer: Analyzer, data: Path, count: int = 5) -> None:
     """Each episode laugher's laugh and the training clips nearest to it in the network's last
-    hidden layer (averaged over the clip; cosine): laughs, or the vocalizations it learnt to reject?"""
+    hidden layer (averaged over the clip; cosine): laughs, or the vocalizations it learnt to reject?
+    Of an ensemble, its first network's."""
     captured = {}
-    analyzer.laughter_net.out.register_forward_hook(lambda module, inputs, output: captured.update(x=inputs[0]))
+    network = getattr(analyzer.laughter_net, "members", [analyzer.laughter_net])[0]
+    network.out.register_forward_hook(lambda module, inputs, output: captured.update(x=inputs[0]))
     clips = nonverbal_clips(data)
     embeddings = []
     for clip in clips:

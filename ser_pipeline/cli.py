@@ -49,8 +49,8 @@ BandlimitShareOption = Annotated[
 PcenOption = Annotated[
     int,
     typer.Option(
-        help="PCEN input instead of log-mel: each band against its mean over this many 10 ms frames each side"
-        " (0: log-mel)."
+        help="The network reads PCEN: each mel band against its mean over this many 10 ms frames each side"
+        " (0: log-mel, the v5 recipe)."
     ),
 ]
 NegativeClassesOption = Annotated[
@@ -460,7 +460,11 @@ def evaluate(
         Path | None, typer.Option(help="Folder the truth's `source` paths are relative to (default: TRUTH's parent).")
     ] = None,
     false_alarm_minutes: Annotated[
-        float, typer.Option(help="Also count laughter detected in this many minutes of RAVDESS/TESS speech (0: skip).")
+        float,
+        typer.Option(
+            help="Also count laughter detected in this many minutes of RAVDESS/TESS speech, clean and with the"
+            " shared episodes' level of white noise under it (0: skip)."
+        ),
     ] = 0.0,
     emotion_model: EmotionModelOption = None,
     dims_model: DimsModelOption = None,
@@ -470,7 +474,12 @@ def evaluate(
     """Score the warehouse's sentence segments and laughter events against ground truth (JSON)."""
     import json
 
-    from ser_pipeline.evaluation import clip_versus_sentence, evaluate_warehouse, laughter_false_alarms
+    from ser_pipeline.evaluation import (
+        EPISODE_NOISE_RMS,
+        clip_versus_sentence,
+        evaluate_warehouse,
+        laughter_false_alarms,
+    )
     from ser_pipeline.inference import Analyzer
 
     sources = sources or truth.parent
@@ -490,6 +499,9 @@ def evaluate(
     if false_alarm_minutes:
         speech = sorted(sources.glob("ravdess/*/*.flac")) + sorted(sources.glob("tess/*/*.flac"))
         result["laughter_free_speech"] = laughter_false_alarms(analyzer, speech, false_alarm_minutes)
+        result["laughter_free_speech_in_noise"] = laughter_false_alarms(
+            analyzer, speech, false_alarm_minutes, noise_rms=EPISODE_NOISE_RMS
+        )
     typer.echo(json.dumps(result, indent=2))
 
 
@@ -748,14 +760,16 @@ def train_laughter(
     data: DataOption = None,
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 40,
     seed: int = 0,
-    members: Annotated[int, typer.Option(help="Networks trained with seeds seed, seed + 1, ...: an ensemble.")] = 1,
+    members: Annotated[
+        int, typer.Option(help="Networks trained with seeds seed, seed + 1, ...: an ensemble (the default is two).")
+    ] = 2,
     sharpen_share: SharpenShareOption = 0.0,
     bandlimit_share: BandlimitShareOption = 0.0,
     vocalization_share: VocalizationShareOption = 0.25,
     negative_classes: NegativeClassesOption = None,
-    pcen_window: PcenOption = 0,
+    pcen_window: PcenOption = 150,
     models_dir: ModelsDirOption = _models_dir_default(),
-    model_id: str = "laughter-tcn-v5",
+    model_id: str = "laughter-tcn-v6",
 ) -> None:
     """Train the frame-level laughter detector, evaluate it on the shared episodes, publish it."""
     from dataclasses import asdict
@@ -799,7 +813,7 @@ def train_laughter(
             f" --sharpen-share {sharpen_share} --bandlimit-share {bandlimit_share}"
             f" --vocalization-share {vocalization_share}"
             + (f" --negative-classes {negative_classes}" if negative_classes else "")
-            + (f" --pcen-window {pcen_window}" if pcen_window else ""),
+            + f" --pcen-window {pcen_window}",
         ),
     )
     typer.echo(f"wrote {weights}: " + ", ".join(f"{k}={v}" for k, v in summary.items()))
@@ -814,8 +828,9 @@ def train_laughter_cv(
     baseline: Annotated[
         bool,
         typer.Option(
-            help="Also the v4 recipe (all 15 other vocalization classes as negatives), the v3 recipe (nor band"
-            " shift), the v2 recipe (nor laughing together) and the v1 recipe (no augmentation, 0.32 s context)."
+            help="Also the v5 recipe (log-mel input instead of PCEN), v4 (v5 with all 15 other vocalization"
+            " classes as negatives), v3 (v4 without band shift), v2 (v3 without laughing together) and v1 (no"
+            " augmentation, 0.32 s context)."
         ),
     ] = True,
     output: Annotated[Path, typer.Option(help="Where laughter-cv.json goes.")] = Path("docs/laughter-cv.json"),
@@ -825,7 +840,7 @@ def train_laughter_cv(
     bandlimit_share: BandlimitShareOption = 0.0,
     vocalization_share: VocalizationShareOption = 0.25,
     negative_classes: NegativeClassesOption = None,
-    pcen_window: PcenOption = 0,
+    pcen_window: PcenOption = 150,
     vocalization_ablation: Annotated[
         bool, typer.Option(help="Also the recipe without the other vocalizations as negatives (speech only).")
     ] = False,
@@ -852,7 +867,8 @@ def train_laughter_cv(
     )
     recipes = {"default": recipe}
     if baseline:
-        recipes["v4 recipe"] = v4 = replace(recipe, vocalization_classes=None)
+        recipes["v5 recipe"] = v5 = replace(recipe, network=replace(recipe.network, pcen_half_window=0))
+        recipes["v4 recipe"] = v4 = replace(v5, vocalization_classes=None)
         recipes["v3 recipe"] = replace(v4, band_shift=0)
         recipes["v2 recipe"] = replace(v4, band_shift=0, together_share=0.0)
         recipes["v1 recipe"] = replace(v4, augment=False, network=LaughterNetConfig())

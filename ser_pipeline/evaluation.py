@@ -231,9 +231,17 @@ def clip_versus_sentence(warehouse: Path, episodes_dir: Path, sources: Path, ana
     }
 
 
-def laughter_false_alarms(analyzer, speech_files: list[Path], minutes: float = 30.0, seed: int = 0) -> dict:
+# White noise under the whole of the laughter-free speech in the noisy false-alarm check: about
+# the level measured between the sentences of ../shared/data/episodes (RMS 0.001-0.003).
+EPISODE_NOISE_RMS = 2e-3
+
+
+def laughter_false_alarms(
+    analyzer, speech_files: list[Path], minutes: float = 30.0, seed: int = 0, noise_rms: float = 0.0
+) -> dict:
     """Laughter events detected in laughter-free speech: clips strung together with short,
-    lightly noisy gaps (as in a podcast), `minutes` long; returns events per hour."""
+    lightly noisy gaps (as in a podcast), `minutes` long, with white noise at `noise_rms` under
+    all of it if given; returns events per hour."""
     import soundfile as sf
 
     from ser_pipeline.audio import SAMPLE_RATE
@@ -249,6 +257,8 @@ def laughter_false_alarms(analyzer, speech_files: list[Path], minutes: float = 3
         if total >= minutes * 60 * SAMPLE_RATE:
             break
     samples = np.concatenate(pieces)
+    if noise_rms:
+        samples += rng.standard_normal(len(samples)).astype(np.float32) * noise_rms
     logmel = analyzer.front_end.episode(samples, analyzer.device)
     probs, fps = analyzer.laughter_probabilities(samples, logmel)
     events = detect_events(probs, fps, analyzer.operating_point)

@@ -150,5 +150,5 @@ def test_demo_archive_with_bad_files_finishes_records_failures_and_keeps_good_ro
 
 def test_models_lists_the_registry(env):
     listing = cli(env, "models").stdout
-    assert "ser-crnn-v1" in listing and "laughter-tcn-v5" in listing and "emotion_uar" in listing
+    assert "ser-crnn-v1" in listing and "laughter-tcn-v6" in listing and "emotion_uar" in listing
     assert "emotion, dims" in listing  # defaults for two tasks

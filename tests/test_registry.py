@@ -36,8 +36,10 @@ def test_save_and_load_round_trip_rebuilds_the_architecture(tmp_path):
     assert torch.equal(loaded(x), network(x))
 
 
-def test_an_ensemble_round_trips_and_averages_its_members_logits(tmp_path):
-    ensemble = LaughterEnsemble(LaughterEnsembleConfig(channels=8, dilations=(1, 2), stride=2, members=3)).eval()
+@pytest.mark.parametrize("pcen_half_window", [0, 20])
+def test_an_ensemble_round_trips_and_averages_its_members_logits(tmp_path, pcen_half_window):
+    config = LaughterEnsembleConfig(channels=8, dilations=(1, 2), stride=2, members=3, pcen_half_window=pcen_half_window)
+    ensemble = LaughterEnsemble(config).eval()
     path = tmp_path / "e.safetensors"
     save_network(ensemble, "laughter-tcn-ensemble", path)
     loaded = load_network(path)
@@ -93,7 +95,7 @@ def test_registry_defaults_resolve_to_committed_verified_weights():
     ("arguments", "message"),
     [
         (["run", ".", "--dims-model", "nope"], "unknown model 'nope'"),
-        (["run", ".", "--emotion-model", "laughter-tcn-v5"], "does not do emotion"),
+        (["run", ".", "--emotion-model", "laughter-tcn-v6"], "does not do emotion"),
         (["run", ".", "--operating-point", "loose"], "no operating point 'loose'"),
         (["predict", "x.wav", "-o", "x.csv", "--laughter-model", "ser-crnn-v1"], "does not do laughter"),
     ],
