@@ -8,8 +8,8 @@ clip at the episode's gain; at the episode's gain in white noise at the episode'
 round trip. Part 2 asks how much a speaker branch could recover in such noise: the
 leave-4-actors-out folds of docs/emotion-cv.json, fused with the network as in the pipeline,
 branches trained on clean, noisy (the recipe's noise) or episode-like noise statistics. Part 3
-asks whether other inputs hold up better: statistics after spectral subtraction, or the
-network's outputs alone.
+asks whether other inputs hold up better: statistics after spectral subtraction, statistics of
+PCEN frames (as the laughter network reads them), or the network's outputs alone.
 
     .venv/bin/python scripts/sentence_gap.py [--data ../shared/data]   # about 7 minutes
 """
@@ -27,7 +27,7 @@ import soundfile as sf
 import soxr
 import torch
 
-from ser_pipeline.architectures import fuse_emotions
+from ser_pipeline.architectures import fuse_emotions, pcen
 from ser_pipeline.audio import SAMPLE_RATE, decode
 from ser_pipeline.evaluation import clips_together, episode_truth_files, read_truth
 from ser_pipeline.features import FrontEndConfig, LogMel, utterance_statistics, voiced_span
@@ -195,18 +195,32 @@ def subtracted(logmel: np.ndarray, floor_db: float | None) -> np.ndarray:
     return np.log(np.maximum(power[voiced] - noise, floor)).astype(np.float32)
 
 
+def pcen_frames(logmel: np.ndarray, half_window: int = 150) -> np.ndarray:
+    """The voiced part of a clip's frames as the laughter network reads them (PCEN over the
+    whole clip, 1.5 s each side), logged so the statistics see ratios as the others see levels."""
+    voiced = slice(*voiced_span(torch.from_numpy(logmel)))
+    normalised = pcen(torch.from_numpy(logmel)[None], half_window)[0].numpy()
+    return np.log(normalised + 0.05)[voiced].astype(np.float32)
+
+
 def other_branch_inputs(data: Path, document: dict) -> dict[str, dict[str, float]]:
     """Fused UAR over the CV folds as in `branch_in_noise` (branch trained on clean + the recipe's
     noise), for other inputs: statistics after spectral subtraction (the noise estimated from the
-    clip's own pauses, as a pipeline could from an episode's), and the network's outputs alone."""
+    clip's own pauses, as a pipeline could from an episode's), statistics of PCEN frames (a steady
+    noise floor looks alike at any level), and the network's outputs alone."""
     clips = scored_clips(data, document)
     rng, front_end = np.random.default_rng(2), LogMel(FrontEndConfig())
     speakers = sorted({c.speaker for c in clips})
     recipe_levels = {speaker: noise_level(rng) for speaker in speakers}
     white_levels = {speaker: rng.uniform(0.001, 0.003) for speaker in speakers}
-    floors = {"as in the pipeline": None, "subtraction, floor 40 dB": 40.0, "subtraction, floor 60 dB": 60.0}
+    frames_of = {
+        "as in the pipeline": lambda logmel: subtracted(logmel, None),
+        "subtraction, floor 40 dB": lambda logmel: subtracted(logmel, 40.0),
+        "subtraction, floor 60 dB": lambda logmel: subtracted(logmel, 60.0),
+        "of PCEN frames (1.5 s each side)": pcen_frames,
+    }
     conditions = ("clean", "recipe's noise", "episode-like white noise")
-    statistics = {name: {kind: [] for kind in conditions} for name in floors}
+    statistics = {name: {kind: [] for kind in conditions} for name in frames_of}
     for clip in clips:
         samples = read_clip(clip.path)
         versions = (
@@ -216,8 +230,8 @@ def other_branch_inputs(data: Path, document: dict) -> dict[str, dict[str, float
         )
         for kind, version in zip(conditions, versions):
             logmel = front_end.episode(version, torch.device("cpu")).numpy()
-            for name, floor_db in floors.items():
-                frames = torch.from_numpy(subtracted(logmel, floor_db))
+            for name, frames_from in frames_of.items():
+                frames = torch.from_numpy(frames_from(logmel))
                 statistics[name][kind].append(utterance_statistics(frames, front_end.config.n_mfcc))
     network = network_probabilities(document, clips)
     trained_on = conditions[:2]

@@ -67,7 +67,8 @@ def _laughter_recipe(data: Path | None, negative_classes: str | None, pcen_windo
     from dataclasses import replace
 
     from ser_pipeline.training.data import nonverbal_clips, shared_data_dir
-    from ser_pipeline.training.laughter import LaughterRecipe, negative_classes as chosen_classes
+    from ser_pipeline.training.laughter import LaughterRecipe
+    from ser_pipeline.training.laughter import negative_classes as chosen_classes
 
     options["network"] = replace(LaughterRecipe.network, pcen_half_window=pcen_window)
     if negative_classes is not None:

@@ -38,7 +38,9 @@ def test_save_and_load_round_trip_rebuilds_the_architecture(tmp_path):
 
 @pytest.mark.parametrize("pcen_half_window", [0, 20])
 def test_an_ensemble_round_trips_and_averages_its_members_logits(tmp_path, pcen_half_window):
-    config = LaughterEnsembleConfig(channels=8, dilations=(1, 2), stride=2, members=3, pcen_half_window=pcen_half_window)
+    config = LaughterEnsembleConfig(
+        channels=8, dilations=(1, 2), stride=2, members=3, pcen_half_window=pcen_half_window
+    )
     ensemble = LaughterEnsemble(config).eval()
     path = tmp_path / "e.safetensors"
     save_network(ensemble, "laughter-tcn-ensemble", path)
