@@ -91,8 +91,9 @@ def laughter_card(recipe, scores: dict, point, command: str) -> str:
         for name, v in scores["per_episode"].items()
     )
     ensemble = (
-        f"\n\nAn ensemble of {recipe.members} such networks, trained alike with seeds {recipe.seed} to"
-        f" {recipe.seed + recipe.members - 1} (each its own scenes and initial weights); their logits are averaged."
+        f"\n\nAn ensemble of {recipe.members} such networks, trained alike with seeds {recipe.seed}"
+        f" {'and' if recipe.members == 2 else 'to'} {recipe.seed + recipe.members - 1} (each its own scenes and"
+        " initial weights); their logits are averaged."
         if recipe.members > 1
         else ""
     )
