@@ -49,8 +49,9 @@ BandlimitShareOption = Annotated[
 PcenOption = Annotated[
     int,
     typer.Option(
+        min=0,
         help="The network reads PCEN: each mel band against its mean over this many 10 ms frames each side"
-        " (0: log-mel, the v5 recipe)."
+        " (0: log-mel, the v5 recipe).",
     ),
 ]
 NegativeClassesOption = Annotated[

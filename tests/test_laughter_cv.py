@@ -80,3 +80,5 @@ def test_the_recipe_trains_on_the_chosen_vocalization_classes_and_names_unknown_
     arguments = ["train", "laughter-cv", "--data", str(SHARED_DATA), "--negative-classes", "coughing,giggling"]
     result = CliRunner().invoke(app, arguments)
     assert result.exit_code == 2 and "giggling" in result.output and "throat-clearing" in result.output
+    negative_window = CliRunner().invoke(app, ["train", "laughter", "--data", str(SHARED_DATA), "--pcen-window", "-1"])
+    assert negative_window.exit_code == 2 and "--pcen-window" in negative_window.output
