@@ -141,12 +141,13 @@ def pcen(logmel: torch.Tensor, half_window: int, alpha: float = 0.98, delta: flo
     whatever its level, as silence does, so a band that holds only room noise looks alike in
     every room; what rises above its surroundings stands out. The smoother is a centred moving
     average rather than PCEN's causal one-pole filter, so a chunk with enough context scores
-    like one pass."""
-    power = logmel.exp()
-    mean = nn.functional.avg_pool1d(
-        power.transpose(1, 2), 2 * half_window + 1, stride=1, padding=half_window, count_include_pad=False
-    ).transpose(1, 2)
-    return (power / mean.pow(alpha) + delta).pow(r) - delta**r
+    like one pass. Always in float32, also under float16 autocast (powers overflow float16)."""
+    with torch.autocast(logmel.device.type, enabled=False):
+        power = logmel.float().exp()
+        mean = nn.functional.avg_pool1d(
+            power.transpose(1, 2), 2 * half_window + 1, stride=1, padding=half_window, count_include_pad=False
+        ).transpose(1, 2)
+        return (power / mean.pow(alpha) + delta).pow(r) - delta**r
 
 
 class LaughterNet(nn.Module):

@@ -169,3 +169,16 @@ def test_pcen_maps_a_steady_noise_floor_alike_at_any_level_and_keeps_a_burst_abo
     assert np.abs(quiet[steady] - loud[steady]).mean() < 0.05 * log_gap
     band_440 = int(np.argmax(quiet[152:158].mean(axis=0)))
     assert quiet[152:158, band_440].mean() > 4 * quiet[steady, band_440].mean()
+
+
+def test_pcen_runs_in_float32_for_half_precision_input_and_under_autocast():
+    import torch
+
+    from ser_pipeline.architectures import pcen
+
+    logmel = torch.full((1, 40, 8), 12.0)  # e^12 overflows float16
+    logmel[0, 20] = 14.0
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = pcen(logmel.half(), half_window=5)
+    assert inside.dtype == torch.float32 and torch.isfinite(inside).all()
+    assert torch.equal(inside, pcen(logmel, half_window=5))
