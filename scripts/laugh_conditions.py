@@ -27,7 +27,7 @@ import torch
 from sentence_gap import episode_noise_rms, mp3_round_trip, sample_index, source_stretch
 
 from ser_pipeline.audio import SAMPLE_RATE, decode
-from ser_pipeline.evaluation import EPISODE_NOISE_RMS, episode_truth_files, laughter_false_alarms, read_truth
+from ser_pipeline.evaluation import episode_truth_files, laughter_false_alarms, read_truth
 from ser_pipeline.inference import Analyzer
 from ser_pipeline.laughter import smooth
 from ser_pipeline.registry import load_network
@@ -107,8 +107,8 @@ def main() -> None:
     nearest_clips(analyzer, args.data)
     if args.false_alarm_minutes:
         speech = sorted(args.data.glob("ravdess/*/*.flac")) + sorted(args.data.glob("tess/*/*.flac"))
-        print("laughter-free speech:", laughter_false_alarms(analyzer, speech, args.false_alarm_minutes))
-        in_noise = laughter_false_alarms(analyzer, speech, args.false_alarm_minutes, noise_rms=EPISODE_NOISE_RMS)
+        clean, in_noise = laughter_false_alarms(analyzer, speech, args.false_alarm_minutes)
+        print("laughter-free speech:", clean)
         print("the same with the episodes' white noise under it:", in_noise)
 
 

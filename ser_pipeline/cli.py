@@ -476,12 +476,7 @@ def evaluate(
     """Score the warehouse's sentence segments and laughter events against ground truth (JSON)."""
     import json
 
-    from ser_pipeline.evaluation import (
-        EPISODE_NOISE_RMS,
-        clip_versus_sentence,
-        evaluate_warehouse,
-        laughter_false_alarms,
-    )
+    from ser_pipeline.evaluation import clip_versus_sentence, evaluate_warehouse, laughter_false_alarms
     from ser_pipeline.inference import Analyzer
 
     sources = sources or truth.parent
@@ -500,10 +495,8 @@ def evaluate(
         result["clip_versus_sentence"] = clip_versus_sentence(warehouse, truth, sources, analyzer)
     if false_alarm_minutes:
         speech = sorted(sources.glob("ravdess/*/*.flac")) + sorted(sources.glob("tess/*/*.flac"))
-        result["laughter_free_speech"] = laughter_false_alarms(analyzer, speech, false_alarm_minutes)
-        result["laughter_free_speech_in_noise"] = laughter_false_alarms(
-            analyzer, speech, false_alarm_minutes, noise_rms=EPISODE_NOISE_RMS
-        )
+        clean, in_noise = laughter_false_alarms(analyzer, speech, false_alarm_minutes)
+        result["laughter_free_speech"], result["laughter_free_speech_in_noise"] = clean, in_noise
     typer.echo(json.dumps(result, indent=2))
 
 

@@ -237,11 +237,11 @@ EPISODE_NOISE_RMS = 2e-3
 
 
 def laughter_false_alarms(
-    analyzer, speech_files: list[Path], minutes: float = 30.0, seed: int = 0, noise_rms: float = 0.0
-) -> dict:
+    analyzer, speech_files: list[Path], minutes: float = 30.0, seed: int = 0, noise_rms: float = EPISODE_NOISE_RMS
+) -> tuple[dict, dict]:
     """Laughter events detected in laughter-free speech: clips strung together with short,
-    lightly noisy gaps (as in a podcast), `minutes` long, with white noise at `noise_rms` under
-    all of it if given; returns events per hour."""
+    lightly noisy gaps (as in a podcast), `minutes` long, read once and scored twice: as is, and
+    with white noise at `noise_rms` under all of it. Returns (as is, in noise), events per hour."""
     import soundfile as sf
 
     from ser_pipeline.audio import SAMPLE_RATE
@@ -257,10 +257,11 @@ def laughter_false_alarms(
         if total >= minutes * 60 * SAMPLE_RATE:
             break
     samples = np.concatenate(pieces)
-    if noise_rms:
-        samples += rng.standard_normal(len(samples)).astype(np.float32) * noise_rms
-    logmel = analyzer.front_end.episode(samples, analyzer.device)
-    probs, fps = analyzer.laughter_probabilities(samples, logmel)
-    events = detect_events(probs, fps, analyzer.operating_point)
     hours = len(samples) / SAMPLE_RATE / 3600
-    return {"speech_hours": round(hours, 3), "false_alarms": len(events), "false_alarms_per_hour": len(events) / hours}
+
+    def counted(audio: np.ndarray) -> dict:
+        probs, fps = analyzer.laughter_probabilities(audio, analyzer.front_end.episode(audio, analyzer.device))
+        events = len(detect_events(probs, fps, analyzer.operating_point))
+        return {"speech_hours": round(hours, 3), "false_alarms": events, "false_alarms_per_hour": events / hours}
+
+    return counted(samples), counted(samples + rng.standard_normal(len(samples)).astype(np.float32) * noise_rms)
