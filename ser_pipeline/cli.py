@@ -63,18 +63,23 @@ NegativeClassesOption = Annotated[
 ]
 
 
-def _laughter_recipe(data: Path | None, negative_classes: str | None, pcen_window: int, **options):
-    """The laughter recipe of a `train laughter*` command (options: LaughterRecipe's fields)."""
+# The options of the `train laughter*` commands that are LaughterRecipe fields as they are.
+_RECIPE_OPTIONS = ("epochs", "seed", "members", "sharpen_share", "bandlimit_share", "vocalization_share")
+
+
+def _laughter_recipe(params: dict):
+    """The laughter recipe of a `train laughter*` command, from its parsed options (`ctx.params`)."""
     from dataclasses import replace
 
     from ser_pipeline.training.data import nonverbal_clips, shared_data_dir
     from ser_pipeline.training.laughter import LaughterRecipe
     from ser_pipeline.training.laughter import negative_classes as chosen_classes
 
-    options["network"] = replace(LaughterRecipe.network, pcen_half_window=pcen_window)
-    if negative_classes is not None:
+    options = {name: params[name] for name in _RECIPE_OPTIONS}
+    options["network"] = replace(LaughterRecipe.network, pcen_half_window=params["pcen_window"])
+    if (negative_classes := params["negative_classes"]) is not None:
         options["vocalization_classes"] = None if negative_classes == "all" else tuple(negative_classes.split(","))
-    recipe = LaughterRecipe(data=data or shared_data_dir(), **options)
+    recipe = LaughterRecipe(data=params["data"] or shared_data_dir(), **options)
     try:
         chosen_classes(recipe, nonverbal_clips(recipe.data))
     except ValueError as error:
@@ -752,6 +757,7 @@ def train_dims(
 
 @train_app.command("laughter")
 def train_laughter(
+    ctx: typer.Context,
     data: DataOption = None,
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 40,
     seed: int = 0,
@@ -773,17 +779,7 @@ def train_laughter(
     from ser_pipeline.training.laughter import OPERATING_POINTS, evaluate_on_episodes, train
     from ser_pipeline.training.publish import publish
 
-    recipe = _laughter_recipe(
-        data,
-        negative_classes,
-        pcen_window,
-        epochs=epochs,
-        seed=seed,
-        members=members,
-        sharpen_share=sharpen_share,
-        bandlimit_share=bandlimit_share,
-        vocalization_share=vocalization_share,
-    )
+    recipe = _laughter_recipe(ctx.params)
     network = train(recipe, log=typer.echo)
     scores = evaluate_on_episodes(network, recipe.data / "episodes", OPERATING_POINTS["balanced"])
     summary = {k: round(v, 4) for k, v in scores.items() if isinstance(v, float)}
@@ -816,6 +812,7 @@ def train_laughter(
 
 @train_app.command("laughter-cv")
 def train_laughter_cv(
+    ctx: typer.Context,
     data: DataOption = None,
     epochs: Annotated[int, typer.Option(help="Training epochs of each fold.")] = 40,
     folds: Annotated[int, typer.Option(help="Folds the laughers outside the episodes are dealt into.")] = 4,
@@ -849,17 +846,7 @@ def train_laughter_cv(
     from ser_pipeline.architectures import LaughterNetConfig
     from ser_pipeline.training.laughter_cv import cross_validate_laughers, laugher_folds
 
-    recipe = _laughter_recipe(
-        data,
-        negative_classes,
-        pcen_window,
-        epochs=epochs,
-        seed=seed,
-        members=members,
-        sharpen_share=sharpen_share,
-        bandlimit_share=bandlimit_share,
-        vocalization_share=vocalization_share,
-    )
+    recipe = _laughter_recipe(ctx.params)
     recipes = {"default": recipe}
     if baseline:
         recipes["v5 recipe"] = v5 = replace(recipe, network=replace(recipe.network, pcen_half_window=0))
