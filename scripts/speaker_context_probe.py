@@ -1,0 +1,207 @@
+"""Probe (docs/evaluation.md): the emotion network reading its speaker's other utterances, on one
+leave-4-actors-out fold (actors 01-04 held out unless --held says otherwise).
+
+The recipe's network (per-utterance CMVN, CNN, BiLSTM, attention pooling) embeds each utterance;
+the heads read the embedding and how it differs from the mean embedding of the speaker's other
+utterances in the same recording condition: speaker normalisation after the network, in the
+space it has learnt to keep steady in noise, instead of on its input (`speaker_norm_probe.py`).
+Training batches hold groups of eight crops of one speaker under one condition (gain, noise
+level and colour); one group in five goes without its context (the difference zeroed), as for
+an utterance whose speaker is unknown. Scored on the held-out actors' clips, clean and in white
+noise at RMS 0.001-0.003 per speaker (as in the episodes), with and without the context.
+
+    .venv/bin/python scripts/speaker_context_probe.py [--held 5,6,7,8] [--out C.json]   # ~15 min on 2 cores
+
+With --out it also writes, per held-out clip and condition, the probabilities with and
+without context and the speaker branch's statistics of the clip as scored (for fusion probes).
+"""
+
+import argparse
+import json
+import random
+
+import numpy as np
+import torch
+from speaker_norm_probe import DATA, FE, HELD, NM, Condition, noise_bed, voiced_features
+from torch import nn
+
+from ser_pipeline.architectures import EmotionNet, EmotionNetConfig
+from ser_pipeline.features import fused_features, voiced_span
+from ser_pipeline.metrics import unweighted_average_recall
+from ser_pipeline.schema import EMOTIONS
+from ser_pipeline.training import emotion as E
+from ser_pipeline.training.data import ravdess_clips, read_clip, tess_clips
+from ser_pipeline.training.speaker_branch import voiced_statistics
+
+GROUP = 8
+CONTEXT_DROPOUT = 0.2
+
+
+def level(features):
+    """How loud and how bright an utterance is, which the network's per-utterance normalisation
+    removes: the mean features of its louder half of frames (louder: summed mel power at or
+    above the median), and the median and 90th percentile of frame log-energy."""
+    energy = torch.logsumexp(features[:, : FE.config.n_mels], 1)
+    loud = features[energy >= energy.median()].mean(0)
+    return torch.cat([loud, torch.quantile(energy, torch.tensor([0.5, 0.9]))])
+
+
+class ContextNet(EmotionNet):
+    """EmotionNet whose heads read [embedding, embedding - speaker's mean embedding] and, with
+    `levels`, how the utterance's `level` departs from the speaker's mean level."""
+
+    def __init__(self, config: EmotionNetConfig, levels: int = 0):
+        super().__init__(config)
+        both = 4 * config.lstm_hidden + levels
+        self.emotion = nn.Linear(both, config.n_emotions)
+        self.sentiment = nn.Linear(both, config.n_sentiments)
+        self.dims = nn.Linear(both, config.n_dims)
+
+    def heads(self, pooled, relative):
+        z = self.dropout(torch.cat([pooled, relative], 1))
+        return {"emotion": self.emotion(z), "sentiment": self.sentiment(z), "dims": torch.sigmoid(self.dims(z))}
+
+
+def leave_one_out_relative(pooled, groups):
+    """Each row minus the mean of the other rows of its group (groups: lists of row indices)."""
+    relative = torch.zeros_like(pooled)
+    for rows in groups:
+        block = pooled[rows]
+        others = (block.sum(0, keepdim=True) - block) / (len(rows) - 1)
+        relative[rows] = block - others
+    return relative
+
+
+def grouped_epoch(train, rng):
+    """The recipe's balanced epoch, regrouped: runs of GROUP clips of one speaker, about 4 runs a batch."""
+    by_speaker = {}
+    for i in E._balanced_epoch(train, rng):
+        by_speaker.setdefault(train[i].speaker, []).append(i)
+    groups = []
+    for idx in by_speaker.values():
+        chunks = [idx[k : k + GROUP] for k in range(0, len(idx), GROUP)]
+        if len(chunks) > 1 and len(chunks[-1]) < 2:
+            chunks[-2] += chunks.pop()
+        groups += [c for c in chunks if len(c) >= 2]
+    rng.shuffle(groups)
+    batches, current = [], []
+    for group in groups:  # closed at 32 clips or more: never more batches than the recipe's schedule
+        current.append(group)
+        if sum(map(len, current)) >= 32:
+            batches.append(current)
+            current = []
+    return batches + [current] if current else batches
+
+
+def predict(net, feats, with_context, levels):
+    with torch.inference_mode():
+        padded, lengths = E._batch(feats)
+        pooled = net.embed(padded, lengths)
+        if levels:
+            pooled_rel = torch.cat([pooled, torch.stack([level(f) for f in feats])], 1)
+        rel = leave_one_out_relative(pooled_rel if levels else pooled, [list(range(len(feats)))])
+        rel = rel if with_context else torch.zeros_like(rel)
+        return net.heads(pooled, rel)["emotion"].numpy()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--held", default=",".join(map(str, HELD)), help="held-out RAVDESS actors")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--level", action="store_true", help="the heads also read the utterance's relative level")
+    parser.add_argument("--out", help="JSON file for the held-out clips' probabilities and statistics")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    actors = tuple(int(a) for a in args.held.split(","))
+    recipe = E.EmotionRecipe(data=DATA, held_out_actors=actors, epochs=args.epochs)
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+    rng, nrng = random.Random(0), np.random.default_rng(0)
+    held = {f"ravdess-{a:02d}" for a in actors}
+    clips = ravdess_clips(DATA) + tess_clips(DATA)
+    train = [c for c in clips if c.speaker not in held]
+    test = [c for c in clips if c.speaker in held]
+    waves = {c.path: read_clip(c.path) for c in clips}
+    lexicon = DATA / "lexicon" / "emotion_vad.csv"
+    targets = E.derived_dims(lexicon, train, [waves[c.path] for c in train], recipe.acoustic_arousal_weight)
+    voiced = {}
+    for c in train:
+        lm = FE.frames(torch.from_numpy(waves[c.path]))
+        voiced[c.path] = tuple(FE.config.hop_length * f for f in voiced_span(lm))
+    levels = FE.config.n_mels + NM + 2 if args.level else 0
+    net = ContextNet(recipe.network, levels)
+    optimisation = E.Optimisation(net, recipe, train, torch.from_numpy(targets))
+    for epoch in range(recipe.epochs):
+        net.train()
+        total, seen = 0.0, 0
+        for batch_groups in grouped_epoch(train, rng):
+            feats, batch, rows, group_levels = [], [], [], []
+            for group in batch_groups:
+                noisy = nrng.random() < recipe.noise_share
+                cond = Condition(nrng.uniform(-6, 6), noise_bed(E.noise_level(nrng), nrng) if noisy else None)
+                rows.append(list(range(len(batch), len(batch) + len(group))))
+                for i in group:
+                    c = train[i]
+                    x = cond.apply(E._crop(waves[c.path], voiced[c.path], rng, recipe), nrng)
+                    lm = FE.frames(torch.from_numpy(x))
+                    if levels:
+                        group_levels.append(level(fused_features(lm, NM)))
+                    feats.append(fused_features(E._spec_augment(lm, rng), NM))
+                    batch.append(i)
+            padded, lengths = E._batch(feats)
+            pooled = net.embed(padded, lengths)
+            relative = leave_one_out_relative(
+                torch.cat([pooled, torch.stack(group_levels)], 1) if levels else pooled, rows
+            )
+            keep = torch.ones(len(batch), 1)
+            for r in rows:
+                if rng.random() < CONTEXT_DROPOUT:
+                    keep[r] = 0.0
+            loss = optimisation.loss(net.heads(pooled, relative * keep), batch)
+            optimisation.step(loss)
+            total += loss.item() * len(batch)
+            seen += len(batch)
+        print(f"[C] epoch {epoch + 1} loss {total / seen:.3f}", flush=True)
+    net.eval()
+    trng = np.random.default_rng(7)
+    white_levels = {s: trng.uniform(0.001, 0.003) for s in sorted(held)}
+    erng = np.random.default_rng(3)
+    result, saved = {}, []
+    for name in ("clean", "white"):
+        truth, preds = [], {True: [], False: []}
+        for spk in sorted(held):
+            mine = [c for c in test if c.speaker == spk]
+            noise = white_levels[spk] * erng.standard_normal(30 * 16000) if name == "white" else None
+            cond = Condition(0.0, None if noise is None else noise.astype(np.float32))
+            heard = [cond.apply(waves[c.path], erng) for c in mine]
+            feats = [voiced_features(x) for x in heard]
+            truth += [c.label for c in mine]
+            probs = {}
+            for with_context in (True, False):
+                probs[with_context] = torch.softmax(torch.from_numpy(predict(net, feats, with_context, levels)), 1)
+                preds[with_context] += [EMOTIONS[i] for i in probs[with_context].argmax(1)]
+            for k, (c, x) in enumerate(zip(mine, heard)):
+                saved.append(
+                    {
+                        "file": c.path.name,
+                        "speaker": spk,
+                        "label": c.label,
+                        "condition": name,
+                        "with": probs[True][k].tolist(),
+                        "without": probs[False][k].tolist(),
+                        "statistics": voiced_statistics(x, FE).tolist(),
+                    }
+                )
+        for with_context, p in preds.items():
+            key = f"{name}, {'with' if with_context else 'without'} context"
+            result[key] = round(unweighted_average_recall(truth, p, EMOTIONS), 3)
+    print("[C] RESULT", json.dumps(result), flush=True)
+    if args.out:
+        with open(args.out, "w") as handle:
+            json.dump(saved, handle)
+
+
+if __name__ == "__main__":
+    main()
