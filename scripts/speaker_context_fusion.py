@@ -39,7 +39,7 @@ def main(paths: list[str]) -> None:
     truth, predicted = defaultdict(list), defaultdict(list)
     for path in paths:
         probe = json.loads(Path(path).read_text())
-        held = {p["speaker"] for p in probe}
+        held = {p.get("actor", p["speaker"]) for p in probe}
         rows = [i for i, s in enumerate(speakers) if s not in held]
         others, labels = [speakers[i] for i in rows], [clips[i].label for i in rows] * 2
         statistics_only = fit_branch(torch.cat([zscored_inputs(s[rows], None, others) for s in (clean, noisy)]), labels)

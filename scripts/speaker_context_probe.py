@@ -7,13 +7,20 @@ utterances in the same recording condition: speaker normalisation after the netw
 space it has learnt to keep steady in noise, instead of on its input (`speaker_norm_probe.py`).
 Training batches hold groups of eight crops of one speaker under one condition (gain, noise
 level and colour); one group in five goes without its context (the difference zeroed), as for
-an utterance whose speaker is unknown. Scored on the held-out actors' clips, clean and in white
-noise at RMS 0.001-0.003 per speaker (as in the episodes), with and without the context.
+an utterance whose speaker is unknown. With --level the heads also read how the utterance's
+loudness and brightness (`level`) depart from the speaker's mean. Scored on the held-out actors'
+clips, clean and in white noise at RMS 0.001-0.003 per speaker (as in the episodes), with and
+without the context.
 
-    .venv/bin/python scripts/speaker_context_probe.py [--held 5,6,7,8] [--out C.json]   # ~15 min on 2 cores
+    .venv/bin/python scripts/speaker_context_probe.py --level [--held 5,6,7,8] [--out C.json]   # ~13 min
+    .venv/bin/python scripts/speaker_context_probe.py --level --held 1,2,5,8,11 --episodes-out E.json
+    .venv/bin/python scripts/speaker_context_fusion.py C1.json ... C5.json   # or E.json
 
 With --out it also writes, per held-out clip and condition, the probabilities with and
-without context and the speaker branch's statistics of the clip as scored (for fusion probes).
+without context and the speaker branch's statistics of the clip as scored (for fusion probes);
+--episodes-out does the same for the episodes' sentences (see `episode_sentences`). The five
+folds are --held 1,2,3,4 / 5,6,7,8 / 9,10,11,12 / 13,14,15,16 / 17,18,19,20 (add --threads 1
+to run two or three side by side). Figures in docs/evaluation.md.
 """
 
 import argparse
@@ -110,6 +117,7 @@ def main():
     parser.add_argument("--held", default=",".join(map(str, HELD)), help="held-out RAVDESS actors")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--level", action="store_true", help="the heads also read the utterance's relative level")
+    parser.add_argument("--episodes-out", help="with --held 1,2,5,8,11: the episodes' sentences scored, to this file")
     parser.add_argument("--out", help="JSON file for the held-out clips' probabilities and statistics")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -201,6 +209,47 @@ def main():
     if args.out:
         with open(args.out, "w") as handle:
             json.dump(saved, handle)
+    if args.episodes_out:
+        with open(args.episodes_out, "w") as handle:
+            json.dump(episode_sentences(net, levels), handle)
+
+
+def episode_sentences(net, levels):
+    """The 235 sentences of ../shared/data/episodes as cut from the episodes (condition "white")
+    and as the clean source clip cut to the same stretch (condition "clean"), each episode
+    speaker's sentences together, as `scripts/sentence_gap.py` part 1 takes them."""
+    from sentence_gap import episode_sources
+
+    from ser_pipeline.evaluation import episode_truth_files, read_truth
+
+    episodes = DATA / "episodes"
+    files = [
+        row["source"].rsplit("/", 1)[-1]
+        for _, truth_file in sorted(episode_truth_files(episodes).items())
+        for row in read_truth(truth_file)[0]
+    ]
+    sources = episode_sources(episodes, DATA, np.random.default_rng(0))
+    saved = []
+    for source, condition in (("cut from the episode", "white"), ("clean clip, same stretch", "clean")):
+        rows = [(*row, file) for row, file in zip(sources[source], files, strict=True)]
+        for key in dict.fromkeys(row[:2] for row in rows):
+            mine = [row for row in rows if row[:2] == key]
+            feats = [voiced_features(row[3]) for row in mine]
+            probs = {w: torch.softmax(torch.from_numpy(predict(net, feats, w, levels)), 1) for w in (True, False)}
+            for k, (_, _, label, samples, _, file) in enumerate(mine):
+                saved.append(
+                    {
+                        "file": file,
+                        "speaker": "/".join(key),
+                        "actor": f"ravdess-{file.split('.')[0].split('-')[-1]}",
+                        "label": label,
+                        "condition": condition,
+                        "with": probs[True][k].tolist(),
+                        "without": probs[False][k].tolist(),
+                        "statistics": voiced_statistics(samples, FE).tolist(),
+                    }
+                )
+    return saved
 
 
 if __name__ == "__main__":
