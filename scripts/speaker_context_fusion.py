@@ -9,6 +9,8 @@ with and without its speaker context, at several branch shares. Printed: 7-class
 over the files' clips, clean and in the probe's white noise.
 
     .venv/bin/python scripts/speaker_context_fusion.py C1.json C2.json ...   # about a minute
+
+A file given as A.json+B.json stands for the two runs' probabilities averaged (two seeds).
 """
 
 import json
@@ -29,6 +31,18 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARES = (0.2, 0.3, 0.4, 0.5)
 
 
+def averaged(runs: list[list[dict]]) -> list[dict]:
+    """One probe file from several runs on the same clips (networks of different seeds): their
+    probabilities averaged."""
+    for items in zip(*runs, strict=True):
+        if len({(p["file"], p["condition"], p["speaker"]) for p in items}) != 1:
+            raise ValueError("the runs to average hold different clips")
+    for name in ("with", "without"):
+        for items in zip(*runs):
+            items[0][name] = np.mean([p[name] for p in items], axis=0).tolist()
+    return runs[0]
+
+
 def main(paths: list[str]) -> None:
     document = json.loads((ROOT / "docs" / "emotion-cv.json").read_text())
     clips = scored_clips(ROOT.parent / "shared" / "data", document)
@@ -38,7 +52,7 @@ def main(paths: list[str]) -> None:
     row_of = {c.path.name: i for i, c in enumerate(clips)}
     truth, predicted = defaultdict(list), defaultdict(list)
     for path in paths:
-        probe = json.loads(Path(path).read_text())
+        probe = averaged([json.loads(Path(part).read_text()) for part in path.split("+")])
         held = {p.get("actor", p["speaker"]) for p in probe}
         rows = [i for i, s in enumerate(speakers) if s not in held]
         others, labels = [speakers[i] for i in rows], [clips[i].label for i in rows] * 2

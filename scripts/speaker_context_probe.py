@@ -14,7 +14,8 @@ without the context.
 
     .venv/bin/python scripts/speaker_context_probe.py --level [--held 5,6,7,8] [--out C.json]   # ~13 min
     .venv/bin/python scripts/speaker_context_probe.py --level --held 1,2,5,8,11 --episodes-out E.json
-    .venv/bin/python scripts/speaker_context_fusion.py C1.json ... C5.json   # or E.json
+    .venv/bin/python scripts/speaker_context_probe.py --level --held 1,2,5,8,11 --episodes-out E1.json --seed 1
+    .venv/bin/python scripts/speaker_context_fusion.py C1.json ... C5.json   # or E.json, or E.json+E1.json
 
 With --out it also writes, per held-out clip and condition, the probabilities with and
 without context and the speaker branch's statistics of the clip as scored (for fusion probes);
