@@ -37,8 +37,7 @@ def averaged(runs: list[list[dict]]) -> list[dict]:
     for items in zip(*runs, strict=True):
         if len({(p["file"], p["condition"], p["speaker"]) for p in items}) != 1:
             raise ValueError("the runs to average hold different clips")
-    for name in ("with", "without"):
-        for items in zip(*runs):
+        for name in ("with", "without"):
             items[0][name] = np.mean([p[name] for p in items], axis=0).tolist()
     return runs[0]
 

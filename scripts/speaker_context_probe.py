@@ -30,16 +30,15 @@ import random
 
 import numpy as np
 import torch
-from speaker_norm_probe import DATA, FE, HELD, NM, Condition, noise_bed, voiced_features
+from speaker_norm_probe import DATA, FE, HELD, NM, Condition, noise_bed
 from torch import nn
 
 from ser_pipeline.architectures import EmotionNet, EmotionNetConfig
-from ser_pipeline.features import fused_features, voiced_span
+from ser_pipeline.features import fused_features, utterance_statistics, voiced_span
 from ser_pipeline.metrics import unweighted_average_recall
 from ser_pipeline.schema import EMOTIONS
 from ser_pipeline.training import emotion as E
 from ser_pipeline.training.data import ravdess_clips, read_clip, tess_clips
-from ser_pipeline.training.speaker_branch import voiced_statistics
 
 GROUP = 8
 CONTEXT_DROPOUT = 0.2
@@ -102,14 +101,34 @@ def grouped_epoch(train, rng):
 
 
 def predict(net, feats, with_context, levels):
+    """Emotion probabilities of one speaker's utterances, scored together."""
     with torch.inference_mode():
         padded, lengths = E._batch(feats)
         pooled = net.embed(padded, lengths)
-        if levels:
-            pooled_rel = torch.cat([pooled, torch.stack([level(f) for f in feats])], 1)
-        rel = leave_one_out_relative(pooled_rel if levels else pooled, [list(range(len(feats)))])
-        rel = rel if with_context else torch.zeros_like(rel)
-        return net.heads(pooled, rel)["emotion"].numpy()
+        described = torch.cat([pooled, torch.stack([level(f) for f in feats])], 1) if levels else pooled
+        relative = leave_one_out_relative(described, [list(range(len(feats)))])
+        return torch.softmax(net.heads(pooled, relative if with_context else torch.zeros_like(relative))["emotion"], 1)
+
+
+def scored_rows(net, levels, samples, rows):
+    """`rows` (a dict per utterance of one speaker) with the probabilities with and without
+    context and the speaker branch's statistics of each utterance's voiced part (one log-mel
+    pass gives both the network's input and the statistics)."""
+    voiced = []
+    for x in samples:
+        logmel = FE.frames(torch.from_numpy(x.astype(np.float32)))
+        voiced.append(logmel[slice(*voiced_span(logmel))])
+    feats = [fused_features(v, NM) for v in voiced]
+    probs = {w: predict(net, feats, w, levels) for w in (True, False)}
+    return [
+        {
+            **row,
+            "with": probs[True][k].tolist(),
+            "without": probs[False][k].tolist(),
+            "statistics": utterance_statistics(v, NM).tolist(),
+        }
+        for k, (row, v) in enumerate(zip(rows, voiced, strict=True))
+    ]
 
 
 def main():
@@ -180,33 +199,18 @@ def main():
     erng = np.random.default_rng(3)
     result, saved = {}, []
     for name in ("clean", "white"):
-        truth, preds = [], {True: [], False: []}
         for spk in sorted(held):
             mine = [c for c in test if c.speaker == spk]
             noise = white_levels[spk] * erng.standard_normal(30 * 16000) if name == "white" else None
             cond = Condition(0.0, None if noise is None else noise.astype(np.float32))
             heard = [cond.apply(waves[c.path], erng) for c in mine]
-            feats = [voiced_features(x) for x in heard]
-            truth += [c.label for c in mine]
-            probs = {}
-            for with_context in (True, False):
-                probs[with_context] = torch.softmax(torch.from_numpy(predict(net, feats, with_context, levels)), 1)
-                preds[with_context] += [EMOTIONS[i] for i in probs[with_context].argmax(1)]
-            for k, (c, x) in enumerate(zip(mine, heard)):
-                saved.append(
-                    {
-                        "file": c.path.name,
-                        "speaker": spk,
-                        "label": c.label,
-                        "condition": name,
-                        "with": probs[True][k].tolist(),
-                        "without": probs[False][k].tolist(),
-                        "statistics": voiced_statistics(x, FE).tolist(),
-                    }
-                )
-        for with_context, p in preds.items():
-            key = f"{name}, {'with' if with_context else 'without'} context"
-            result[key] = round(unweighted_average_recall(truth, p, EMOTIONS), 3)
+            rows = [{"file": c.path.name, "speaker": spk, "label": c.label, "condition": name} for c in mine]
+            saved += scored_rows(net, levels, heard, rows)
+        scored = [row for row in saved if row["condition"] == name]
+        for context in ("with", "without"):
+            predicted = [EMOTIONS[int(np.argmax(row[context]))] for row in scored]
+            truth = [row["label"] for row in scored]
+            result[f"{name}, {context} context"] = round(unweighted_average_recall(truth, predicted, EMOTIONS), 3)
     print("[C] RESULT", json.dumps(result), flush=True)
     if args.out:
         with open(args.out, "w") as handle:
@@ -236,21 +240,17 @@ def episode_sentences(net, levels):
         rows = [(*row, file) for row, file in zip(sources[source], files, strict=True)]
         for key in dict.fromkeys(row[:2] for row in rows):
             mine = [row for row in rows if row[:2] == key]
-            feats = [voiced_features(row[3]) for row in mine]
-            probs = {w: torch.softmax(torch.from_numpy(predict(net, feats, w, levels)), 1) for w in (True, False)}
-            for k, (_, _, label, samples, _, file) in enumerate(mine):
-                saved.append(
-                    {
-                        "file": file,
-                        "speaker": "/".join(key),
-                        "actor": f"ravdess-{file.split('.')[0].split('-')[-1]}",
-                        "label": label,
-                        "condition": condition,
-                        "with": probs[True][k].tolist(),
-                        "without": probs[False][k].tolist(),
-                        "statistics": voiced_statistics(samples, FE).tolist(),
-                    }
-                )
+            described = [
+                {
+                    "file": file,
+                    "speaker": "/".join(key),
+                    "actor": f"ravdess-{file.split('.')[0].split('-')[-1]}",
+                    "label": label,
+                    "condition": condition,
+                }
+                for _, _, label, _, _, file in mine
+            ]
+            saved += scored_rows(net, levels, [row[3] for row in mine], described)
     return saved
 
 
