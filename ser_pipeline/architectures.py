@@ -58,6 +58,40 @@ class EmotionNetConfig(MetadataConfig):
     n_emotions: int = 7
     n_sentiments: int = 3
     n_dims: int = 3
+    n_mels: int = 64  # the first n_mels features are log-mel (the rest MFCC): `utterance_level` reads them
+    speaker_context: int = 0  # 1: the heads also read how the utterance departs from its speaker's others
+    context_min_segments: int = 8  # a speaker heard in fewer segments gives no context
+
+    @property
+    def level_width(self) -> int:
+        """Width of `utterance_level` when the heads read it (speaker context), else 0."""
+        return self.n_features + 2 if self.speaker_context else 0
+
+
+def utterance_level(features: torch.Tensor, n_mels: int) -> torch.Tensor:
+    """How loud and how bright one utterance is (time, n_features), which per-utterance
+    normalisation removes: the mean features of its louder half of frames (louder: summed mel
+    power at or above the median), then the median and 90th percentile of frame log-energy.
+    Background noise barely moves the loud frames, where the voice stands above it."""
+    features = features.float()
+    energy = torch.logsumexp(features[:, :n_mels], 1)
+    loud = features[energy >= energy.median()].mean(0)
+    return torch.cat([loud, torch.quantile(energy, energy.new_tensor([0.5, 0.9]))])
+
+
+def speaker_relative(descriptions: torch.Tensor, speakers: list, min_segments: int) -> tuple[torch.Tensor, list[int]]:
+    """Each utterance's description minus the mean of its speaker's other utterances (speakers
+    of at least `min_segments` utterances; None is no speaker), and the rows that got one; the
+    other rows are zero, as for an utterance whose speaker is unknown."""
+    relative, rows = torch.zeros_like(descriptions), []
+    for speaker in dict.fromkeys(speakers):
+        mine = [i for i, s in enumerate(speakers) if s == speaker]
+        if speaker is None or len(mine) < max(min_segments, 2):
+            continue
+        block = descriptions[mine]
+        relative[mine] = block - (block.sum(0, keepdim=True) - block) / (len(mine) - 1)
+        rows += mine
+    return relative, sorted(rows)
 
 
 class _MaskedConvBlock(nn.Module):
@@ -82,7 +116,11 @@ class _MaskedConvBlock(nn.Module):
 class EmotionNet(nn.Module):
     """Fused MFCC + log-mel frames -> CNN -> BiLSTM -> attention pooling -> three heads.
 
-    Heads: 7 emotion logits, 3 sentiment logits, and valence/arousal/dominance in 0..1.
+    Heads: 7 emotion logits, 3 sentiment logits, and valence/arousal/dominance in 0..1. With
+    `speaker_context` the heads also read how the utterance departs from its speaker's other
+    utterances (`speaker_relative` of `describe`): speaker normalisation after the network, in
+    the space it keeps steady in noise, which the per-utterance input normalisation cannot do.
+    Without it (zeros: an unknown speaker) they read the utterance alone.
     """
 
     def __init__(self, config: EmotionNetConfig = EmotionNetConfig()):
@@ -94,9 +132,15 @@ class EmotionNet(nn.Module):
         pooled = 2 * config.lstm_hidden
         self.attention = nn.Linear(pooled, 1)
         self.dropout = nn.Dropout(config.dropout)
-        self.emotion = nn.Linear(pooled, config.n_emotions)
-        self.sentiment = nn.Linear(pooled, config.n_sentiments)
-        self.dims = nn.Linear(pooled, config.n_dims)
+        heads_read = pooled + (self.description_width if config.speaker_context else 0)
+        self.emotion = nn.Linear(heads_read, config.n_emotions)
+        self.sentiment = nn.Linear(heads_read, config.n_sentiments)
+        self.dims = nn.Linear(heads_read, config.n_dims)
+
+    @property
+    def description_width(self) -> int:
+        """Width of `describe`: the pooled embedding, and with speaker context the level."""
+        return 2 * self.config.lstm_hidden + self.config.level_width
 
     def embed(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(batch, time, n_features) + lengths -> pooled utterance vectors (batch, 2*hidden)."""
@@ -108,13 +152,80 @@ class EmotionNet(nn.Module):
         scores = self.attention(hidden).squeeze(-1).masked_fill(~lengths_mask(lengths, hidden.shape[1]), float("-inf"))
         return (torch.softmax(scores, dim=1)[..., None] * hidden).sum(dim=1)
 
+    def levels(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """`utterance_level` of each padded item, (batch, n_features + 2)."""
+        return torch.stack([utterance_level(f[:n], self.config.n_mels) for f, n in zip(features, lengths.tolist())])
+
+    def describe(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """What the heads read of each utterance alone, (batch, description_width): the
+        pooled embedding, and with speaker context the utterance's level after it."""
+        pooled = self.embed(features, lengths)
+        if not self.config.speaker_context:
+            return pooled
+        return torch.cat([pooled, self.levels(features, lengths).to(pooled.dtype)], 1)
+
+    def heads(self, description: torch.Tensor, relative: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The heads on `describe`'s rows and, with speaker context, their `speaker_relative`
+        (None: no context, as for unknown speakers)."""
+        z = description[:, : 2 * self.config.lstm_hidden]
+        if self.config.speaker_context:
+            z = torch.cat([z, torch.zeros_like(description) if relative is None else relative], 1)
+        z = self.dropout(z)
+        return {"emotion": self.emotion(z), "sentiment": self.sentiment(z), "dims": torch.sigmoid(self.dims(z))}
+
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
-        pooled = self.dropout(self.embed(features, lengths))
+        """The heads of each utterance alone (no speaker context)."""
+        return self.heads(self.describe(features, lengths))
+
+
+@dataclass(frozen=True)
+class EmotionEnsembleConfig(EmotionNetConfig):
+    members: int = 2
+
+
+class EmotionEnsemble(nn.Module):
+    """Emotion networks of one configuration trained with different seeds, their probabilities
+    (and dims) averaged: one network's reading of unheard speakers in noise depends on its
+    seed's luck (docs/evaluation.md). Same interface as `EmotionNet`; `describe` gives every
+    member's pooled embedding, then the level they share."""
+
+    def __init__(self, config: EmotionEnsembleConfig = EmotionEnsembleConfig()):
+        super().__init__()
+        self.config = config
+        self.members = nn.ModuleList(EmotionNet(config) for _ in range(config.members))
+
+    @property
+    def description_width(self) -> int:
+        return len(self.members) * 2 * self.config.lstm_hidden + self.config.level_width
+
+    def describe(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        pooled = [member.embed(features, lengths) for member in self.members]
+        if self.config.speaker_context:
+            pooled.append(self.members[0].levels(features, lengths).to(pooled[0].dtype))
+        return torch.cat(pooled, 1)
+
+    def _member_part(self, rows: torch.Tensor, index: int) -> torch.Tensor:
+        width = 2 * self.config.lstm_hidden
+        shared = rows[:, len(self.members) * width :]
+        return torch.cat([rows[:, index * width : (index + 1) * width], shared], 1)
+
+    def heads(self, description: torch.Tensor, relative: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Emotion and sentiment as log of the members' mean probabilities; dims their mean."""
+        outputs = [
+            member.heads(
+                self._member_part(description, k), None if relative is None else self._member_part(relative, k)
+            )
+            for k, member in enumerate(self.members)
+        ]
+        mean = {key: torch.stack([o[key].float() for o in outputs]) for key in outputs[0]}
         return {
-            "emotion": self.emotion(pooled),
-            "sentiment": self.sentiment(pooled),
-            "dims": torch.sigmoid(self.dims(pooled)),
+            "emotion": torch.log(torch.softmax(mean["emotion"], -1).mean(0)),
+            "sentiment": torch.log(torch.softmax(mean["sentiment"], -1).mean(0)),
+            "dims": mean["dims"].mean(0),
         }
+
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.heads(self.describe(features, lengths))
 
 
 @dataclass(frozen=True)

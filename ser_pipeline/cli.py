@@ -561,21 +561,34 @@ HeldOutOption = Annotated[str, typer.Option(help="Comma-separated RAVDESS actors
 
 
 def _train_emotion_network(
-    data: Path | None, epochs: int, seed: int, held_out: str, model_id: str, models_dir: Path, dims_only: bool
+    data: Path | None,
+    epochs: int,
+    seed: int,
+    held_out: str,
+    model_id: str,
+    models_dir: Path,
+    dims_only: bool,
+    members: int = 1,
+    speaker_context: bool = False,
 ) -> None:
     """Shared by `train emotion` (all heads) and `train dims` (the dims head alone)."""
+    from ser_pipeline.architectures import EmotionNetConfig
     from ser_pipeline.schema import EMOTIONS
     from ser_pipeline.training.cards import emotion_card
     from ser_pipeline.training.data import shared_data_dir
     from ser_pipeline.training.emotion import EmotionRecipe, train
     from ser_pipeline.training.publish import publish
 
+    if members < 1:
+        raise typer.BadParameter("at least one member", param_hint="--members")
     recipe = EmotionRecipe(
         data=data or shared_data_dir(),
         epochs=epochs,
         seed=seed,
         held_out_actors=tuple(int(a) for a in held_out.split(",") if a),
         dims_only=dims_only,
+        members=members,
+        network=EmotionNetConfig(speaker_context=int(speaker_context)),
     )
     trained = train(recipe, log=typer.echo)
     network, scores = trained.network, trained.scores
@@ -586,10 +599,14 @@ def _train_emotion_network(
     command = (
         f"ser-pipeline train {'dims' if dims_only else 'emotion'} --epochs {epochs} --seed {seed} --held-out {held_out}"
     )
+    if not dims_only:
+        command += f" --members {members} --{'' if speaker_context else 'no-'}speaker-context"
+    if "context_withheld" in scores:
+        summary.update({f"{k}_context_withheld": round(v, 4) for k, v in scores["context_withheld"].items()})
     weights = publish(
         network,
         model_id=model_id,
-        architecture="emotion-net",
+        architecture="emotion-net-ensemble" if members > 1 else "emotion-net",
         models_dir=models_dir,
         entry={
             "tasks": ["dims"] if dims_only else ["emotion", "sentiment", "dims"],
@@ -610,10 +627,19 @@ def train_emotion(
     seed: int = 0,
     held_out: HeldOutOption = "1,2,5,8,11",
     models_dir: ModelsDirOption = _models_dir_default(),
-    model_id: str = "ser-crnn-v1",
+    model_id: str = "ser-crnn-v2",
+    members: Annotated[
+        int, typer.Option(help="Networks trained side by side (seeds seed, seed + 1, ...), averaged.")
+    ] = 2,
+    speaker_context: Annotated[
+        bool,
+        typer.Option(help="The heads also read how each utterance departs from its speaker's others (ser-crnn-v2)."),
+    ] = True,
 ) -> None:
-    """Train the emotion + sentiment + valence/arousal/dominance network and publish it."""
-    _train_emotion_network(data, epochs, seed, held_out, model_id, models_dir, dims_only=False)
+    """Train the emotion + sentiment + valence/arousal/dominance network and publish it
+    (the defaults give ser-crnn-v2; `--members 1 --no-speaker-context --model-id ser-crnn-v1`
+    the earlier one)."""
+    _train_emotion_network(data, epochs, seed, held_out, model_id, models_dir, False, members, speaker_context)
 
 
 @train_app.command("emotion-cv")
@@ -640,6 +666,14 @@ def train_emotion_cv(
             "branch, the dims calibration and the report from them."
         ),
     ] = False,
+    speaker_context: Annotated[
+        bool,
+        typer.Option(
+            help="The folds' networks read each utterance against its speaker's others (ser-crnn-v2's recipe, "
+            "one network per fold); the branch then reads the statistics alone at a share of 0.3, as "
+            "ser-speaker-branch-v4 does."
+        ),
+    ] = False,
 ) -> None:
     """Leave-k-actors-out cross-validation of the emotion recipe: per-fold and pooled UAR,
     accuracy and CCC, a confusion matrix, temperatures that calibrate the probabilities and an
@@ -648,11 +682,13 @@ def train_emotion_cv(
     import shlex
     import sys
 
+    from ser_pipeline.architectures import EmotionNetConfig
     from ser_pipeline.training.crossval import actor_folds, cross_validate, to_json
     from ser_pipeline.training.data import require_dir, shared_data_dir
     from ser_pipeline.training.emotion import EmotionRecipe
 
-    recipe = EmotionRecipe(data=data or shared_data_dir(), epochs=epochs, seed=seed)
+    network = EmotionNetConfig(speaker_context=int(speaker_context))
+    recipe = EmotionRecipe(data=data or shared_data_dir(), epochs=epochs, seed=seed, network=network)
     if reuse:
         previous = output / "emotion-cv.json"
         if not previous.is_file():
@@ -669,7 +705,9 @@ def train_emotion_cv(
 
 
 def _publish_cross_validation(document: dict, data: Path, output: Path, calibrate: str | None) -> None:
-    """The speaker branch on the same folds, the report, and the temperatures into the registry."""
+    """The speaker branch on the same folds (for a speaker-context recipe the statistics alone at
+    a share of 0.3, as ser-speaker-branch-v4; else as v3), the report, and the temperatures into
+    the registry."""
     import json
 
     from ser_pipeline.training.cv_report import write_report
@@ -677,7 +715,12 @@ def _publish_cross_validation(document: dict, data: Path, output: Path, calibrat
     from ser_pipeline.training.speaker_branch import cross_validate_branch
 
     typer.echo("speaker branch on the same folds ...")
-    document["speaker_branch"] = cross_validate_branch(document, data)
+    context = bool(document["recipe"].get("speaker_context"))
+    document["speaker_branch"] = (
+        cross_validate_branch(document, data, network_inputs=False, weight=0.3)
+        if context
+        else cross_validate_branch(document, data)
+    )
     (output / "emotion-cv.json").write_text(json.dumps(document) + "\n")
     for path in write_report(document, output):
         typer.echo(f"wrote {path}")
@@ -693,31 +736,58 @@ def train_speaker_branch(
     data: DataOption = None,
     held_out: HeldOutOption = "1,2,5,8,11",
     models_dir: ModelsDirOption = _models_dir_default(),
-    model_id: str = "ser-speaker-branch-v3",
+    model_id: str = "ser-speaker-branch-v4",
+    network_inputs: Annotated[
+        bool,
+        typer.Option(
+            help="Also read the network's cross-validated emotion log-probabilities (--cross-validation), "
+            "as ser-speaker-branch-v3 does for ser-crnn-v1; else the utterance statistics alone."
+        ),
+    ] = False,
     cross_validation: Annotated[
         Path,
-        typer.Option(help="The emotion CV (`train emotion-cv`) whose held-out network outputs the branch reads."),
+        typer.Option(
+            help="With --network-inputs: the emotion CV (`train emotion-cv`) whose held-out outputs it reads."
+        ),
     ] = Path("docs/emotion-cv.json"),
     attach: Annotated[
         str | None, typer.Option(help="Registry id of the emotion network whose probabilities the branch joins.")
-    ] = "ser-crnn-v1",
-    weight: Annotated[float, typer.Option(help="The branch's share of the fused log-probabilities.")] = 0.5,
+    ] = "ser-crnn-v2",
+    weight: Annotated[float, typer.Option(help="The branch's share of the fused log-probabilities.")] = 0.3,
+    calibrate: Annotated[
+        bool,
+        typer.Option(
+            help="Fit the fused temperature and the dims calibrations of the attached network on the held-out "
+            "actors (for a network without `train emotion-cv --calibrate`)."
+        ),
+    ] = True,
 ) -> None:
-    """Train the speaker branch (utterance statistics and the network's emotion log-probabilities,
-    z-scored within their speaker: emotions and dims) and publish it."""
+    """Train the speaker branch (utterance statistics, and with --network-inputs the network's
+    emotion log-probabilities, z-scored within their speaker: emotions and dims) and publish it."""
     import json
 
     from ser_pipeline.training.data import shared_data_dir
     from ser_pipeline.training.publish import publish, set_options
     from ser_pipeline.training.speaker_branch import branch_card, train_branch
 
-    if not cross_validation.is_file():
+    if network_inputs and not cross_validation.is_file():
         raise typer.BadParameter(
             f"{cross_validation} does not exist: run `ser-pipeline train emotion-cv` first",
             param_hint="--cross-validation",
         )
+    if not 0 < weight < 1:
+        raise typer.BadParameter("the branch's share lies between 0 and 1", param_hint="--weight")
+    data = data or shared_data_dir()
     actors = tuple(int(a) for a in held_out.split(",") if a)
-    branch, clips = train_branch(data or shared_data_dir(), actors, json.loads(cross_validation.read_text()))
+    document = json.loads(cross_validation.read_text()) if network_inputs else None
+    branch, clips = train_branch(data, actors, document)
+    command = f"ser-pipeline train speaker-branch --held-out {held_out} --weight {weight}" + (
+        " --network-inputs" if network_inputs else ""
+    )
+    options, measured = {}, None
+    if attach and calibrate:
+        options, measured = _fusion_calibration(attach, data, actors, branch, weight)
+    inputs = " and the network's emotion log-probabilities" if network_inputs else ""
     weights = publish(
         branch,
         model_id=model_id,
@@ -725,21 +795,34 @@ def train_speaker_branch(
         models_dir=models_dir,
         entry={
             "tasks": ["emotion-branch"],
-            "input": "utterance statistics of 64 log-mel + 20 MFCC frames and the network's emotion "
-            "log-probabilities, z-scored within the speaker",
+            "input": f"utterance statistics of 64 log-mel + 20 MFCC frames{inputs}, z-scored within the speaker",
             "labels": [],
             "licence": "CC BY-NC-SA 4.0 (trained on RAVDESS; non-commercial)",
-            "scores": {"held_out_actors": actors, "see": "docs/emotion-cv.md (speaker branch)"},
+            "scores": {"held_out_actors": actors, **(measured or {"see": "docs/emotion-cv.md"})},
         },
-        card_body=branch_card(actors, len(clips), f"ser-pipeline train speaker-branch --held-out {held_out}"),
+        card_body=branch_card(actors, len(clips), command, network_inputs, weight, attach or "the default", measured),
     )
     typer.echo(f"wrote {weights}")
     if attach:
         from ser_pipeline.files import file_sha256
 
-        options = {"speaker_branch": {"model": model_id, "sha256": file_sha256(weights), "weight": weight}}
+        options["speaker_branch"] = {"model": model_id, "sha256": file_sha256(weights), "weight": weight}
         set_options(attach, options)
         typer.echo(f"{attach}: fused with {model_id} (weight {weight})")
+
+
+def _fusion_calibration(attach: str, data: Path, actors: tuple[int, ...], branch, weight: float) -> tuple[dict, dict]:
+    """The `attach` network's temperatures and dims calibrations with `branch` fused at `weight`,
+    fitted on the held-out actors (registry options), and the scores measured there."""
+    from ser_pipeline.registry import Registry, load_network, resolve_weights
+    from ser_pipeline.training.speaker_branch import fusion_calibration
+
+    network = load_network(resolve_weights(Registry.load().get(attach)))
+    temperatures, calibration, scores = fusion_calibration(data, actors, network, branch, weight)
+    typer.echo(f"on the held-out actors: {scores}; temperatures {temperatures}, dims calibration {calibration}")
+    return {"temperature": temperatures, "dims_calibration": calibration}, {
+        k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()
+    }
 
 
 @train_app.command("dims")

@@ -16,7 +16,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from ser_pipeline.architectures import branch_features, calibrate_dims, fuse_dims, fuse_emotions, speaker_zscore
+from ser_pipeline.architectures import (
+    branch_features,
+    calibrate_dims,
+    fuse_dims,
+    fuse_emotions,
+    speaker_relative,
+    speaker_zscore,
+)
 from ser_pipeline.audio import GrowingArray, decode
 from ser_pipeline.devices import autocast_for, pick_device
 from ser_pipeline.features import (
@@ -95,6 +102,10 @@ class Analyzer:
             self.waveform_emotion = AudioClassifierScorer(self.emotion_spec, self.device)
         else:
             self.emotion_net = load_network(resolve_weights(self.emotion_spec)).to(self.device)
+        # With speaker context the network scores a named speaker's segments against each other
+        # once all of them are in (`with_speaker_context`); first each alone.
+        self.speaker_context = self.emotion_net is not None and bool(self.emotion_net.config.speaker_context)
+        self.description_width = self.emotion_net.description_width if self.speaker_context else 0
         temperatures = self.emotion_spec.options.get("temperature", {})
         self.temperatures = {head: float(temperatures.get(head, 1.0)) for head in ("emotion", "sentiment")}
         self.fused_temperature = float(temperatures.get("fused_emotion", 1.0))
@@ -158,19 +169,30 @@ class Analyzer:
         """Whether a model scores segments from the log-mel features (else only waveform models)."""
         return self.emotion_net is not None or self.dims_net is not None
 
+    def _from_heads(self, out: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+        """The emotion network's head outputs as the pipeline keeps them: emotion and sentiment
+        probabilities (calibrated by the model's temperatures), and dims if they are its."""
+        result = {
+            head: torch.softmax(out[head].float() / temperature, -1).cpu().numpy()
+            for head, temperature in self.temperatures.items()
+        }
+        if self.dims_spec.id == self.emotion_spec.id:
+            result["dims"] = out["dims"].float().cpu().numpy()
+        return result
+
     @torch.inference_mode()
     def emotion_batch(self, features: torch.Tensor, lengths: torch.Tensor) -> dict[str, np.ndarray]:
-        """Fused features (batch, time, n_features) + lengths -> what the feature models give:
-        emotion and sentiment probabilities (calibrated by the model's temperatures) and dims."""
+        """Fused features (batch, time, n_features) + lengths -> what the feature models give of
+        each utterance alone: emotion and sentiment probabilities and dims (see `_from_heads`),
+        and with speaker context the network's `description` of each."""
         features, lengths = features.to(self.device), lengths.to(self.device)
         result = {}
         with autocast_for(self.device):
             if self.emotion_net is not None:
-                out = self.emotion_net(features, lengths)
-                for head, temperature in self.temperatures.items():
-                    result[head] = torch.softmax(out[head].float() / temperature, -1).cpu().numpy()
-                if self.dims_spec.id == self.emotion_spec.id:
-                    result["dims"] = out["dims"].float().cpu().numpy()
+                description = self.emotion_net.describe(features, lengths)
+                result.update(self._from_heads(self.emotion_net.heads(description)))
+                if self.speaker_context:
+                    result["description"] = description.float().cpu().numpy()
             if self.dims_net is not None:
                 result["dims"] = self.dims_net(features, lengths)["dims"].float().cpu().numpy()
         return result
@@ -248,6 +270,31 @@ class Analyzer:
         None unless `needs_samples`."""
         return StreamingScorer(self).finish(logmel, samples, segments, clock)
 
+    @torch.inference_mode()
+    def with_speaker_context(
+        self,
+        emotion: np.ndarray,
+        sentiment: np.ndarray,
+        dims: np.ndarray,
+        descriptions: np.ndarray,
+        speakers: list[str | None],
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """With speaker context, the network's outputs of segments whose speaker is heard in
+        enough segments, each read against the mean of that speaker's other segments; the
+        others keep their reading alone. Unchanged without speaker context."""
+        if not self.speaker_context:
+            return emotion, sentiment, dims
+        description = torch.from_numpy(descriptions)
+        relative, rows = speaker_relative(description, speakers, self.emotion_net.config.context_min_segments)
+        if not rows:
+            return emotion, sentiment, dims
+        with autocast_for(self.device):
+            out = self.emotion_net.heads(description[rows].to(self.device), relative[rows].to(self.device))
+        emotion, sentiment, dims = emotion.copy(), sentiment.copy(), dims.copy()
+        for name, values in self._from_heads(out).items():
+            {"emotion": emotion, "sentiment": sentiment, "dims": dims}[name][rows] = values
+        return emotion, sentiment, dims
+
     def fuse_speakers(
         self,
         emotion: np.ndarray,
@@ -289,9 +336,10 @@ class Analyzer:
 
     def _score_segments(
         self, logmel: torch.Tensor, segments: list[Segment], fps: float
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Emotion and sentiment probabilities, dims (zeros where a waveform model gives them)
-        and, for the speaker branch, each segment's utterance statistics."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Emotion and sentiment probabilities and dims of each segment alone (zeros where a
+        waveform model gives them), for the speaker branch each segment's utterance statistics,
+        and for speaker context the network's description of each (see `with_speaker_context`)."""
         # Each segment is scored on its voiced part: leading and trailing pauses would otherwise
         # weigh on the per-utterance normalisation, and a clip cut loosely or tightly around the
         # same speech should score the same.
@@ -300,8 +348,9 @@ class Analyzer:
         dims = np.zeros((len(segments), len(DIMENSIONS)), np.float32)
         width = self.speaker_branch.config.n_statistics if self.speaker_branch is not None else 0
         statistics = np.zeros((len(segments), width), np.float32)
+        descriptions = np.zeros((len(segments), self.description_width), np.float32)
         if not self.reads_features:
-            return emotion, sentiment, dims, statistics
+            return emotion, sentiment, dims, statistics, descriptions
         spans = [self._voiced(logmel, *frame_span(s.start_s, s.end_s, fps, len(logmel))) for s in segments]
         n_mfcc = self.front_end.config.n_mfcc
         if self.speaker_branch is not None:  # only segments with a speaker can be fused
@@ -313,10 +362,11 @@ class Analyzer:
             lengths = torch.tensor([len(p) for p in pieces])
             features = fused_features(torch.nn.utils.rnn.pad_sequence(pieces, batch_first=True).to(self.device), n_mfcc)
             out = self.emotion_batch(features, lengths)
-            for name, values in (("emotion", emotion), ("sentiment", sentiment), ("dims", dims)):
+            outputs = {"emotion": emotion, "sentiment": sentiment, "dims": dims, "description": descriptions}
+            for name, values in outputs.items():
                 if name in out:
                     values[bucket] = out[name]
-        return emotion, sentiment, dims, statistics
+        return emotion, sentiment, dims, statistics, descriptions
 
     def analyze_file(self, path: Path) -> EpisodeScores:
         """A whole file as one segment."""
@@ -335,7 +385,8 @@ class StreamingScorer:
     def __init__(self, analyzer: Analyzer):
         self.analyzer = analyzer
         self.fps = analyzer.front_end.config.frames_per_second
-        self.scored: dict[tuple[float, float], tuple[np.ndarray, ...]] = {}  # emotion, sentiment, dims, statistics
+        # emotion, sentiment, dims, statistics, description (`Analyzer._score_segments`)
+        self.scored: dict[tuple[float, float], tuple[np.ndarray, ...]] = {}
         self.ready: dict[tuple[float, float], Segment] = {}
         self.waiting: list[Segment] = []
         self.laughter = GrowingArray(0)  # probabilities of the frames scored so far
@@ -375,12 +426,19 @@ class StreamingScorer:
             self._score_ready(logmel)
             rows = [self.scored[(s.start_s, s.end_s)] for s in segments]
             branch = analyzer.speaker_branch
-            widths = (len(EMOTIONS), len(SENTIMENTS), len(DIMENSIONS), branch.config.n_statistics if branch else 0)
-            emotion, sentiment, dims, statistics = (
+            widths = (
+                len(EMOTIONS),
+                len(SENTIMENTS),
+                len(DIMENSIONS),
+                branch.config.n_statistics if branch else 0,
+                analyzer.description_width,
+            )
+            emotion, sentiment, dims, statistics, descriptions = (
                 np.array([row[i] for row in rows], np.float32).reshape(len(segments), width)
                 for i, width in enumerate(widths)
             )
             speakers = [s.speaker for s in segments]
+            emotion, sentiment, dims = analyzer.with_speaker_context(emotion, sentiment, dims, descriptions, speakers)
             emotion, sentiment, dims = analyzer.fuse_speakers(emotion, sentiment, dims, statistics, speakers)
         if analyzer.waveform_emotion is not None:
             with clock.stage("emotion"):

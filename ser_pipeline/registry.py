@@ -23,13 +23,22 @@ REGISTRY_FILE = EMBEDDED_MODELS_DIR / "registry.json"
 
 # The networks this project builds itself; other architectures (wav2vec2) load through their
 # own libraries. Resolved lazily (`_architecture`) so that reading the registry needs no torch.
-ARCHITECTURES = ("emotion-net", "laughter-tcn", "laughter-tcn-ensemble", "gillick-resnet", "speaker-branch")
+ARCHITECTURES = (
+    "emotion-net",
+    "emotion-net-ensemble",
+    "laughter-tcn",
+    "laughter-tcn-ensemble",
+    "gillick-resnet",
+    "speaker-branch",
+)
 HF_AUDIO_CLASSIFICATION = "hf-audio-classification"  # any transformers audio classifier (emotion)
 HF_WAV2VEC2_DIMS = "hf-wav2vec2-dims"  # audEERING's wav2vec2 dimensional model layout
 
 
 def _architecture(name: str) -> tuple[type, type]:
     from ser_pipeline.architectures import (
+        EmotionEnsemble,
+        EmotionEnsembleConfig,
         EmotionNet,
         EmotionNetConfig,
         LaughterEnsemble,
@@ -43,6 +52,7 @@ def _architecture(name: str) -> tuple[type, type]:
 
     return {
         "emotion-net": (EmotionNet, EmotionNetConfig),
+        "emotion-net-ensemble": (EmotionEnsemble, EmotionEnsembleConfig),
         "speaker-branch": (SpeakerBranch, SpeakerBranchConfig),
         "laughter-tcn": (LaughterNet, LaughterNetConfig),
         "laughter-tcn-ensemble": (LaughterEnsemble, LaughterEnsembleConfig),

@@ -96,14 +96,14 @@ def test_analyzer_takes_emotion_from_the_classifier_and_dims_from_the_default(su
     assert analyzer.needs_samples and analyzer.emotion_net is None
     samples = (0.1 * RNG.standard_normal(16_000 * 5)).astype(np.float32)
     scores = analyzer.analyze(samples, [Segment(0, "window", 0, 3), Segment(1, "window", 3, 5)])
-    assert analyzer.model_ids["emotion"] == MODEL_ID and analyzer.model_ids["dims"] == "ser-crnn-v1"
+    assert analyzer.model_ids["emotion"] == MODEL_ID and analyzer.model_ids["dims"] == "ser-crnn-v2"
     assert scores.columns["p_fear"] == pytest.approx([0, 0]) and set(scores.columns["emotion"]) <= {
         "neutral",
         "happy",
         "angry",
         "sad",
     }
-    assert np.all((scores.columns["valence"] > 0) & (scores.columns["valence"] < 1))  # from ser-crnn-v1
+    assert np.all((scores.columns["valence"] > 0) & (scores.columns["valence"] < 1))  # from ser-crnn-v2
 
 
 def test_a_users_own_registry_file_adds_a_checkpoint_with_its_label_map(offline_models, monkeypatch):
@@ -151,11 +151,12 @@ def test_offline_without_the_checkpoint_says_how_to_get_it(offline_models):
 
 def test_temperatures_in_the_registry_calibrate_the_embedded_network(tmp_path):
     document = json.loads(REGISTRY_FILE.read_text())
-    plain = dict(document, models=[dict(m, options={}) if m["id"] == "ser-crnn-v1" else m for m in document["models"]])
+    default = document["defaults"]["emotion"]
+    plain = dict(document, models=[dict(m, options={}) if m["id"] == default else m for m in document["models"]])
     warm = dict(
         document,
         models=[
-            dict(m, options={"temperature": {"emotion": 2.0, "sentiment": 0.5}}) if m["id"] == "ser-crnn-v1" else m
+            dict(m, options={"temperature": {"emotion": 2.0, "sentiment": 0.5}}) if m["id"] == default else m
             for m in document["models"]
         ],
     )

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 from conftest import SHARED_DATA, needs_shared, tone
-from ser_pipeline.architectures import EmotionNet, EmotionNetConfig
+from ser_pipeline.architectures import (
+    EmotionEnsemble,
+    EmotionEnsembleConfig,
+    EmotionNet,
+    EmotionNetConfig,
+    speaker_relative,
+)
 from ser_pipeline.inference import StreamingScorer
 from ser_pipeline.registry import Registry
 from ser_pipeline.schema import EMOTION_PROB_COLUMNS, SENTIMENT_PROB_COLUMNS
@@ -58,6 +66,76 @@ def test_padded_batches_are_exact_for_the_architecture_itself():
                 assert torch.allclose(alone[head][0], batch[head][i], atol=1e-5)
 
 
+def test_a_speaker_context_ensemble_describes_padded_batches_exactly():
+    torch.manual_seed(1)
+    network = EmotionEnsemble(EmotionEnsembleConfig(speaker_context=1, members=2)).eval()
+    lengths = torch.tensor([300, 3, 7, 180])
+    features = torch.randn(4, 300, 84)
+    with torch.no_grad():
+        batch = network.describe(features, lengths)
+        assert batch.shape == (4, network.description_width)
+        for i, length in enumerate(lengths):
+            assert torch.allclose(
+                network.describe(features[i : i + 1, :length], lengths[i : i + 1])[0], batch[i], atol=1e-5
+            )
+        relative = speaker_relative(batch, ["a", "a", "b", "a"], 3)[0]
+        with_context, alone = network.heads(batch, relative), network(features, lengths)
+        # Speaker b has too few segments: no context, so the same as alone; speaker a's change.
+        assert torch.allclose(with_context["emotion"][2], alone["emotion"][2], atol=1e-6)
+        assert not torch.allclose(with_context["emotion"][0], alone["emotion"][0], atol=1e-3)
+        assert torch.allclose(with_context["emotion"].exp().sum(1), torch.ones(4), atol=1e-5)
+
+
+def test_speaker_relative_is_each_row_against_the_mean_of_its_speakers_others():
+    rows = torch.tensor([[1.0, 0.0], [3.0, 2.0], [5.0, 4.0], [7.0, 7.0], [9.0, 9.0]])
+    relative, given = speaker_relative(rows, ["x", None, "x", "y", "x"], 3)
+    assert given == [0, 2, 4]
+    assert torch.allclose(relative[0], rows[0] - (rows[2] + rows[4]) / 2)
+    assert torch.allclose(relative[4], rows[4] - (rows[0] + rows[2]) / 2)
+    assert (relative[[1, 3]] == 0).all()  # no speaker; a speaker heard once
+
+
+def talking_speakers(count: int = 30) -> tuple[np.ndarray, list[Segment]]:
+    """Sentences of speakers A and B (10 each, enough for context), C (3: too few) and none."""
+    samples = speechlike(45.0, seed=2)
+    rng = np.random.default_rng(3)
+    names = ["A", "B"] * 10 + ["C"] * 3 + [None] * (count - 23)
+    return samples, [
+        Segment(i, "sentence", float(s), float(s + rng.uniform(0.3, 4.0)), speaker=names[i])
+        for i, s in enumerate(rng.uniform(0, 40, count))
+    ]
+
+
+def test_speaker_context_scores_a_batch_as_segments_one_at_a_time(analyzer):
+    """The embedded default reads its speakers' other segments: whatever the batches, and in
+    whatever order the segments come, every segment gets the same scores."""
+    assert analyzer.speaker_context
+    samples, segments = talking_speakers()
+    batched = analyzer.analyze(samples, segments)
+    budget = analyzer.max_batch_frames
+    analyzer.max_batch_frames = 1  # every segment a batch of its own
+    try:
+        order = np.random.default_rng(0).permutation(len(segments))
+        alone = analyzer.analyze(samples, [segments[i] for i in order])
+    finally:
+        analyzer.max_batch_frames = budget
+    for column, values in batched.columns.items():
+        if values.dtype == object:
+            assert list(alone.columns[column]) == list(values[order]), column
+        else:
+            np.testing.assert_allclose(alone.columns[column], values[order], atol=1e-5, err_msg=column)
+
+
+def test_only_named_speakers_heard_often_enough_get_context(analyzer):
+    samples, segments = talking_speakers()
+    named = analyzer.analyze(samples, segments).columns
+    unnamed = analyzer.analyze(samples, [replace(s, speaker=None) for s in segments]).columns
+    often = np.array([s.speaker in ("A", "B") for s in segments])
+    for column in (*EMOTION_PROB_COLUMNS, "valence"):
+        np.testing.assert_allclose(named[column][~often], unnamed[column][~often], atol=1e-6, err_msg=column)
+    assert np.abs(named["p_neutral"][often] - unnamed["p_neutral"][often]).max() > 1e-3
+
+
 def test_laughter_chunks_equal_one_pass(analyzer):
     logmel = analyzer.front_end.episode(speechlike(30.0), torch.device("cpu"))
     whole = analyzer.laughter_frames(logmel)
@@ -69,10 +147,16 @@ def test_laughter_chunks_equal_one_pass(analyzer):
     assert np.allclose(whole, chunked, atol=1e-5)
 
 
-def test_scoring_while_frames_arrive_equals_scoring_the_whole_episode(analyzer):
+def named(segments: list[Segment]) -> list[Segment]:
+    """Windows given to speakers by the minute they start in, as diarization names them."""
+    return [replace(s, speaker=f"spk{int(s.start_s // 60)}") for s in segments]
+
+
+@pytest.mark.parametrize("speakers", [False, True])
+def test_scoring_while_frames_arrive_equals_scoring_the_whole_episode(analyzer, speakers):
     samples = speechlike(62.0, seed=4)
     logmel = analyzer.front_end.episode(samples, torch.device("cpu"))
-    final = window_segments(len(samples) / 16_000, 2.0)
+    final = (named if speakers else list)(window_segments(len(samples) / 16_000, 2.0))
     whole = analyzer.score(logmel, None, final)
     budget, chunk = analyzer.max_batch_frames, analyzer.laughter_chunk_frames
     analyzer.max_batch_frames, analyzer.laughter_chunk_frames = 900, 700  # score and detect many times on the way
@@ -80,7 +164,7 @@ def test_scoring_while_frames_arrive_equals_scoring_the_whole_episode(analyzer):
         scorer = StreamingScorer(analyzer)
         given = set()
         for frames in (150, 1000, 1001, 2500, 4100, 5900):
-            new = [s for s in window_segments(frames / 100, 2.0) if (s.start_s, s.end_s) not in given]
+            new = [s for s in named(window_segments(frames / 100, 2.0)) if (s.start_s, s.end_s) not in given]
             given |= {(s.start_s, s.end_s) for s in new}  # the last, shorter window is given too: never used
             scorer.update(logmel[:frames], new, StageClock())
         assert scorer.scored and scorer.laughter.rows > 0  # some of the work was done on the way

@@ -52,15 +52,15 @@ KEEP = object()
 
 
 def registry_with(tmp_path, name: str, branch: dict | None, dims_calibration=KEEP) -> Registry:
-    """The packaged registry with ser-crnn-v1's speaker branch replaced (None: without one), and
-    its dims calibration too unless KEEP (None: without one)."""
+    """The packaged registry with the default emotion model's speaker branch replaced (None:
+    without one), and its dims calibration too unless KEEP (None: without one)."""
     replaced = {
         "speaker_branch": branch,
         **({} if dims_calibration is KEEP else {"dims_calibration": dims_calibration}),
     }
     document = json.loads(REGISTRY_FILE.read_text())
     for model in document["models"]:
-        if model["id"] == "ser-crnn-v1":
+        if model["id"] == document["defaults"]["emotion"]:
             options = {k: v for k, v in model.get("options", {}).items() if k not in replaced}
             model["options"] = {**options, **{k: v for k, v in replaced.items() if v}}
     (tmp_path / name).write_text(json.dumps(document))
@@ -70,8 +70,8 @@ def registry_with(tmp_path, name: str, branch: dict | None, dims_calibration=KEE
 def make_branch_registry(
     tmp_path, n_dims: int = 0, dims_calibration=KEEP, branch: SpeakerBranch | None = None
 ) -> Registry:
-    """The packaged registry with ser-crnn-v1 given a speaker branch (default a random one, with
-    a dims head when `n_dims`)."""
+    """The packaged registry with the default emotion model given a speaker branch (default a
+    random one, with a dims head when `n_dims`)."""
     if branch is None:
         torch.manual_seed(0)
         branch = SpeakerBranch(SpeakerBranchConfig(n_dims=n_dims))

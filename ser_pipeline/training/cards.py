@@ -18,11 +18,51 @@ def emotion_card(recipe, scores: dict, command: str) -> str:
         "Valence/arousal/dominance (0..1) alone: the same network as ser-crnn-v1 trained with the\n"
         "dimensional loss only (its emotion and sentiment heads are untrained and unused). Network:"
         if recipe.dims_only
-        else "Emotion (7 classes), sentiment (3 classes) and valence/arousal/dominance (0..1) from one\nnetwork:"
+        else "Emotion (7 classes), sentiment (3 classes) and valence/arousal/dominance (0..1) from one\nnetwork"
+        + (f" (an ensemble of {recipe.members}, below):" if recipe.members > 1 else ":")
+    )
+    context = (
+        "\n\nSpeaker context: the heads also read how the utterance departs from the mean of its\n"
+        "speaker's other utterances in the episode (leave-one-out), in the pooled embedding and in its\n"
+        "level (the mean features of its louder half of frames, the median and 90th percentile of\n"
+        "frame log-energy), which per-utterance normalisation removes. Speakers heard in fewer than\n"
+        f"{recipe.network.context_min_segments} segments, and unnamed ones, get none (zeros). Training batches hold groups of up to\n"
+        "8 crops of one speaker under one recording condition (gain, and background noise in\n"
+        f"{recipe.noise_share:.0%} of the groups), read against each other; one group in five goes without its context."
+        if recipe.network.speaker_context
+        else ""
+    )
+    ensemble = (
+        f"\n\nAn ensemble of {recipe.members} such networks, trained alike with seeds {recipe.seed} to"
+        f" {recipe.seed + recipe.members - 1}; their probabilities and dims are averaged."
+        if recipe.members > 1
+        else ""
+    )
+    withheld = scores.get("context_withheld")
+    calibration = (
+        """This is one split (one fold), dims as the network gives them. `train speaker-branch` fits the
+pipeline's calibration of this network on the same held-out clips (temperatures for the
+probabilities; a scale and shift per dimension that gives the dims the targets' mean and
+spread, for the network alone and fused with the branch) and puts it in the registry entry,
+with the branch's scores there (`ser-speaker-branch-v4` card). Leave-4-actors-out figures of
+this recipe (one network per fold): `docs/evaluation.md`, "Speaker normalisation after the
+network"."""
+        if recipe.network.speaker_context
+        else """This is one split (one fold), dims as the network gives them. The recipe's leave-4-actors-out
+cross-validation (every actor held out once), the calibration fitted there (temperatures for
+the probabilities; a scale and shift per dimension that gives the dims the targets' mean and
+spread), which `train emotion-cv --calibrate ID` puts in a model's registry entry for the
+pipeline to apply, and the speaker branch fused with the network are in `docs/emotion-cv.md`."""
+    )
+    withheld_rows = (
+        f"| 7-class UAR, speaker context withheld | {withheld['emotion_uar']:.3f} | 0.143 |\n"
+        f"| sentiment UAR, speaker context withheld | {withheld['sentiment_uar']:.3f} | 0.333 |\n"
+        if withheld
+        else ""
     )
     return f"""
 {what} fused log-mel (64) + MFCC (20) frames at 100 per second, per-utterance mean/variance
-normalisation, three masked 1-D conv blocks, a BiLSTM and attention pooling, three heads.
+normalisation, three masked 1-D conv blocks, a BiLSTM and attention pooling, three heads.{context}{ensemble}
 
 ## Data and split
 - Training: RAVDESS speech actors 01-20 except the held-out ones, and TESS (both speakers),
@@ -47,7 +87,7 @@ normalisation, three masked 1-D conv blocks, a BiLSTM and attention pooling, thr
 ## Licence
 Weights derived from RAVDESS (CC BY-NC-SA 4.0) and TESS (CC BY-NC-ND 4.0): non-commercial use.
 
-## Measured on the held-out actors ({scores["clips"]} clips, voiced part as the pipeline scores it)
+## Measured on the held-out actors ({scores["clips"]} clips, voiced part as the pipeline scores it{", each speaker's clips as its context" if withheld else ""})
 | metric | value | chance |
 |---|---|---|
 | 7-class UAR | {scores["emotion_uar"]:.3f} | 0.143 |
@@ -57,7 +97,7 @@ Weights derived from RAVDESS (CC BY-NC-SA 4.0) and TESS (CC BY-NC-ND 4.0): non-c
 | valence CCC (derived targets) | {scores["valence_ccc"]:.3f} | 0 |
 | arousal CCC (derived targets) | {scores["arousal_ccc"]:.3f} | 0 |
 | dominance CCC (derived targets) | {scores["dominance_ccc"]:.3f} | 0 |
-
+{withheld_rows}
 Orderings of class means on the held-out clips:
 
 | ordering | |
@@ -66,11 +106,7 @@ Orderings of class means on the held-out clips:
 Confusion matrix (held-out clips):
 
 {_confusion_table(scores["confusion"])}
-This is one split (one fold), dims as the network gives them. The recipe's leave-4-actors-out
-cross-validation (every actor held out once), the calibration fitted there (temperatures for
-the probabilities; a scale and shift per dimension that gives the dims the targets' mean and
-spread), which `train emotion-cv --calibrate ID` puts in a model's registry entry for the
-pipeline to apply, and the speaker branch fused with the network are in `docs/emotion-cv.md`.
+{calibration}
 
 ## Measured in context
 `docs/evaluation.md`: the same speakers' sentences inside the shared episodes (44.1 kHz MP3,

@@ -192,7 +192,13 @@ def to_json(cv: CrossValidation, recipe: EmotionRecipe, command: str) -> dict:
 
     return {
         "command": command,
-        "recipe": {"epochs": recipe.epochs, "seed": recipe.seed, "batch_size": recipe.batch_size},
+        "recipe": {
+            "epochs": recipe.epochs,
+            "seed": recipe.seed,
+            "batch_size": recipe.batch_size,
+            "speaker_context": recipe.network.speaker_context,
+            "members": recipe.members,
+        },
         "folds": [
             {
                 "held_out": list(f.held_out),

@@ -122,16 +122,24 @@ def report_markdown(document: dict, image: str) -> str:
         )
         c = branch["fused_calibration"]
         dims_section = _dims_section(branch["dims"], branch["weight"]) if "dims" in branch else ""
-        branch_section = f"""
-## Speaker branch (utterance statistics and network log-probabilities z-scored within the speaker), alone and fused
-
-Each fold's branch is trained on the fold's training actors (RAVDESS only) and fused with that
-fold's network outputs (calibrated by the temperature above), weight {branch["weight"]} (fixed, not
-tuned). Besides the utterance statistics it reads the network's emotion log-probabilities,
+        reads, inputs = (
+            (
+                "utterance statistics and network log-probabilities",
+                """Besides the utterance statistics it reads the network's emotion log-probabilities,
 z-scored within the speaker (how much more of each emotion the network hears in an utterance
 than in the speaker's others); it learns them from the training clips' held-out outputs above
 (each from the fold network that never heard that actor), so they are out of sample in training
-as at inference. "Speakers in noise" puts noise under the statistics only: the network's
+as at inference.""",
+            )
+            if branch.get("network_inputs", True)
+            else ("utterance statistics", "It reads the utterance statistics alone.")
+        )
+        branch_section = f"""
+## Speaker branch ({reads} z-scored within the speaker), alone and fused
+
+Each fold's branch is trained on the fold's training actors (RAVDESS only) and fused with that
+fold's network outputs (calibrated by the temperature above), weight {branch["weight"]} (the
+branch's share, fixed). {inputs} "Speakers in noise" puts noise under the statistics only: the network's
 outputs there are of the clean clips (the network is trained to hear through such noise; the
 episodes in `docs/evaluation.md` are the check with both in noise). "Neutral-heavy baseline":
 each held-out speaker's baseline comes from their neutral clips and a quarter of the others
@@ -149,12 +157,17 @@ Fused temperature {branch["fused_temperature"]:.3f}: NLL {c["nll_before"]:.3f} -
 {dims_section}"""
     recipe = document["recipe"]
     clips = sum(len(fold["clips"]) for fold in folds)
+    context = (
+        " With speaker context, each held-out clip is read against\nits speaker's other held-out clips, as the pipeline reads a named speaker's segments."
+        if recipe.get("speaker_context")
+        else ""
+    )
     return f"""# Emotion recipe: leave-4-actors-out cross-validation
 
 Each fold trains the recipe of `ser-pipeline train emotion` from scratch (epochs: {recipe["epochs"]}, seed
 {recipe["seed"]}) on RAVDESS without its held-out actors, plus all of TESS (TESS is only ever in training), and
 scores the held-out actors' clips the way the pipeline scores a segment (its voiced part). Every
-RAVDESS actor 01-20 is held out exactly once; "pooled" scores all {clips} held-out clips together.
+RAVDESS actor 01-20 is held out exactly once; "pooled" scores all {clips} held-out clips together.{context}
 
 {table}
 Chance: UAR 0.143 (7 classes), 0.333 (sentiment). CCCs are against the derived targets of the model

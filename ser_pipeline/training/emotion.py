@@ -10,14 +10,21 @@ from __future__ import annotations
 import csv
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from ser_pipeline.architectures import EmotionNet, EmotionNetConfig
+from ser_pipeline.architectures import (
+    EmotionEnsemble,
+    EmotionEnsembleConfig,
+    EmotionNet,
+    EmotionNetConfig,
+    speaker_relative,
+    utterance_level,
+)
 from ser_pipeline.audio import SAMPLE_RATE
 from ser_pipeline.features import FrontEndConfig, LogMel, fused_features, voiced_span
 from ser_pipeline.metrics import accuracy, concordance_correlation, confusion, unweighted_average_recall
@@ -48,6 +55,7 @@ class EmotionRecipe:
     noise_share: float = 0.7
     eval_every: int = 5
     clips_limit: int | None = None  # a small subset, for smoke tests of the recipe
+    members: int = 1  # networks trained with seeds seed, seed + 1, ... (side by side), probabilities averaged
     network: EmotionNetConfig = field(default_factory=EmotionNetConfig)
 
 
@@ -166,20 +174,26 @@ def _degrade(samples: np.ndarray, rng: np.random.Generator, recipe: EmotionRecip
 
 
 def predict(
-    network: EmotionNet, logmels: list[torch.Tensor], n_mfcc: int, batch_size: int = 64
+    network: EmotionNet | EmotionEnsemble,
+    logmels: list[torch.Tensor],
+    n_mfcc: int,
+    speakers: list[str] | None = None,
+    batch_size: int = 64,
 ) -> dict[str, np.ndarray]:
     """Emotion and sentiment logits and dims, one row per clip (its voiced part, as the pipeline
-    scores segments)."""
+    scores segments); with speaker context and `speakers`, each clip against its speaker's
+    others (`speaker_relative`), as the pipeline scores named speakers."""
     network.eval()
-    outputs: dict[str, list[np.ndarray]] = {"emotion": [], "sentiment": [], "dims": []}
     with torch.inference_mode():
+        descriptions = []
         for first in range(0, len(logmels), batch_size):
             voiced = [m[slice(*voiced_span(m))] for m in logmels[first : first + batch_size]]  # as inference does
-            features, lengths = _batch([fused_features(m, n_mfcc) for m in voiced])
-            result = network(features, lengths)
-            for key, values in outputs.items():
-                values.append(result[key].numpy())
-    return {key: np.concatenate(value) for key, value in outputs.items()}
+            descriptions.append(network.describe(*_batch([fused_features(m, n_mfcc) for m in voiced])))
+        description = torch.cat(descriptions)
+        relative = None
+        if network.config.speaker_context and speakers is not None:
+            relative = speaker_relative(description, speakers, network.config.context_min_segments)[0]
+        return {key: value.numpy() for key, value in network.heads(description, relative).items()}
 
 
 def evaluate(predictions: dict[str, np.ndarray], clips: list[Clip], targets: np.ndarray) -> dict:
@@ -203,7 +217,7 @@ def evaluate(predictions: dict[str, np.ndarray], clips: list[Clip], targets: np.
 class Trained:
     """A trained network and, when actors were held out, its scores and raw outputs on them."""
 
-    network: EmotionNet
+    network: EmotionNet | EmotionEnsemble
     scores: dict
     held_out_clips: list[Clip]
     predictions: dict[str, np.ndarray]  # logits of emotion and sentiment, dims (held-out clips)
@@ -243,20 +257,176 @@ class Optimisation:
         self.schedule.step()
 
 
+@dataclass(frozen=True)
+class _Material:
+    """What training batches are cut from: the training clips, their waveforms and voiced spans."""
+
+    clips: list[Clip]
+    waveforms: dict[Path, np.ndarray]
+    voiced: dict[Path, tuple[int, int]]
+    front_end: LogMel
+
+    def crop(self, index: int, rng: random.Random, recipe: EmotionRecipe) -> np.ndarray:
+        path = self.clips[index].path
+        return _crop(self.waveforms[path], self.voiced[path], rng, recipe)
+
+
+def _plain_epoch(network, optimisation, material, recipe, rng, noise_rng) -> tuple[float, int]:
+    """One epoch of batches of clips each in a recording condition of its own: (summed loss, clips)."""
+    order, total = _balanced_epoch(material.clips, rng), 0.0
+    n_mfcc = material.front_end.config.n_mfcc
+    for first in range(0, len(order), recipe.batch_size):
+        batch = order[first : first + recipe.batch_size]
+        crops = [_degrade(material.crop(i, rng, recipe), noise_rng, recipe) for i in batch]
+        with torch.no_grad():
+            padded = material.front_end.frames(
+                torch.from_numpy(np.stack([np.pad(c, (0, max(map(len, crops)) - len(c))) for c in crops]))
+            )
+        logmel_crops = [_spec_augment(m[: material.front_end.frame_count(len(c))], rng) for m, c in zip(padded, crops)]
+        loss = optimisation.loss(network(*_batch([fused_features(m, n_mfcc) for m in logmel_crops])), batch)
+        optimisation.step(loss)
+        total += loss.item() * len(batch)
+    return total, len(order)
+
+
+CONTEXT_GROUP = 8  # crops of one speaker in one recording condition, read against each other
+CONTEXT_DROPOUT = 0.2  # share of groups trained without their context, as for unknown speakers
+
+
+def _speaker_groups(clips: list[Clip], rng: random.Random, batch_size: int) -> list[list[list[int]]]:
+    """The balanced epoch regrouped into runs of up to CONTEXT_GROUP clips of one speaker (at
+    least two), shuffled, and batched: a batch closes at `batch_size` clips or more, so there
+    are never more batches than the plain epoch's (the learning-rate schedule counts those)."""
+    by_speaker: dict[str, list[int]] = {}
+    for i in _balanced_epoch(clips, rng):
+        by_speaker.setdefault(clips[i].speaker, []).append(i)
+    groups = []
+    for rows in by_speaker.values():
+        chunks = [rows[k : k + CONTEXT_GROUP] for k in range(0, len(rows), CONTEXT_GROUP)]
+        if len(chunks) > 1 and len(chunks[-1]) < 2:
+            chunks[-2] += chunks.pop()
+        groups += [c for c in chunks if len(c) >= 2]
+    rng.shuffle(groups)
+    batches, current = [], []
+    for group in groups:
+        current.append(group)
+        if sum(map(len, current)) >= batch_size:
+            batches.append(current)
+            current = []
+    return batches + [current] if current else batches
+
+
+def _condition(rng: np.random.Generator, recipe: EmotionRecipe) -> tuple[float, np.ndarray | None]:
+    """One recording condition: a gain, and (for `noise_share` of them) 30 s of background noise
+    at an absolute level from the recipe's range, that a speaker's crops are laid over."""
+    gain = 10 ** (rng.uniform(-6, 6) / 20)
+    if rng.random() >= recipe.noise_share:
+        return gain, None
+    return gain, (noise_level(rng) * colored_noise(30 * SAMPLE_RATE, rng)).astype(np.float32)
+
+
+def _in_condition(samples: np.ndarray, condition: tuple[float, np.ndarray | None], rng: np.random.Generator):
+    gain, noise = condition
+    out = samples * gain
+    if noise is not None:
+        noise = np.tile(noise, -(-len(out) // len(noise)))
+        start = rng.integers(0, len(noise) - len(out) + 1)
+        out = out + noise[start : start + len(out)]
+    return out.astype(np.float32)
+
+
+def _context_epoch(network, optimisation, material, recipe, rng, noise_rng) -> tuple[float, int]:
+    """One epoch of batches of speaker groups (`_speaker_groups`), each group's crops in one
+    recording condition and read against each other (leave-one-out, `speaker_relative`); the
+    level is of the crop before SpecAugment. One group in five goes without its context."""
+    total, seen, n_mfcc = 0.0, 0, material.front_end.config.n_mfcc
+    for groups in _speaker_groups(material.clips, rng, recipe.batch_size):
+        features, levels, batch, speakers, keep = [], [], [], [], []
+        for number, group in enumerate(groups):
+            condition = _condition(noise_rng, recipe)
+            given = rng.random() >= CONTEXT_DROPOUT
+            for i in group:
+                logmel = material.front_end.frames(
+                    torch.from_numpy(_in_condition(material.crop(i, rng, recipe), condition, noise_rng))
+                )
+                levels.append(utterance_level(fused_features(logmel, n_mfcc), recipe.network.n_mels))
+                features.append(fused_features(_spec_augment(logmel, rng), n_mfcc))
+                batch.append(i)
+                speakers.append(number)
+                keep.append(given)
+        description = torch.cat([network.embed(*_batch(features)), torch.stack(levels)], 1)
+        relative = speaker_relative(description, speakers, 2)[0] * torch.tensor(keep, dtype=torch.float32)[:, None]
+        loss = optimisation.loss(network.heads(description, relative), batch)
+        optimisation.step(loss)
+        total += loss.item() * len(batch)
+        seen += len(batch)
+    return total, seen
+
+
+def _train_member(recipe: EmotionRecipe, threads: int) -> dict[str, torch.Tensor]:
+    """One member of an ensemble, trained in a process of its own: its weights."""
+    torch.set_num_threads(threads)
+    trained = train(
+        replace(recipe, members=1), log=lambda message: print(f"[seed {recipe.seed}] {message}", flush=True)
+    )
+    return trained.network.state_dict()
+
+
+def _train_ensemble(recipe: EmotionRecipe, log=print) -> Trained:
+    """`recipe.members` networks trained side by side (seeds seed, seed + 1, ...), averaged, and
+    the ensemble scored on the held-out actors."""
+    from ser_pipeline.training.crossval import fold_threads, run_folds
+
+    log(f"{recipe.members} members side by side, {fold_threads(recipe.members)} torch thread(s) each")
+    states = run_folds(
+        _train_member, [replace(recipe, seed=recipe.seed + k) for k in range(recipe.members)], recipe.members
+    )
+    ensemble = EmotionEnsemble(EmotionEnsembleConfig(**asdict(recipe.network), members=recipe.members))
+    for member, state in zip(ensemble.members, states, strict=True):
+        member.load_state_dict(state)
+    test_clips = _held_out_clips(recipe)[1]
+    if not test_clips:
+        return Trained(ensemble.eval(), {}, [], {}, np.empty((0, len(DIMENSIONS)), np.float32))
+    front_end = LogMel(FrontEndConfig())
+    samples = [read_clip(c.path) for c in test_clips]
+    logmels = [front_end.episode(x, torch.device("cpu")) for x in samples]
+    lexicon = recipe.data / "lexicon" / "emotion_vad.csv"
+    test_dims = derived_dims(lexicon, test_clips, samples, recipe.acoustic_arousal_weight)  # z-scored per speaker
+    return _scored(ensemble.eval(), logmels, test_clips, test_dims, front_end.config.n_mfcc)
+
+
+def _held_out_clips(recipe: EmotionRecipe) -> tuple[list[Clip], list[Clip]]:
+    """Training clips and the held-out actors' clips."""
+    held_out = {f"ravdess-{a:02d}" for a in recipe.held_out_actors}
+    clips = ravdess_clips(recipe.data) + tess_clips(recipe.data)
+    if recipe.clips_limit:
+        clips = random.Random(0).sample(clips, recipe.clips_limit)  # the same subset whatever the seed
+    return [c for c in clips if c.speaker not in held_out], [c for c in clips if c.speaker in held_out]
+
+
+def _scored(network, logmels: list[torch.Tensor], clips: list[Clip], dims: np.ndarray, n_mfcc: int) -> Trained:
+    """The held-out scores: with speaker context (the clips' speakers named) where the network
+    reads it, and then also the UARs with the context withheld."""
+    predictions = predict(network, logmels, n_mfcc, [c.speaker for c in clips])
+    scores = evaluate(predictions, clips, dims)
+    if network.config.speaker_context:
+        alone = evaluate(predict(network, logmels, n_mfcc), clips, dims)
+        scores["context_withheld"] = {k: alone[k] for k in ("emotion_uar", "sentiment_uar")}
+    return Trained(network, scores, clips, predictions, dims)
+
+
 def train(recipe: EmotionRecipe, log=print) -> Trained:
     """Train on everything but the held-out actors; score the held-out actors' clips."""
+    if recipe.members > 1:
+        return _train_ensemble(recipe, log)
     random.seed(recipe.seed)
     np.random.seed(recipe.seed)
     torch.manual_seed(recipe.seed)
     rng = random.Random(recipe.seed)
     front_end_config = FrontEndConfig()
     front_end = LogMel(front_end_config)
-    held_out = {f"ravdess-{a:02d}" for a in recipe.held_out_actors}
-    clips = ravdess_clips(recipe.data) + tess_clips(recipe.data)
-    if recipe.clips_limit:
-        clips = rng.sample(clips, recipe.clips_limit)
-    train_clips = [c for c in clips if c.speaker not in held_out]
-    test_clips = [c for c in clips if c.speaker in held_out]
+    train_clips, test_clips = _held_out_clips(recipe)
+    clips = train_clips + test_clips
     log(f"features for {len(clips)} clips ({len(train_clips)} train, {len(test_clips)} held-out) ...")
     samples = [read_clip(c.path) for c in clips]
     logmels = {c.path: front_end.episode(x, torch.device("cpu")) for c, x in zip(clips, samples)}
@@ -264,39 +434,25 @@ def train(recipe: EmotionRecipe, log=print) -> Trained:
     lexicon = recipe.data / "lexicon" / "emotion_vad.csv"
     targets = dict(zip((c.path for c in clips), derived_dims(lexicon, clips, samples, recipe.acoustic_arousal_weight)))
     hop = front_end_config.hop_length
-    voiced = {path: tuple(hop * f for f in voiced_span(m)) for path, m in logmels.items()}
-    waveforms = {c.path: x for c, x in zip(clips, samples)}
+    material = _Material(
+        train_clips,
+        {c.path: x for c, x in zip(clips, samples)},
+        {path: tuple(hop * f for f in voiced_span(m)) for path, m in logmels.items()},
+        front_end,
+    )
     noise_rng = np.random.default_rng(recipe.seed)
     train_dims = torch.from_numpy(np.stack([targets[c.path] for c in train_clips]))
-    test_dims = np.stack([targets[c.path] for c in test_clips])
+    test_dims = np.stack([targets[c.path] for c in test_clips]) if test_clips else np.empty((0, len(DIMENSIONS)))
     network = EmotionNet(recipe.network)
     optimisation = Optimisation(network, recipe, train_clips, train_dims)
+    epoch_of = _context_epoch if recipe.network.speaker_context else _plain_epoch
+    test_logmels = [logmels[c.path] for c in test_clips]
     for epoch in range(recipe.epochs):
         network.train()
-        order = _balanced_epoch(train_clips, rng)
-        total = 0.0
-        for first in range(0, len(order), recipe.batch_size):
-            batch = order[first : first + recipe.batch_size]
-            crops = [
-                _degrade(
-                    _crop(waveforms[train_clips[i].path], voiced[train_clips[i].path], rng, recipe), noise_rng, recipe
-                )
-                for i in batch
-            ]
-            with torch.no_grad():
-                padded = front_end.frames(
-                    torch.from_numpy(np.stack([np.pad(c, (0, max(map(len, crops)) - len(c))) for c in crops]))
-                )
-            logmel_crops = [_spec_augment(m[: front_end.frame_count(len(c))], rng) for m, c in zip(padded, crops)]
-            features, lengths = _batch([fused_features(m, front_end_config.n_mfcc) for m in logmel_crops])
-            loss = optimisation.loss(network(features, lengths), batch)
-            optimisation.step(loss)
-            total += loss.item() * len(batch)
-        message = f"epoch {epoch + 1}/{recipe.epochs} loss {total / len(order):.3f}"
+        total, seen = epoch_of(network, optimisation, material, recipe, rng, noise_rng)
+        message = f"epoch {epoch + 1}/{recipe.epochs} loss {total / seen:.3f}"
         if test_clips and ((epoch + 1) % recipe.eval_every == 0 or epoch + 1 == recipe.epochs):
-            scores = evaluate(
-                predict(network, [logmels[c.path] for c in test_clips], front_end_config.n_mfcc), test_clips, test_dims
-            )
+            scores = _scored(network, test_logmels, test_clips, test_dims, front_end_config.n_mfcc).scores
             message += (
                 f" | held-out UAR {scores['emotion_uar']:.3f} sentiment UAR {scores['sentiment_uar']:.3f}"
                 f" CCC V {scores['valence_ccc']:.3f} A {scores['arousal_ccc']:.3f} D {scores['dominance_ccc']:.3f}"
@@ -305,5 +461,4 @@ def train(recipe: EmotionRecipe, log=print) -> Trained:
         log(message)
     if not test_clips:
         return Trained(network.eval(), {}, [], {}, test_dims)
-    predictions = predict(network, [logmels[c.path] for c in test_clips], front_end_config.n_mfcc)
-    return Trained(network.eval(), evaluate(predictions, test_clips, test_dims), test_clips, predictions, test_dims)
+    return _scored(network.eval(), test_logmels, test_clips, test_dims, front_end_config.n_mfcc)

@@ -153,13 +153,64 @@ def fit_on_both(
     )
 
 
-def train_branch(data: Path, held_out_actors: tuple[int, ...], document: dict) -> tuple[SpeakerBranch, list[Clip]]:
-    """The branch (emotions and dims, reading the network's cross-validated outputs in
-    `document`) trained on every RAVDESS actor but the held-out ones."""
+def train_branch(
+    data: Path, held_out_actors: tuple[int, ...], document: dict | None
+) -> tuple[SpeakerBranch, list[Clip]]:
+    """The branch (emotions and dims) trained on every RAVDESS actor but the held-out ones, on
+    the utterance statistics and, with a cross-validation `document`, the network's
+    cross-validated outputs in it."""
     held_out = {f"ravdess-{a:02d}" for a in held_out_actors}
     clips = [c for c in ravdess_clips(data) if c.speaker not in held_out]
-    network = network_probabilities(document, clips)
+    network = None if document is None else network_probabilities(document, clips)
     return fit_on_both(*clip_statistics(clips), clips, dims_targets(data, clips), network), clips
+
+
+def fusion_calibration(
+    data: Path, held_out_actors: tuple[int, ...], network, branch: SpeakerBranch, weight: float
+) -> tuple[dict[str, float], dict, dict]:
+    """Temperatures (emotion, sentiment, fused emotion) and the dims calibrations ("network" and
+    "fused"), fitted on the held-out actors' clips, each actor's clips the context of the others
+    as in the pipeline; and the UARs there. For a network without a cross-validation (`train
+    emotion-cv`) to fit them on: the held-out actors are out of sample for the network and the
+    branch alike. Temperatures change no winning class."""
+    from ser_pipeline.training.crossval import calibrate, calibrate_head, fit_dims_affine, softmax
+    from ser_pipeline.training.emotion import evaluate, predict
+
+    held_out = {f"ravdess-{a:02d}" for a in held_out_actors}
+    clips = [c for c in ravdess_clips(data) if c.speaker in held_out]
+    front_end = LogMel(FrontEndConfig())
+    logmels = [front_end.episode(read_clip(c.path), torch.device("cpu")) for c in clips]
+    speakers = [c.speaker for c in clips]
+    outputs = predict(network, logmels, front_end.config.n_mfcc, speakers)
+    temperatures = calibrate(clips, outputs)[0]
+    probs = torch.from_numpy(softmax(outputs["emotion"], temperatures["emotion"]).astype(np.float32))
+    statistics = torch.stack(
+        [utterance_statistics(m[slice(*voiced_span(m))], front_end.config.n_mfcc) for m in logmels]
+    )
+    zscored = zscored_inputs(statistics, probs.numpy() if branch.config.network_inputs else None, speakers)
+    with torch.no_grad():
+        fused = fuse_emotions(probs, branch(zscored), weight).numpy()
+        branch_dims = branch.dimensions(zscored).numpy()
+    truth = [EMOTIONS.index(c.label) for c in clips]
+    temperatures["fused_emotion"] = calibrate_head(np.log(fused + 1e-12), truth)[0]
+    targets = dims_targets(data, clips)
+    calibration = {
+        "network": fit_dims_affine(outputs["dims"], targets),
+        "fused": fit_dims_affine(fuse_dims(outputs["dims"], branch_dims, weight), targets),
+    }
+    labels = [c.label for c in clips]
+    sentiment_truth = [EMOTION_TO_SENTIMENT[t] for t in labels]
+    network_scores = evaluate(outputs, clips, targets)
+    scores = {
+        "clips": len(clips),
+        "network_emotion_uar": network_scores["emotion_uar"],
+        "network_sentiment_uar": network_scores["sentiment_uar"],
+        "fused_emotion_uar": unweighted_average_recall(labels, [EMOTIONS[i] for i in fused.argmax(1)], EMOTIONS),
+        "fused_sentiment_uar": unweighted_average_recall(
+            sentiment_truth, [SENTIMENTS[i] for i in (fused @ SENTIMENT_OF_EMOTION).argmax(1)], SENTIMENTS
+        ),
+    }
+    return temperatures, calibration, scores
 
 
 def _neutral_heavy_baseline(clips: list[Clip], rng: np.random.Generator) -> torch.Tensor:
@@ -173,12 +224,14 @@ def _neutral_heavy_baseline(clips: list[Clip], rng: np.random.Generator) -> torc
     return baseline
 
 
-def cross_validate_branch(document: dict, data: Path) -> dict:
-    """The branch and its fusion with the network, on the cross-validation's folds: each fold's
-    branch is trained without the fold's actors (reading the other folds' held-out network
-    outputs) and fused with that fold's network outputs (clean clips: the network's held-out
-    outputs are of clean clips). The branch alone is also scored with the held-out clips'
-    statistics in their speaker's noise."""
+def cross_validate_branch(
+    document: dict, data: Path, network_inputs: bool = True, weight: float = BRANCH_WEIGHT
+) -> dict:
+    """The branch and its fusion with the network (the branch's share `weight`), on the
+    cross-validation's folds: each fold's branch is trained without the fold's actors (with
+    `network_inputs`, reading the other folds' held-out network outputs) and fused with that
+    fold's network outputs (clean clips: the network's held-out outputs are of clean clips).
+    The branch alone is also scored with the held-out clips' statistics in their speaker's noise."""
     from ser_pipeline.training.crossval import calibrate_head
 
     scored = {clip["file"] for fold in document["folds"] for clip in fold["clips"]}
@@ -187,11 +240,12 @@ def cross_validate_branch(document: dict, data: Path) -> dict:
     speakers = [c.speaker for c in every]
     clean, noisy = clip_statistics(every)
     network_all = network_probabilities(document, every)
+    read = network_all if network_inputs else None
     conditions = {
-        "": zscored_inputs(clean, network_all, speakers),
-        " (speakers in noise)": zscored_inputs(noisy, network_all, speakers),
+        "": zscored_inputs(clean, read, speakers),
+        " (speakers in noise)": zscored_inputs(noisy, read, speakers),
         " (neutral-heavy baseline)": zscored_inputs(
-            clean, network_all, speakers, _neutral_heavy_baseline(every, np.random.default_rng(0))
+            clean, read, speakers, _neutral_heavy_baseline(every, np.random.default_rng(0))
         ),
     }
     targets = dims_targets(data, every)
@@ -204,7 +258,7 @@ def cross_validate_branch(document: dict, data: Path) -> dict:
             noisy[train_rows],
             [every[i] for i in train_rows],
             targets[train_rows],
-            network_all[train_rows],
+            network_all[train_rows] if network_inputs else None,
         )
         rows = [row_of[c["file"]] for c in fold["clips"]]
         network = torch.from_numpy(network_all[rows])  # the fold network's, looked up once above
@@ -218,10 +272,10 @@ def cross_validate_branch(document: dict, data: Path) -> dict:
                 logits = branch(zscored[rows])
                 outputs.setdefault("branch" + suffix, []).append(torch.softmax(logits, -1))
                 if suffix != " (speakers in noise)":
-                    outputs.setdefault("fused" + suffix, []).append(fuse_emotions(network, logits, BRANCH_WEIGHT))
+                    outputs.setdefault("fused" + suffix, []).append(fuse_emotions(network, logits, weight))
                 branch_dims = branch.dimensions(zscored[rows]).numpy()
                 dims.setdefault("branch" + suffix, []).append(branch_dims)
-                dims.setdefault("fused" + suffix, []).append(fuse_dims(network_dims, branch_dims, BRANCH_WEIGHT))
+                dims.setdefault("fused" + suffix, []).append(fuse_dims(network_dims, branch_dims, weight))
     fused = torch.cat(outputs["fused"]).numpy()
     fused_temperature, calibration = calibrate_head(np.log(fused + 1e-12), [EMOTIONS.index(t) for t in truth])
     sentiment_truth = [EMOTION_TO_SENTIMENT[t] for t in truth]
@@ -237,7 +291,8 @@ def cross_validate_branch(document: dict, data: Path) -> dict:
         }
     fused_predicted = [EMOTIONS[i] for i in fused.argmax(1)]
     return {
-        "weight": BRANCH_WEIGHT,
+        "weight": weight,
+        "network_inputs": network_inputs,
         "C": REGULARISATION_C,
         "scores": scores,
         "fused_confusion": confusion(truth, fused_predicted, EMOTIONS).tolist(),
@@ -273,20 +328,66 @@ def _dims_calibration(dims: dict[str, np.ndarray], targets: np.ndarray, clips: l
     }
 
 
-def branch_card(held_out_actors: tuple[int, ...], clips: int, command: str) -> str:
+def branch_card(
+    held_out_actors: tuple[int, ...],
+    clips: int,
+    command: str,
+    network_inputs: bool,
+    weight: float,
+    network: str,
+    measured: dict | None = None,
+) -> str:
     actors = ", ".join(f"{a:02d}" for a in held_out_actors)
+    what = (
+        " and of the emotion network's 7 log-probabilities\nfor it (with the network's temperature), all"
+        if network_inputs
+        else ", the statistics alone (not the\nnetwork's outputs),"
+    )
+    held_out_scores = (
+        f"""On the held-out actors ({measured["clips"]} clips, each actor's clips the context of the others,
+as the pipeline reads a named speaker): 7-class UAR {measured["network_emotion_uar"]:.3f} from {network} alone,
+{measured["fused_emotion_uar"]:.3f} fused with this branch; sentiment UAR {measured["network_sentiment_uar"]:.3f}
+(head) and {measured["fused_sentiment_uar"]:.3f} (summed from the fused emotions). The temperatures
+and dims calibrations in {network}'s registry entry were fitted on the same clips (they change no
+winning class; the dims' scale and shift are fitted there, so dims CCC on these voices is not
+held out).
+
+"""
+        if measured
+        else ""
+    )
+    caveat = (
+        "`docs/emotion-cv.md` also\nmeasures the branch with baselines that are half neutral, the closer case."
+        if network_inputs
+        else "that check (in `docs/emotion-cv.md`, for\nthe v3 branch) has not been redone for this one."
+    )
+    reads = (
+        " and how\nmuch more of each emotion the network hears in it than in the speaker's other utterances"
+        if network_inputs
+        else ""
+    )
+    source = (
+        """- The network's log-probabilities of the training clips are its cross-validated held-out
+  outputs (`docs/emotion-cv.json`: each clip scored by the fold network that never heard its
+  actor), so the branch learns from outputs that are out of sample, as they are in the pipeline;
+  the noisy copies take the clean clips' outputs (the network is trained to hear through such
+  noise). Leave-4-actors-out, fused with ser-crnn-v1: UAR 0.676 with statistics alone (v2),
+  0.699 with the network's log-probabilities added (v3); see `docs/emotion-cv.md`."""
+        if network_inputs
+        else """- Statistics alone: the network it joins (ser-crnn-v2) reads its speaker's other utterances
+  itself. Leave-4-actors-out with that recipe (one network per fold, `docs/evaluation.md`,
+  "Speaker normalisation after the network"), fused at share 0.3: UAR 0.694 on clean clips and
+  0.654 in the episodes' white noise (ser-crnn-v1 with the v3 branch: 0.699 / 0.636)."""
+    )
     return f"""
-The speaker branch of the embedded emotion model: a linear classifier (7 emotions) and a linear
-regressor (valence, arousal, dominance) of an utterance's statistics (per log-mel band: mean,
+The speaker branch of the embedded emotion model ({network}): a linear classifier (7 emotions) and a
+linear regressor (valence, arousal, dominance) of an utterance's statistics (per log-mel band: mean,
 deviation, 10th and 90th percentile, spread of frame-to-frame change; MFCC mean and deviation;
-energy mean, deviation and range: 363 values) and of the emotion network's 7 log-probabilities
-for it (with the network's temperature), all z-scored within the utterance's speaker. It reads
-how an utterance departs from that speaker's usual voice (louder, higher, more varied) and how
-much more of each emotion the network hears in it than in the speaker's other utterances, which
-a network scoring one utterance at a time cannot know.
+energy mean, deviation and range: 363 values){what} z-scored within the utterance's speaker. It reads
+how an utterance departs from that speaker's usual voice (louder, higher, more varied){reads}.
 
 In the pipeline its log-probabilities are averaged with the emotion network's (weight
-{BRANCH_WEIGHT}, a fixed choice) for segments whose speaker (from the transcript or
+{weight}, the branch's share) for segments whose speaker (from the transcript or
 `--diarization`) has at least 8 segments in the episode; their statistics are z-scored over
 those segments. Its dims are averaged with the network's (same weight) for the same segments.
 Other segments keep the network's outputs. A fused temperature and a fused dims calibration in
@@ -301,27 +402,22 @@ the network's registry entry calibrate the result.
   episode); each condition z-scored within the speaker. Trained on clean clips alone the branch
   fell from UAR 0.64 (clean) to 0.35 on the same held-out speakers in noise; with the noisy
   copies 0.60 / 0.51 (leave-4-actors-out, branch alone, measured while developing the recipe).
-- The network's log-probabilities of the training clips are its cross-validated held-out
-  outputs (`docs/emotion-cv.json`: each clip scored by the fold network that never heard its
-  actor), so the branch learns from outputs that are out of sample, as they are in the pipeline;
-  the noisy copies take the clean clips' outputs (the network is trained to hear through such
-  noise). Leave-4-actors-out, fused with the network: UAR 0.676 with statistics alone (v2),
-  0.699 with the network's log-probabilities added (v3); see `docs/emotion-cv.md`.
+{source}
 - scikit-learn logistic regression, balanced class weights, C = {REGULARISATION_C}, on standardised
   z-scores; ridge regression (alpha {DIMS_RIDGE_ALPHA:g}) of the emotion recipe's derived dims targets
   (lexicon coordinates per class, RAVDESS intensity and the clip's acoustic evidence of arousal:
-  see the `ser-crnn-v1` card) on the same input; copied into `SpeakerBranch` (torch) for inference.
+  see the emotion network's card) on the same input; copied into `SpeakerBranch` (torch) for inference.
 
 ## Caveat
 RAVDESS gives every actor every emotion in equal measure, so a speaker's baseline there is an
-average over all emotions. A podcast speaker talks mostly calmly: `docs/emotion-cv.md` also
-measures the branch with baselines that are half neutral, the closer case.
+average over all emotions. A podcast speaker talks mostly calmly: {caveat}
 
 ## Licence
 Derived from RAVDESS (CC BY-NC-SA 4.0): non-commercial use.
 
 ## Measured
-Leave-4-actors-out cross-validation, alone and fused: `docs/emotion-cv.md`.
+{held_out_scores}Leave-4-actors-out cross-validation, alone and fused: `docs/emotion-cv.md` (v3) and
+`docs/evaluation.md` (v4, with ser-crnn-v2's recipe).
 
 ## Reproduce
 `{command}`
