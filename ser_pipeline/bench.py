@@ -430,6 +430,10 @@ _NOTES = """
   decode-only floor there is 6.3 s (571x), so the GPU run is within 1.3x of it. That
   measurement found the emotion stage taking 7.9 s on CUDA: a per-segment `voiced_span` in
   torch cost 4 ms a call beside the busy decoder thread; now in numpy (also on the CPU path).
+  Those GPU figures are of `ser-crnn-v1`; the default since 2026-11-23, `ser-crnn-v2`, runs two
+  networks and each segment's level, which took the emotion stage on this CPU from 2.0 s to
+  3.6 s an hour of 3 s windows (the heads' second pass for named speakers is one small matrix
+  product per episode); not yet measured on a GPU.
 """
 
 
