@@ -1,5 +1,7 @@
 """Probe (docs/evaluation.md): the emotion network reading its speaker's other utterances, on one
-leave-4-actors-out fold (actors 01-04 held out unless --held says otherwise).
+leave-4-actors-out fold (actors 01-04 held out unless --held says otherwise). Shipped, with
+--level, as `ser-crnn-v2` (`ser-pipeline train emotion`, `EmotionNetConfig.speaker_context`);
+this script stays to reproduce the probe's figures and the variant without the level.
 
 The recipe's network (per-utterance CMVN, CNN, BiLSTM, attention pooling) embeds each utterance;
 the heads read the embedding and how it differs from the mean embedding of the speaker's other

@@ -88,8 +88,9 @@ calibration fitted on clean clips.
 | pooled held-out clips | CCC valence | CCC arousal | CCC dominance | orderings held |
 |---|---|---|---|---|
 {rows}
-Calibration fitted on all held-out outputs (in the registry, applied by the pipeline: "network"
-to every segment, "fused" to segments fused with the branch):
+Calibration fitted on all held-out outputs (what `--calibrate ID` puts in a model's registry
+entry for the pipeline to apply: "network" to every segment, "fused" to segments fused with the
+branch):
 
 | dims of | valence | arousal | dominance |
 |---|---|---|---|
