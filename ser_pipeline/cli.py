@@ -785,8 +785,9 @@ def train_speaker_branch(
         " --network-inputs" if network_inputs else ""
     )
     options, measured = {}, None
+    registry_file = _registry_holding(attach, models_dir) if attach else None
     if attach and calibrate:
-        options, measured = _fusion_calibration(attach, data, actors, branch, weight)
+        options, measured = _fusion_calibration(attach, registry_file, data, actors, branch, weight)
     inputs = " and the network's emotion log-probabilities" if network_inputs else ""
     weights = publish(
         branch,
@@ -807,17 +808,35 @@ def train_speaker_branch(
         from ser_pipeline.files import file_sha256
 
         options["speaker_branch"] = {"model": model_id, "sha256": file_sha256(weights), "weight": weight}
-        set_options(attach, options)
+        set_options(attach, options, registry_file)
         typer.echo(f"{attach}: fused with {model_id} (weight {weight})")
 
 
-def _fusion_calibration(attach: str, data: Path, actors: tuple[int, ...], branch, weight: float) -> tuple[dict, dict]:
-    """The `attach` network's temperatures and dims calibrations with `branch` fused at `weight`,
-    fitted on the held-out actors (registry options), and the scores measured there."""
+def _registry_holding(model_id: str, models_dir: Path) -> Path:
+    """The registry file that lists `model_id`: the one in `models_dir` if it does (a model
+    trained there), else the project's."""
+    import json
+
+    from ser_pipeline.registry import REGISTRY_FILE
+
+    local = models_dir / REGISTRY_FILE.name
+    if local.is_file() and any(m["id"] == model_id for m in json.loads(local.read_text()).get("models", [])):
+        return local
+    return REGISTRY_FILE
+
+
+def _fusion_calibration(
+    attach: str, registry_file: Path, data: Path, actors: tuple[int, ...], branch, weight: float
+) -> tuple[dict, dict]:
+    """The `attach` network's (listed in `registry_file`, its weights beside it or on the model
+    path) temperatures and dims calibrations with `branch` fused at `weight`, fitted on the
+    held-out actors (registry options), and the scores measured there."""
     from ser_pipeline.registry import Registry, load_network, resolve_weights
     from ser_pipeline.training.speaker_branch import fusion_calibration
 
-    network = load_network(resolve_weights(Registry.load().get(attach)))
+    spec = Registry.load(registry_file, extra=[]).get(attach)
+    beside = registry_file.parent / spec.weights
+    network = load_network(resolve_weights(spec, beside if beside.is_file() else None))
     temperatures, calibration, scores = fusion_calibration(data, actors, network, branch, weight)
     typer.echo(f"on the held-out actors: {scores}; temperatures {temperatures}, dims calibration {calibration}")
     return {"temperature": temperatures, "dims_calibration": calibration}, {

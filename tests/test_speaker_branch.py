@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import SHARED_DATA, needs_shared
 from ser_pipeline.architectures import SpeakerBranch, SpeakerBranchConfig, fuse_emotions, speaker_zscore
 from ser_pipeline.features import utterance_statistics
 from ser_pipeline.inference import Analyzer
@@ -240,3 +241,33 @@ def test_fitted_branch_learns_dims_from_zscored_statistics():
     assert [np.corrcoef(predicted[:, i], dims[:, i])[0, 1] for i in range(3)] == pytest.approx([1, 1, 1], abs=0.02)
     with pytest.raises(ValueError, match="no dimensions head"):
         fit_branch(zscored, labels).dimensions(zscored)
+
+
+@needs_shared
+def test_train_speaker_branch_attaches_to_a_network_in_its_own_models_folder(tmp_path):
+    """`train speaker-branch --models-dir D --attach M` with M trained into D: the branch, its
+    fusion options and the calibration fitted on the held-out actors go into D's registry; the
+    project's registry is left alone."""
+    from typer.testing import CliRunner
+
+    from ser_pipeline.architectures import EmotionNet, EmotionNetConfig
+    from ser_pipeline.cli import app
+    from ser_pipeline.training.publish import publish
+
+    torch.manual_seed(0)
+    entry = {"tasks": ["emotion", "sentiment", "dims"], "labels": list(EMOTIONS)}
+    network = EmotionNet(EmotionNetConfig(speaker_context=1)).eval()
+    publish(network, model_id="mine", architecture="emotion-net", models_dir=tmp_path, entry=entry, card_body="x")
+    before = REGISTRY_FILE.read_text()
+    arguments = ["train", "speaker-branch", "--data", str(SHARED_DATA), "--held-out", "1,2"]
+    arguments += ["--models-dir", str(tmp_path), "--attach", "mine", "--model-id", "mine-branch"]
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 0, result.output
+    assert REGISTRY_FILE.read_text() == before
+    models = {m["id"]: m for m in json.loads((tmp_path / "registry.json").read_text())["models"]}
+    options = models["mine"]["options"]
+    assert options["speaker_branch"]["model"] == "mine-branch" and options["speaker_branch"]["weight"] == 0.3
+    assert set(options["temperature"]) == {"emotion", "sentiment", "fused_emotion"}
+    assert set(options["dims_calibration"]) == {"network", "fused"}
+    assert models["mine-branch"]["scores"]["clips"] == 120  # actors 01 and 02
+    assert "held-out actors (120 clips" in (tmp_path / "mine-branch.md").read_text()
