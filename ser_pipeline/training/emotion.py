@@ -173,27 +173,40 @@ def _degrade(samples: np.ndarray, rng: np.random.Generator, recipe: EmotionRecip
     return out.astype(np.float32)
 
 
-def predict(
-    network: EmotionNet | EmotionEnsemble,
-    logmels: list[torch.Tensor],
-    n_mfcc: int,
-    speakers: list[str] | None = None,
-    batch_size: int = 64,
-) -> dict[str, np.ndarray]:
-    """Emotion and sentiment logits and dims, one row per clip (its voiced part, as the pipeline
-    scores segments); with speaker context and `speakers`, each clip against its speaker's
-    others (`speaker_relative`), as the pipeline scores named speakers."""
+def describe_clips(
+    network: EmotionNet | EmotionEnsemble, logmels: list[torch.Tensor], n_mfcc: int, batch_size: int = 64
+) -> torch.Tensor:
+    """`network.describe` of each clip's voiced part (as the pipeline scores segments), one row per clip."""
     network.eval()
     with torch.inference_mode():
         descriptions = []
         for first in range(0, len(logmels), batch_size):
             voiced = [m[slice(*voiced_span(m))] for m in logmels[first : first + batch_size]]  # as inference does
             descriptions.append(network.describe(*_batch([fused_features(m, n_mfcc) for m in voiced])))
-        description = torch.cat(descriptions)
+        return torch.cat(descriptions)
+
+
+def read_heads(
+    network: EmotionNet | EmotionEnsemble, description: torch.Tensor, speakers: list[str] | None = None
+) -> dict[str, np.ndarray]:
+    """Emotion and sentiment logits and dims from `describe_clips`' rows; with speaker context and
+    `speakers`, each clip against its speaker's others (`speaker_relative`), as the pipeline
+    scores named speakers."""
+    with torch.inference_mode():
         relative = None
         if network.config.speaker_context and speakers is not None:
             relative = speaker_relative(description, speakers, network.config.context_min_segments)[0]
         return {key: value.numpy() for key, value in network.heads(description, relative).items()}
+
+
+def predict(
+    network: EmotionNet | EmotionEnsemble,
+    logmels: list[torch.Tensor],
+    n_mfcc: int,
+    speakers: list[str] | None = None,
+) -> dict[str, np.ndarray]:
+    """`read_heads` of `describe_clips`: the held-out outputs, one row per clip."""
+    return read_heads(network, describe_clips(network, logmels, n_mfcc), speakers)
 
 
 def evaluate(predictions: dict[str, np.ndarray], clips: list[Clip], targets: np.ndarray) -> dict:
@@ -407,10 +420,11 @@ def _held_out_clips(recipe: EmotionRecipe) -> tuple[list[Clip], list[Clip]]:
 def _scored(network, logmels: list[torch.Tensor], clips: list[Clip], dims: np.ndarray, n_mfcc: int) -> Trained:
     """The held-out scores: with speaker context (the clips' speakers named) where the network
     reads it, and then also the UARs with the context withheld."""
-    predictions = predict(network, logmels, n_mfcc, [c.speaker for c in clips])
+    description = describe_clips(network, logmels, n_mfcc)  # once, for both readings
+    predictions = read_heads(network, description, [c.speaker for c in clips])
     scores = evaluate(predictions, clips, dims)
     if network.config.speaker_context:
-        alone = evaluate(predict(network, logmels, n_mfcc), clips, dims)
+        alone = evaluate(read_heads(network, description), clips, dims)
         scores["context_withheld"] = {k: alone[k] for k in ("emotion_uar", "sentiment_uar")}
     return Trained(network, scores, clips, predictions, dims)
 

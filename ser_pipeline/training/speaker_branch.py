@@ -179,7 +179,8 @@ def fusion_calibration(
     held_out = {f"ravdess-{a:02d}" for a in held_out_actors}
     clips = [c for c in ravdess_clips(data) if c.speaker in held_out]
     front_end = LogMel(FrontEndConfig())
-    logmels = [front_end.episode(read_clip(c.path), torch.device("cpu")) for c in clips]
+    samples = [read_clip(c.path) for c in clips]
+    logmels = [front_end.episode(x, torch.device("cpu")) for x in samples]
     speakers = [c.speaker for c in clips]
     outputs = predict(network, logmels, front_end.config.n_mfcc, speakers)
     temperatures = calibrate(clips, outputs)[0]
@@ -193,7 +194,8 @@ def fusion_calibration(
         branch_dims = branch.dimensions(zscored).numpy()
     truth = [EMOTIONS.index(c.label) for c in clips]
     temperatures["fused_emotion"] = calibrate_head(np.log(fused + 1e-12), truth)[0]
-    targets = dims_targets(data, clips)
+    lexicon = data / "lexicon" / "emotion_vad.csv"
+    targets = derived_dims(lexicon, clips, samples, EmotionRecipe.acoustic_arousal_weight)  # as `dims_targets`
     calibration = {
         "network": fit_dims_affine(outputs["dims"], targets),
         "fused": fit_dims_affine(fuse_dims(outputs["dims"], branch_dims, weight), targets),
