@@ -1,7 +1,7 @@
 """Fuses the outputs of `speaker_context_probe.py` with a speaker branch (docs/evaluation.md).
 
 For each probe file (one leave-4-actors-out fold), branches are fitted on the other folds' actors
-as `train speaker-branch` fits them (clean statistics and the recipe's noise): "S" on the
+as `train speaker-branch` fits them (clean statistics and three noisy rooms per speaker): "S" on the
 statistics alone, "V3" on the statistics and the network's cross-validated probabilities (the
 default branch). They are fused with the recipe's network (its cross-validated outputs of clean
 clips, from docs/emotion-cv.json: the network holds up in noise) and with the probe's network,
@@ -54,10 +54,11 @@ def main(paths: list[str]) -> None:
         probe = averaged([json.loads(Path(part).read_text()) for part in path.split("+")])
         held = {p.get("actor", p["speaker"]) for p in probe}
         rows = [i for i, s in enumerate(speakers) if s not in held]
-        others, labels = [speakers[i] for i in rows], [clips[i].label for i in rows] * 2
-        statistics_only = fit_branch(torch.cat([zscored_inputs(s[rows], None, others) for s in (clean, noisy)]), labels)
+        conditions = [clean, *noisy]  # as `fit_on_rooms` trains the branch
+        others, labels = [speakers[i] for i in rows], [clips[i].label for i in rows] * len(conditions)
+        statistics_only = fit_branch(torch.cat([zscored_inputs(s[rows], None, others) for s in conditions]), labels)
         with_network = fit_branch(
-            torch.cat([zscored_inputs(s[rows], network[rows], others) for s in (clean, noisy)]), labels, None, 7
+            torch.cat([zscored_inputs(s[rows], network[rows], others) for s in conditions]), labels, None, 7
         )
         for condition in ("clean", "white"):
             items = [p for p in probe if p["condition"] == condition]

@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from conftest import SHARED_DATA, needs_shared
@@ -18,7 +19,14 @@ from ser_pipeline.registry import REGISTRY_FILE, Registry, save_network
 from ser_pipeline.schema import DIMENSIONS, EMOTION_PROB_COLUMNS, EMOTIONS, SENTIMENT_OF_EMOTION, SENTIMENT_PROB_COLUMNS
 from ser_pipeline.segmentation import Segment
 from ser_pipeline.training.data import Clip
-from ser_pipeline.training.speaker_branch import branch_config, fit_branch, network_probabilities, zscored_inputs
+from ser_pipeline.training.emotion import in_condition
+from ser_pipeline.training.speaker_branch import (
+    branch_config,
+    clip_statistics,
+    fit_branch,
+    network_probabilities,
+    zscored_inputs,
+)
 
 
 def test_statistics_have_a_fixed_length_whatever_the_utterance():
@@ -188,6 +196,37 @@ def test_network_probabilities_come_from_the_cross_validation_and_every_clip_nee
     assert probs[1].argmax() == 1
     with pytest.raises(ValueError, match="no cross-validated network outputs"):
         network_probabilities(document, [Clip(tmp_path / "c.flac", "sad", "ravdess-02", "ravdess")])
+
+
+def test_a_condition_lays_a_stretch_of_its_noise_bed_under_the_samples_at_its_gain():
+    bed = np.arange(100, dtype=np.float32)
+    out = in_condition(np.ones(30, np.float32), (2.0, bed), np.random.default_rng(0))
+    stretch = out - 2.0
+    assert np.array_equal(stretch, np.arange(stretch[0], stretch[0] + 30)), stretch
+    looped = in_condition(np.zeros(250, np.float32), (1.0, bed), np.random.default_rng(0))
+    assert np.array_equal(looped, np.tile(bed, 3)[int(looped[0]) : int(looped[0]) + 250])  # the bed loops
+    assert np.array_equal(in_condition(np.ones(5, np.float32), (0.5, None), np.random.default_rng(0)), np.full(5, 0.5))
+
+
+def test_branch_training_puts_each_speaker_in_one_room_per_noisy_copy(tmp_path):
+    """The noisy copies of a speaker's clips share one noise (level and colour) per room, as an
+    episode's sentences of one speaker do; the top mel bands of a low tone hear only that noise."""
+    seconds = np.arange(32000) / 16000
+    tone = np.pad(0.1 * np.sin(2 * np.pi * 220 * seconds), 8000).astype(np.float32)
+    clips = []
+    for speaker in ("ravdess-01", "ravdess-02"):
+        for take in range(3):
+            path = tmp_path / f"{speaker}-{take}.flac"
+            sf.write(path, tone, 16000)
+            clips.append(Clip(path, "neutral", speaker, "ravdess"))
+    clean, noisy = clip_statistics(clips, seed=3, rooms=2)
+    assert clean.shape == (6, SpeakerBranchConfig().n_features) and noisy.shape == (2, *clean.shape)
+    assert torch.equal(clip_statistics(clips, seed=3, rooms=2)[1], noisy)  # seeded
+    noise = noisy[:, :, 48:64].mean(-1).reshape(2, 2, 3)  # mean log-mel of the top bands: (room, speaker, take)
+    within = (noise.max(-1).values - noise.min(-1).values).max()
+    between = noise.mean(-1).max() - noise.mean(-1).min()
+    assert within < 0.1 * between, noise
+    assert torch.allclose(clean[:3], clean[3:]) and not torch.allclose(noisy[0, :3], clean[:3])
 
 
 def test_zscores_stay_finite_for_a_single_utterance_or_an_empty_baseline():

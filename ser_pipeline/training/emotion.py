@@ -329,16 +329,22 @@ def _speaker_groups(clips: list[Clip], rng: random.Random, batch_size: int) -> l
     return batches + [current] if current else batches
 
 
+def noise_bed(rng: np.random.Generator) -> np.ndarray:
+    """30 s of one room's background noise: one colour, at an absolute level from the recipe's range."""
+    return (noise_level(rng) * colored_noise(30 * SAMPLE_RATE, rng)).astype(np.float32)
+
+
 def _condition(rng: np.random.Generator, recipe: EmotionRecipe) -> tuple[float, np.ndarray | None]:
-    """One recording condition: a gain, and (for `noise_share` of them) 30 s of background noise
-    at an absolute level from the recipe's range, that a speaker's crops are laid over."""
+    """One recording condition: a gain, and (for `noise_share` of them) a `noise_bed` that a
+    speaker's crops are laid over."""
     gain = 10 ** (rng.uniform(-6, 6) / 20)
     if rng.random() >= recipe.noise_share:
         return gain, None
-    return gain, (noise_level(rng) * colored_noise(30 * SAMPLE_RATE, rng)).astype(np.float32)
+    return gain, noise_bed(rng)
 
 
-def _in_condition(samples: np.ndarray, condition: tuple[float, np.ndarray | None], rng: np.random.Generator):
+def in_condition(samples: np.ndarray, condition: tuple[float, np.ndarray | None], rng: np.random.Generator):
+    """`samples` at the condition's gain, over a stretch of its noise bed (if any) from a random start."""
     gain, noise = condition
     out = samples * gain
     if noise is not None:
@@ -360,7 +366,7 @@ def _context_epoch(network, optimisation, material, recipe, rng, noise_rng) -> t
             given = rng.random() >= CONTEXT_DROPOUT
             for i in group:
                 logmel = material.front_end.frames(
-                    torch.from_numpy(_in_condition(material.crop(i, rng, recipe), condition, noise_rng))
+                    torch.from_numpy(in_condition(material.crop(i, rng, recipe), condition, noise_rng))
                 )
                 levels.append(utterance_level(fused_features(logmel, n_mfcc), recipe.network.n_mels))
                 features.append(fused_features(_spec_augment(logmel, rng), n_mfcc))
