@@ -671,7 +671,7 @@ def train_emotion_cv(
         typer.Option(
             help="The folds' networks read each utterance against its speaker's others (ser-crnn-v2's recipe, "
             "one network per fold); the branch then reads the statistics alone at a share of 0.3, as "
-            "ser-speaker-branch-v4 does."
+            "ser-speaker-branch-v5 does."
         ),
     ] = False,
 ) -> None:
@@ -706,7 +706,7 @@ def train_emotion_cv(
 
 def _publish_cross_validation(document: dict, data: Path, output: Path, calibrate: str | None) -> None:
     """The speaker branch on the same folds (for a speaker-context recipe the statistics alone at
-    a share of 0.3, as ser-speaker-branch-v4; else as v3), the report, and the temperatures into
+    a share of 0.3, as ser-speaker-branch-v5; else as v3), the report, and the temperatures into
     the registry."""
     import json
 
@@ -736,7 +736,7 @@ def train_speaker_branch(
     data: DataOption = None,
     held_out: HeldOutOption = "1,2,5,8,11",
     models_dir: ModelsDirOption = _models_dir_default(),
-    model_id: str = "ser-speaker-branch-v4",
+    model_id: str = "ser-speaker-branch-v5",
     network_inputs: Annotated[
         bool,
         typer.Option(

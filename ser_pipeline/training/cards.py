@@ -44,7 +44,7 @@ def emotion_card(recipe, scores: dict, command: str) -> str:
 pipeline's calibration of this network on the same held-out clips (temperatures for the
 probabilities; a scale and shift per dimension that gives the dims the targets' mean and
 spread, for the network alone and fused with the branch) and puts it in the registry entry,
-with the branch's scores there (`ser-speaker-branch-v4` card). Leave-4-actors-out figures of
+with the branch's scores there (`ser-speaker-branch-v5` card). Leave-4-actors-out figures of
 this recipe (one network per fold): `docs/evaluation.md`, "Speaker normalisation after the
 network"."""
         if recipe.network.speaker_context

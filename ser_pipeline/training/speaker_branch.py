@@ -367,7 +367,7 @@ held out).
     caveat = (
         "`docs/emotion-cv.md` also\nmeasures the branch with baselines that are half neutral, the closer case."
         if network_inputs
-        else "that check (in `docs/emotion-cv.md`, for\nthe v3 branch) has not been redone for this one."
+        else "`docs/emotion-cv-v2/emotion-cv.md` also\nmeasures this recipe with baselines that are half neutral, the closer case."
     )
     reads = (
         " and how\nmuch more of each emotion the network hears in it than in the speaker's other utterances"
@@ -384,8 +384,9 @@ held out).
         if network_inputs
         else """- Statistics alone: the network it joins (ser-crnn-v2) reads its speaker's other utterances
   itself. Leave-4-actors-out with that recipe (one network per fold, `docs/evaluation.md`,
-  "Speaker normalisation after the network"), fused at share 0.3: UAR 0.694 on clean clips and
-  0.654 in the episodes' white noise (ser-crnn-v1 with the v3 branch: 0.699 / 0.636)."""
+  "Speaker normalisation after the network"), fused at share 0.3: UAR 0.693 on clean clips and
+  0.664 in the episodes' white noise (trained on one noisy copy, as v4 was: 0.694 / 0.654;
+  ser-crnn-v1 with the v3 branch: 0.699 / 0.636)."""
     )
     return f"""
 The speaker branch of the embedded emotion model ({network}): a linear classifier (7 emotions) and a
@@ -425,8 +426,8 @@ average over all emotions. A podcast speaker talks mostly calmly: {caveat}
 Derived from RAVDESS (CC BY-NC-SA 4.0): non-commercial use.
 
 ## Measured
-{held_out_scores}Leave-4-actors-out cross-validation, alone and fused: `docs/emotion-cv.md` (v3) and
-`docs/evaluation.md` (v4, with ser-crnn-v2's recipe).
+{held_out_scores}Leave-4-actors-out cross-validation, alone and fused: `docs/emotion-cv.md` (v3, with ser-crnn-v1),
+`docs/emotion-cv-v2/emotion-cv.md` and `docs/evaluation.md` (with ser-crnn-v2's recipe).
 
 ## Reproduce
 `{command}`
