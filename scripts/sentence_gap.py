@@ -9,9 +9,11 @@ round trip. Part 2 asks how much a speaker branch could recover in such noise: t
 leave-4-actors-out folds of docs/emotion-cv.json, fused with the network as in the pipeline,
 branches trained on clean, noisy (the recipe's noise) or episode-like noise statistics. Part 3
 asks whether other inputs hold up better: statistics after spectral subtraction, statistics of
-PCEN frames (as the laughter network reads them), or the network's outputs alone.
+PCEN frames (as the laughter network reads them), or the network's outputs alone. With --shifts
+only the framing check: the whole clean clips together, each delayed by 0 to 120 samples.
 
     .venv/bin/python scripts/sentence_gap.py [--data ../shared/data]   # about 7 minutes
+    .venv/bin/python scripts/sentence_gap.py --shifts                   # under a minute
 """
 
 from __future__ import annotations
@@ -244,11 +246,39 @@ def other_branch_inputs(data: Path, document: dict) -> dict[str, dict[str, float
     return results
 
 
+def framing_shifts(episodes_dir: Path, data: Path, shifts: tuple[int, ...] = (0, 40, 80, 120)) -> dict[str, float]:
+    """Emotion UAR of the whole clean clips of each episode speaker together (as `evaluate --clips`
+    strings them), each clip delayed by a few samples (`shifts`; 160 are one 10 ms frame): how
+    much the measurement moves when nothing but the framing changes."""
+    analyzer = Analyzer(device="cpu")
+    rows = [
+        (episode_id, row["speaker"], row["label"], decode(data / row["source"]).samples)
+        for episode_id, truth_file in sorted(episode_truth_files(episodes_dir).items())
+        for row in read_truth(truth_file)[0]
+    ]
+    scores = {}
+    for shift in shifts:
+        truth, predicted = [], []
+        for key in dict.fromkeys(row[:2] for row in rows):
+            mine = [row for row in rows if row[:2] == key]
+            truth += [row[2] for row in mine]
+            delayed = [np.pad(row[3], (shift, 0)) for row in mine]
+            predicted += [label for label, _ in clips_together(analyzer, delayed, key[1])]
+        scores[f"delayed {shift} samples"] = round(unweighted_average_recall(truth, predicted, EMOTIONS), 3)
+    return scores
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--cross-validation", type=Path, default=Path("docs/emotion-cv.json"))
+    parser.add_argument(
+        "--shifts", action="store_true", help="only the framing check (`framing_shifts`), under a minute"
+    )
     args = parser.parse_args()
+    if args.shifts:
+        print(json.dumps(framing_shifts(args.data / "episodes", args.data), indent=1))
+        return
     print(
         json.dumps(
             {"sentences of a speaker together, by source": sentences_together(args.data / "episodes", args.data)},

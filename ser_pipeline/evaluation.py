@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ser_pipeline.laughter import match_events
-from ser_pipeline.metrics import accuracy, unweighted_average_recall
+from ser_pipeline.metrics import accuracy, uar_difference_interval, unweighted_average_recall
 from ser_pipeline.schema import DIMENSIONS, EMOTION_TO_SENTIMENT, EMOTIONS, SENTIMENTS
 from ser_pipeline.warehouse import connect_read_only
 
@@ -214,6 +214,10 @@ def clip_versus_sentence(warehouse: Path, episodes_dir: Path, sources: Path, ana
         "clip_emotion_uar": unweighted_average_recall(truth, clip_labels, EMOTIONS),
         "clips_of_a_speaker_together_emotion_uar": unweighted_average_recall(truth, together_labels, EMOTIONS),
         "sentence_emotion_uar": unweighted_average_recall(truth, sentence_labels, EMOTIONS),
+        # The gap to the clean clips together, and how far the sentences drawn could move it.
+        "together_minus_sentence_emotion_uar": unweighted_average_recall(truth, together_labels, EMOTIONS)
+        - unweighted_average_recall(truth, sentence_labels, EMOTIONS),
+        "together_minus_sentence_ci95": uar_difference_interval(truth, together_labels, sentence_labels, EMOTIONS),
         "clip_sentence_agreement": accuracy(clip_labels, sentence_labels),
         **{
             f"{prefix}{d}_{name}": float(value(np.asarray(rows)[:, i]))

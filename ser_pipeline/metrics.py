@@ -24,6 +24,32 @@ def unweighted_average_recall(truth: Sequence[str], predicted: Sequence[str], la
     return float((np.diag(matrix)[present] / support[present]).mean())
 
 
+def uar_difference_interval(
+    truth: Sequence[str],
+    first: Sequence[str],
+    second: Sequence[str],
+    labels: Sequence[str],
+    rounds: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """95% interval of UAR(first) - UAR(second), two predictions of the same items, by a paired
+    bootstrap over the items (each round resamples items, both predictions kept together): how
+    far the difference measured on this many items could move by which items were drawn."""
+    index = {label: i for i, label in enumerate(labels)}
+    t = np.array([index[x] for x in truth])
+    hits = np.stack([np.array([index[x] for x in p]) == t for p in (first, second)]).astype(float)
+    rows = np.random.default_rng(seed).integers(0, len(t), (rounds, len(t)))
+    k = len(labels)
+    support = np.stack([np.bincount(r, minlength=k) for r in t[rows]])  # (rounds, classes)
+    present = support > 0
+    differences = []
+    for h in hits:
+        recalled = np.stack([np.bincount(r, weights=w, minlength=k) for r, w in zip(t[rows], h[rows], strict=True)])
+        differences.append((recalled / np.maximum(support, 1) * present).sum(1) / present.sum(1))
+    low, high = np.percentile(differences[0] - differences[1], [2.5, 97.5])
+    return float(low), float(high)
+
+
 def accuracy(truth: Sequence[str], predicted: Sequence[str]) -> float:
     return float(np.mean([t == p for t, p in zip(truth, predicted, strict=True)]))
 

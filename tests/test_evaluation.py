@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
 from conftest import episode_tables
 from ser_pipeline import schema
 from ser_pipeline.evaluation import evaluate_warehouse
+from ser_pipeline.metrics import uar_difference_interval, unweighted_average_recall
 from ser_pipeline.warehouse import refresh_views, write_episode
 
 TRUTH = """start,end,kind,label,intensity,speaker,source
@@ -70,3 +72,19 @@ def test_dims_are_scored_against_the_true_classes_lexicon_coordinates(tmp_path):
     assert scores["arousal_ccc_lexicon"] == pytest.approx(0.0)  # a constant says nothing
     assert scores["dominance_ccc_lexicon"] < -0.5  # upside down
     assert "valence_ccc_lexicon" not in evaluate_warehouse(tmp_path / "wh", tmp_path / "truth")
+
+
+def test_the_gap_between_two_readings_of_the_same_items_comes_with_a_paired_bootstrap_interval():
+    rng = np.random.default_rng(0)
+    truth = list(rng.choice(schema.EMOTIONS, 235))
+    good = [t if rng.random() < 0.8 else rng.choice(schema.EMOTIONS) for t in truth]
+    worse = [g if rng.random() < 0.8 else rng.choice(schema.EMOTIONS) for g in good]  # good, partly spoilt
+    gap = unweighted_average_recall(truth, good, schema.EMOTIONS) - unweighted_average_recall(
+        truth, worse, schema.EMOTIONS
+    )
+    low, high = uar_difference_interval(truth, good, worse, schema.EMOTIONS)
+    assert 0 < low < gap < high < 2 * gap, (low, gap, high)  # spoilt items are mostly wrong: the interval excludes 0
+    assert uar_difference_interval(truth, worse, good, schema.EMOTIONS) == pytest.approx((-high, -low))
+    assert uar_difference_interval(truth, good, good, schema.EMOTIONS) == (0.0, 0.0)
+    rare = ["fear" if i == 0 else "neutral" if t == "fear" else t for i, t in enumerate(truth)]  # one fear
+    assert all(np.isfinite(uar_difference_interval(rare, good, worse, schema.EMOTIONS)))  # resamples miss it
