@@ -153,17 +153,23 @@ def clips_together(analyzer, clips: list[np.ndarray], speaker: str) -> list[tupl
     """Emotion and dims of one speaker's clean clips (16 kHz samples) strung together with half
     a second of silence between, each clip a segment of that speaker, so the speaker branch sees
     them as the sentences of an episode."""
+    columns = clips_together_columns(analyzer, clips, speaker)
+    return list(zip(columns["emotion"], np.stack([columns[d] for d in DIMENSIONS], axis=1)))
+
+
+def clips_together_columns(analyzer, clips: list[np.ndarray], speaker: str, lead: int = 0) -> dict[str, np.ndarray]:
+    """Every column `clips_together` reads, the string of clips after `lead` samples of silence
+    (which moves where the 10 ms frames fall on them)."""
     from ser_pipeline.audio import SAMPLE_RATE
     from ser_pipeline.segmentation import Segment
 
     gap = np.zeros(SAMPLE_RATE // 2, np.float32)
-    pieces, segments, start = [], [], 0.0
+    pieces, segments, start = [np.zeros(lead, np.float32)], [], lead / SAMPLE_RATE
     for index, samples in enumerate(clips):
         pieces += [samples, gap]
         segments.append(Segment(index, "sentence", start, start + len(samples) / SAMPLE_RATE, speaker))
         start += (len(samples) + len(gap)) / SAMPLE_RATE
-    columns = analyzer.analyze(np.concatenate(pieces), segments).columns
-    return list(zip(columns["emotion"], np.stack([columns[d] for d in DIMENSIONS], axis=1)))
+    return analyzer.analyze(np.concatenate(pieces), segments).columns
 
 
 def clip_versus_sentence(warehouse: Path, episodes_dir: Path, sources: Path, analyzer) -> dict:

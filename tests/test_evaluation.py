@@ -4,10 +4,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from conftest import episode_tables
+from conftest import SHARED_DATA, episode_tables, needs_shared
 from ser_pipeline import schema
-from ser_pipeline.evaluation import evaluate_warehouse
-from ser_pipeline.metrics import uar_difference_interval, unweighted_average_recall
+from ser_pipeline.evaluation import clip_versus_sentence, evaluate_warehouse
+from ser_pipeline.metrics import accuracy, uar_difference_interval, unweighted_average_recall
 from ser_pipeline.warehouse import refresh_views, write_episode
 
 TRUTH = """start,end,kind,label,intensity,speaker,source
@@ -88,3 +88,34 @@ def test_the_gap_between_two_readings_of_the_same_items_comes_with_a_paired_boot
     assert uar_difference_interval(truth, good, good, schema.EMOTIONS) == (0.0, 0.0)
     rare = ["fear" if i == 0 else "neutral" if t == "fear" else t for i, t in enumerate(truth)]  # one fear
     assert all(np.isfinite(uar_difference_interval(rare, good, worse, schema.EMOTIONS)))  # resamples miss it
+
+
+@needs_shared
+def test_clean_clips_and_their_sentences_are_compared_on_the_clips_both_have(tmp_path, analyzer):
+    codes = {"happy": "03", "sad": "04", "angry": "05", "fear": "06", "disgust": "07", "neutral": "01"}
+    truth = ["start,end,kind,label,intensity,speaker,source"] + [
+        f"{3 * i}.0,{3 * i + 3}.0,speech,{label},normal,A,ravdess/Actor_01/03-01-{code}-01-01-01-01.flac"
+        for i, (label, code) in enumerate(codes.items())
+    ]
+    truth.append("18.0,21.0,speech,sad,normal,A,ravdess/Actor_01/missing.flac")  # no source: left out
+    tables = episode_tables("show", "ep1", 8)
+    segments = tables["segments"].to_pylist()
+    for row, label in zip(segments, [*codes, "sad"]):  # every sentence read right
+        row.update(kind="sentence", emotion=label)
+    tables["segments"] = pa.Table.from_pylist(segments, schema=schema.SEGMENTS)
+    write_episode(tmp_path / "wh", "show", "ep1", tables)
+    refresh_views(tmp_path / "wh")
+    (tmp_path / "truth").mkdir()
+    (tmp_path / "truth" / "ep1.truth.csv").write_text("\n".join(truth) + "\n")
+    scores = clip_versus_sentence(tmp_path / "wh", tmp_path / "truth", SHARED_DATA, analyzer)
+    assert scores["clips"] == len(codes)
+    assert scores["sentence_emotion_uar"] == 1.0
+    gap = scores["together_minus_sentence_emotion_uar"]
+    assert gap == pytest.approx(scores["clips_of_a_speaker_together_emotion_uar"] - 1.0)
+    low, high = scores["together_minus_sentence_ci95"]
+    assert low <= gap <= high <= 0
+    clip_labels = [
+        analyzer.analyze_file(SHARED_DATA / line.split(",")[-1]).columns["emotion"][0] for line in truth[1:-1]
+    ]
+    assert scores["clip_sentence_agreement"] == pytest.approx(accuracy(list(codes), clip_labels))
+    assert all(np.isfinite(scores[f"together_{d}_mean_abs_diff"]) for d in schema.DIMENSIONS)
