@@ -562,6 +562,14 @@ def bench(
 
 
 HeldOutOption = Annotated[str, typer.Option(help="Comma-separated RAVDESS actors kept out of training.")]
+NoiseShareOption = Annotated[
+    float | None,
+    typer.Option(
+        min=0.0,
+        max=1.0,
+        help="Share of the training crops (or speaker groups) laid over background noise (default: 0.7).",
+    ),
+]
 
 
 def _train_emotion_network(
@@ -574,8 +582,10 @@ def _train_emotion_network(
     dims_only: bool,
     members: int = 1,
     speaker_context: bool = False,
+    noise_share: float | None = None,
 ) -> None:
-    """Shared by `train emotion` (all heads) and `train dims` (the dims head alone)."""
+    """Shared by `train emotion` (all heads) and `train dims` (the dims head alone); `noise_share`
+    None keeps the recipe's."""
     from ser_pipeline.architectures import EmotionNetConfig
     from ser_pipeline.schema import EMOTIONS
     from ser_pipeline.training.cards import emotion_card
@@ -593,6 +603,7 @@ def _train_emotion_network(
         dims_only=dims_only,
         members=members,
         network=EmotionNetConfig(speaker_context=int(speaker_context)),
+        **({} if noise_share is None else {"noise_share": noise_share}),
     )
     trained = train(recipe, log=typer.echo)
     network, scores = trained.network, trained.scores
@@ -639,11 +650,14 @@ def train_emotion(
         bool,
         typer.Option(help="The heads also read how each utterance departs from its speaker's others (ser-crnn-v2)."),
     ] = True,
+    noise_share: NoiseShareOption = None,
 ) -> None:
     """Train the emotion + sentiment + valence/arousal/dominance network and publish it
     (the defaults give ser-crnn-v2; `--members 1 --no-speaker-context --model-id ser-crnn-v1`
     the earlier one)."""
-    _train_emotion_network(data, epochs, seed, held_out, model_id, models_dir, False, members, speaker_context)
+    _train_emotion_network(
+        data, epochs, seed, held_out, model_id, models_dir, False, members, speaker_context, noise_share
+    )
 
 
 @train_app.command("emotion-cv")
@@ -678,6 +692,7 @@ def train_emotion_cv(
             "ser-speaker-branch-v5 does."
         ),
     ] = False,
+    noise_share: NoiseShareOption = None,
 ) -> None:
     """Leave-k-actors-out cross-validation of the emotion recipe: per-fold and pooled UAR,
     accuracy and CCC, a confusion matrix, temperatures that calibrate the probabilities and an
@@ -692,7 +707,8 @@ def train_emotion_cv(
     from ser_pipeline.training.emotion import EmotionRecipe
 
     network = EmotionNetConfig(speaker_context=int(speaker_context))
-    recipe = EmotionRecipe(data=data or shared_data_dir(), epochs=epochs, seed=seed, network=network)
+    noise = {} if noise_share is None else {"noise_share": noise_share}
+    recipe = EmotionRecipe(data=data or shared_data_dir(), epochs=epochs, seed=seed, network=network, **noise)
     if reuse:
         previous = output / "emotion-cv.json"
         if not previous.is_file():

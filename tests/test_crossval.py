@@ -125,6 +125,7 @@ def test_cross_validation_pools_held_out_outputs_and_writes_the_report(tmp_path)
     assert np.sum(branch["fused_confusion"]) == cv.pooled["clips"] and fused_image.name in markdown.read_text()
     text = markdown.read_text()
     assert "01,02,03,04,05,06,07,08,09,10" in text and f"{cv.pooled['emotion_uar']:.3f}" in text
+    assert f"background noise in {recipe.noise_share:.0%} of the crops" in text
     assert f"| branch | {branch['scores']['branch']['emotion_uar']:.3f}" in text
     assert f"| fused, calibrated | {dims['scores']['fused, calibrated']['valence_ccc']:.3f}" in text
     assert image.name in text and ElementTree.parse(image).getroot().tag.endswith("svg")

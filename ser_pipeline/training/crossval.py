@@ -198,6 +198,7 @@ def to_json(cv: CrossValidation, recipe: EmotionRecipe, command: str) -> dict:
             "batch_size": recipe.batch_size,
             "speaker_context": recipe.network.speaker_context,
             "members": recipe.members,
+            "noise_share": recipe.noise_share,
         },
         "folds": [
             {

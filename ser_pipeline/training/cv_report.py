@@ -166,7 +166,7 @@ Fused temperature {branch["fused_temperature"]:.3f}: NLL {c["nll_before"]:.3f} -
     return f"""# Emotion recipe: leave-4-actors-out cross-validation
 
 Each fold trains the recipe of `ser-pipeline train emotion` from scratch (epochs: {recipe["epochs"]}, seed
-{recipe["seed"]}) on RAVDESS without its held-out actors, plus all of TESS (TESS is only ever in training), and
+{recipe["seed"]}, background noise in {recipe.get("noise_share", 0.7):.0%} of the crops) on RAVDESS without its held-out actors, plus all of TESS (TESS is only ever in training), and
 scores the held-out actors' clips the way the pipeline scores a segment (its voiced part). Every
 RAVDESS actor 01-20 is held out exactly once; "pooled" scores all {clips} held-out clips together.{context}
 
