@@ -707,8 +707,13 @@ def train_emotion_cv(
     from ser_pipeline.training.emotion import EmotionRecipe
 
     network = EmotionNetConfig(speaker_context=int(speaker_context))
-    noise = {} if noise_share is None else {"noise_share": noise_share}
-    recipe = EmotionRecipe(data=data or shared_data_dir(), epochs=epochs, seed=seed, network=network, **noise)
+    recipe = EmotionRecipe(
+        data=data or shared_data_dir(),
+        epochs=epochs,
+        seed=seed,
+        network=network,
+        **({} if noise_share is None else {"noise_share": noise_share}),
+    )
     if reuse:
         previous = output / "emotion-cv.json"
         if not previous.is_file():

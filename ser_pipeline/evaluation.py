@@ -215,14 +215,15 @@ def clip_versus_sentence(warehouse: Path, episodes_dir: Path, sources: Path, ana
             differences["together_"].append(sentence_dims - together_dims)
     if not truth:
         return {"clips": 0}
+    together_uar = unweighted_average_recall(truth, together_labels, EMOTIONS)
+    sentence_uar = unweighted_average_recall(truth, sentence_labels, EMOTIONS)
     return {
         "clips": len(truth),
         "clip_emotion_uar": unweighted_average_recall(truth, clip_labels, EMOTIONS),
-        "clips_of_a_speaker_together_emotion_uar": unweighted_average_recall(truth, together_labels, EMOTIONS),
-        "sentence_emotion_uar": unweighted_average_recall(truth, sentence_labels, EMOTIONS),
+        "clips_of_a_speaker_together_emotion_uar": together_uar,
+        "sentence_emotion_uar": sentence_uar,
         # The gap to the clean clips together, and how far the sentences drawn could move it.
-        "together_minus_sentence_emotion_uar": unweighted_average_recall(truth, together_labels, EMOTIONS)
-        - unweighted_average_recall(truth, sentence_labels, EMOTIONS),
+        "together_minus_sentence_emotion_uar": together_uar - sentence_uar,
         "together_minus_sentence_ci95": uar_difference_interval(truth, together_labels, sentence_labels, EMOTIONS),
         "clip_sentence_agreement": accuracy(clip_labels, sentence_labels),
         **{
