@@ -570,6 +570,14 @@ NoiseShareOption = Annotated[
         help="Share of the training crops (or speaker groups) laid over background noise (default: 0.7).",
     ),
 ]
+SpeedShareOption = Annotated[
+    float,
+    typer.Option(
+        min=0.0,
+        max=1.0,
+        help="Share of the training crops (or speaker groups) played 0.9 to 1.1 times as fast, pitch alike.",
+    ),
+]
 
 
 def _train_emotion_network(
@@ -583,6 +591,7 @@ def _train_emotion_network(
     members: int = 1,
     speaker_context: bool = False,
     noise_share: float | None = None,
+    speed_share: float = 0.0,
 ) -> None:
     """Shared by `train emotion` (all heads) and `train dims` (the dims head alone); `noise_share`
     None keeps the recipe's."""
@@ -603,6 +612,7 @@ def _train_emotion_network(
         dims_only=dims_only,
         members=members,
         network=EmotionNetConfig(speaker_context=int(speaker_context)),
+        speed_share=speed_share,
         **({} if noise_share is None else {"noise_share": noise_share}),
     )
     trained = train(recipe, log=typer.echo)
@@ -651,12 +661,13 @@ def train_emotion(
         typer.Option(help="The heads also read how each utterance departs from its speaker's others (ser-crnn-v2)."),
     ] = True,
     noise_share: NoiseShareOption = None,
+    speed_share: SpeedShareOption = 0.0,
 ) -> None:
     """Train the emotion + sentiment + valence/arousal/dominance network and publish it
     (the defaults give ser-crnn-v2; `--members 1 --no-speaker-context --model-id ser-crnn-v1`
     the earlier one)."""
     _train_emotion_network(
-        data, epochs, seed, held_out, model_id, models_dir, False, members, speaker_context, noise_share
+        data, epochs, seed, held_out, model_id, models_dir, False, members, speaker_context, noise_share, speed_share
     )
 
 
@@ -693,6 +704,7 @@ def train_emotion_cv(
         ),
     ] = False,
     noise_share: NoiseShareOption = None,
+    speed_share: SpeedShareOption = 0.0,
 ) -> None:
     """Leave-k-actors-out cross-validation of the emotion recipe: per-fold and pooled UAR,
     accuracy and CCC, a confusion matrix, temperatures that calibrate the probabilities and an
@@ -712,6 +724,7 @@ def train_emotion_cv(
         epochs=epochs,
         seed=seed,
         network=network,
+        speed_share=speed_share,
         **({} if noise_share is None else {"noise_share": noise_share}),
     )
     if reuse:

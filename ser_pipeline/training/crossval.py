@@ -199,6 +199,7 @@ def to_json(cv: CrossValidation, recipe: EmotionRecipe, command: str) -> dict:
             "speaker_context": recipe.network.speaker_context,
             "members": recipe.members,
             "noise_share": recipe.noise_share,
+            "speed_share": recipe.speed_share,
         },
         "folds": [
             {

@@ -163,10 +163,12 @@ Fused temperature {branch["fused_temperature"]:.3f}: NLL {c["nll_before"]:.3f} -
         if recipe.get("speaker_context")
         else ""
     )
+    speed_share = recipe.get("speed_share", 0.0)
+    speed = f", {speed_share:.0%} of them played 0.9 to 1.1 times as fast" if speed_share else ""
     return f"""# Emotion recipe: leave-4-actors-out cross-validation
 
 Each fold trains the recipe of `ser-pipeline train emotion` from scratch (epochs: {recipe["epochs"]}, seed
-{recipe["seed"]}, background noise in {recipe.get("noise_share", 0.7):.0%} of the crops) on RAVDESS without its held-out actors, plus all of TESS (TESS is only ever in training), and
+{recipe["seed"]}, background noise in {recipe.get("noise_share", 0.7):.0%} of the crops{speed}) on RAVDESS without its held-out actors, plus all of TESS (TESS is only ever in training), and
 scores the held-out actors' clips the way the pipeline scores a segment (its voiced part). Every
 RAVDESS actor 01-20 is held out exactly once; "pooled" scores all {clips} held-out clips together.{context}
 
