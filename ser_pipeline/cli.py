@@ -578,6 +578,14 @@ SpeedShareOption = Annotated[
         help="Share of the training crops (or speaker groups) played 0.9 to 1.1 times as fast, pitch alike.",
     ),
 ]
+ReverbShareOption = Annotated[
+    float,
+    typer.Option(
+        min=0.0,
+        max=1.0,
+        help="Share of the training crops (or speaker groups) played in a synthetic room (RT60 0.15 to 0.8 s).",
+    ),
+]
 
 
 def _train_emotion_network(
@@ -592,6 +600,7 @@ def _train_emotion_network(
     speaker_context: bool = False,
     noise_share: float | None = None,
     speed_share: float = 0.0,
+    reverb_share: float = 0.0,
 ) -> None:
     """Shared by `train emotion` (all heads) and `train dims` (the dims head alone); `noise_share`
     None keeps the recipe's."""
@@ -613,6 +622,7 @@ def _train_emotion_network(
         members=members,
         network=EmotionNetConfig(speaker_context=int(speaker_context)),
         speed_share=speed_share,
+        reverb_share=reverb_share,
         **({} if noise_share is None else {"noise_share": noise_share}),
     )
     trained = train(recipe, log=typer.echo)
@@ -662,12 +672,24 @@ def train_emotion(
     ] = True,
     noise_share: NoiseShareOption = None,
     speed_share: SpeedShareOption = 0.0,
+    reverb_share: ReverbShareOption = 0.0,
 ) -> None:
     """Train the emotion + sentiment + valence/arousal/dominance network and publish it
     (the defaults give ser-crnn-v2; `--members 1 --no-speaker-context --model-id ser-crnn-v1`
     the earlier one)."""
     _train_emotion_network(
-        data, epochs, seed, held_out, model_id, models_dir, False, members, speaker_context, noise_share, speed_share
+        data,
+        epochs,
+        seed,
+        held_out,
+        model_id,
+        models_dir,
+        False,
+        members,
+        speaker_context,
+        noise_share,
+        speed_share,
+        reverb_share,
     )
 
 
@@ -705,6 +727,7 @@ def train_emotion_cv(
     ] = False,
     noise_share: NoiseShareOption = None,
     speed_share: SpeedShareOption = 0.0,
+    reverb_share: ReverbShareOption = 0.0,
 ) -> None:
     """Leave-k-actors-out cross-validation of the emotion recipe: per-fold and pooled UAR,
     accuracy and CCC, a confusion matrix, temperatures that calibrate the probabilities and an
@@ -725,6 +748,7 @@ def train_emotion_cv(
         seed=seed,
         network=network,
         speed_share=speed_share,
+        reverb_share=reverb_share,
         **({} if noise_share is None else {"noise_share": noise_share}),
     )
     if reuse:

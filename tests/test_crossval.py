@@ -94,7 +94,9 @@ def test_cross_validation_pools_held_out_outputs_and_writes_the_report(tmp_path)
     from ser_pipeline.training.emotion import EmotionRecipe
     from ser_pipeline.training.speaker_branch import cross_validate_branch
 
-    recipe = EmotionRecipe(data=SHARED_DATA, epochs=1, clips_limit=600, eval_every=100, speed_share=0.5)
+    recipe = EmotionRecipe(
+        data=SHARED_DATA, epochs=1, clips_limit=600, eval_every=100, speed_share=0.5, reverb_share=0.5
+    )
     cv = cross_validate(recipe, actor_folds(size=10), jobs=1, log=lambda _: None)
     for fold in cv.folds:
         assert fold.clips and all(c.corpus == "ravdess" for c in fold.clips)
@@ -125,7 +127,10 @@ def test_cross_validation_pools_held_out_outputs_and_writes_the_report(tmp_path)
     assert np.sum(branch["fused_confusion"]) == cv.pooled["clips"] and fused_image.name in markdown.read_text()
     text = markdown.read_text()
     assert "01,02,03,04,05,06,07,08,09,10" in text and f"{cv.pooled['emotion_uar']:.3f}" in text
-    assert f"background noise in {recipe.noise_share:.0%} of the crops, 50% of them played 0.9 to 1.1" in text
+    assert (
+        f"background noise in {recipe.noise_share:.0%} of the crops; 50% of the crops played 0.9 to 1.1 times as fast; 50% of the crops in a synthetic room)"
+        in text
+    )
     assert f"| branch | {branch['scores']['branch']['emotion_uar']:.3f}" in text
     assert f"| fused, calibrated | {dims['scores']['fused, calibrated']['valence_ccc']:.3f}" in text
     assert image.name in text and ElementTree.parse(image).getroot().tag.endswith("svg")
@@ -151,7 +156,8 @@ def test_the_speaker_context_recipe_trains_an_ensemble_that_round_trips_and_cali
         held_out_actors=(1, 2, 3, 4),
         members=2,
         network=EmotionNetConfig(speaker_context=1),
-        speed_share=0.5,  # the speaker groups' path through speed perturbation
+        speed_share=0.5,  # the speaker groups' path through speed perturbation and rooms
+        reverb_share=0.5,
     )
     trained = train(recipe, log=lambda _: None)
     network = trained.network

@@ -7,7 +7,16 @@ from pathlib import Path
 import numpy as np
 
 from ser_pipeline.audio import SAMPLE_RATE
-from ser_pipeline.training.emotion import SPEED_RANGE, EmotionRecipe, at_speed, speed_factor
+from ser_pipeline.training.emotion import (
+    DIRECT_TO_REVERBERANT_DB,
+    RT60_RANGE_S,
+    SPEED_RANGE,
+    EmotionRecipe,
+    at_speed,
+    reverberate,
+    room_response,
+    speed_factor,
+)
 
 
 def test_speed_perturbation_raises_pitch_and_shortens_by_the_same_factor():
@@ -27,3 +36,35 @@ def test_speed_factors_follow_the_share_and_a_zero_share_draws_nothing():
     changed = factors[factors != 1.0]
     assert 0.45 < len(changed) / len(factors) < 0.55
     assert SPEED_RANGE[0] <= changed.min() and changed.max() <= SPEED_RANGE[1] and changed.std() > 0.04
+
+
+def _decay_time_s(response: np.ndarray) -> float:
+    """RT60 read off the tail's Schroeder curve between -5 and -25 dB (T20, times 3)."""
+    energy = np.cumsum(response[1:][::-1] ** 2)[::-1]  # the direct sound left out
+    curve = 10 * np.log10(energy / energy[0] + 1e-30)
+    first, last = np.argmax(curve <= -5), np.argmax(curve <= -25)
+    return 3 * (last - first) / SAMPLE_RATE
+
+
+def test_rooms_follow_the_share_and_decay_within_the_recipes_reverberation_times():
+    rng = np.random.default_rng(0)
+    assert {room_response(rng, EmotionRecipe(data=Path("."))) is None for _ in range(50)} == {True}
+    assert rng.random() == np.random.default_rng(0).random()  # the random stream is untouched
+    rooms = [room_response(rng, EmotionRecipe(data=Path("."), reverb_share=0.5)) for _ in range(400)]
+    responses = [r for r in rooms if r is not None]
+    assert 0.4 < len(responses) / len(rooms) < 0.6
+    decays = np.array([_decay_time_s(r) for r in responses])
+    assert RT60_RANGE_S[0] * 0.7 < decays.min() and decays.max() < RT60_RANGE_S[1] * 1.3, (decays.min(), decays.max())
+    assert np.corrcoef(decays, [len(r) for r in responses])[0, 1] > 0.9  # longer rooms ring longer
+    ratios = np.array([10 * np.log10(1 / np.sum(r[1:] ** 2)) for r in responses])
+    assert np.allclose([ratios.min(), ratios.max()], DIRECT_TO_REVERBERANT_DB, atol=0.5)
+
+
+def test_a_room_smears_a_click_but_keeps_the_length_and_the_level():
+    click = np.zeros(SAMPLE_RATE, np.float32)
+    click[100] = 1.0
+    room = room_response(np.random.default_rng(1), EmotionRecipe(data=Path("."), reverb_share=1.0))
+    heard = reverberate(click, room)
+    assert len(heard) == len(click) and np.isclose(np.sqrt(np.mean(heard**2)), np.sqrt(np.mean(click**2)))
+    assert np.count_nonzero(np.abs(heard) > 1e-4) > 0.1 * SAMPLE_RATE and np.argmax(np.abs(heard)) == 100
+    assert reverberate(click, None) is click

@@ -200,6 +200,7 @@ def to_json(cv: CrossValidation, recipe: EmotionRecipe, command: str) -> dict:
             "members": recipe.members,
             "noise_share": recipe.noise_share,
             "speed_share": recipe.speed_share,
+            "reverb_share": recipe.reverb_share,
         },
         "folds": [
             {

@@ -163,8 +163,9 @@ Fused temperature {branch["fused_temperature"]:.3f}: NLL {c["nll_before"]:.3f} -
         if recipe.get("speaker_context")
         else ""
     )
-    speed_share = recipe.get("speed_share", 0.0)
-    speed = f", {speed_share:.0%} of them played 0.9 to 1.1 times as fast" if speed_share else ""
+    speed_share, reverb_share = recipe.get("speed_share", 0.0), recipe.get("reverb_share", 0.0)
+    speed = f"; {speed_share:.0%} of the crops played 0.9 to 1.1 times as fast" if speed_share else ""
+    speed += f"; {reverb_share:.0%} of the crops in a synthetic room" if reverb_share else ""
     return f"""# Emotion recipe: leave-4-actors-out cross-validation
 
 Each fold trains the recipe of `ser-pipeline train emotion` from scratch (epochs: {recipe["epochs"]}, seed

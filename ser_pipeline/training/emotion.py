@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import scipy.signal
 import soxr
 import torch
 from torch import nn
@@ -55,6 +56,7 @@ class EmotionRecipe:
     whole_clip_share: float = 0.3
     noise_share: float = 0.7
     speed_share: float = 0.0  # share of crops (speaker groups) sped up or slowed down (`speed_factor`)
+    reverb_share: float = 0.0  # share of crops (speaker groups) played in a synthetic room (`room_response`)
     eval_every: int = 5
     clips_limit: int | None = None  # a small subset, for smoke tests of the recipe
     members: int = 1  # networks trained with seeds seed, seed + 1, ... (side by side), probabilities averaged
@@ -185,10 +187,46 @@ def at_speed(samples: np.ndarray, factor: float) -> np.ndarray:
     return soxr.resample(samples, SAMPLE_RATE * factor, SAMPLE_RATE).astype(np.float32)
 
 
+RT60_RANGE_S = (0.15, 0.8)
+DIRECT_TO_REVERBERANT_DB = (-3.0, 12.0)
+_ROOM_BANDS = {
+    band: scipy.signal.butter(4, 2000, band, fs=SAMPLE_RATE, output="sos") for band in ("lowpass", "highpass")
+}
+
+
+def room_response(rng: np.random.Generator, recipe: EmotionRecipe) -> np.ndarray | None:
+    """None, or for `reverb_share` of the draws a synthetic room impulse response: the direct
+    sound, then after a few milliseconds a tail of noise decaying by 60 dB over a reverberation
+    time from RT60_RANGE_S (its high frequencies dying sooner), at a direct-to-reverberant ratio
+    from DIRECT_TO_REVERBERANT_DB. Draws nothing while `reverb_share` is 0."""
+    if not recipe.reverb_share or rng.random() >= recipe.reverb_share:
+        return None
+    rt60, ratio_db = rng.uniform(*RT60_RANGE_S), rng.uniform(*DIRECT_TO_REVERBERANT_DB)
+    delay = int(rng.uniform(0.002, 0.01) * SAMPLE_RATE)
+    t = np.arange(int(rt60 * SAMPLE_RATE)) / SAMPLE_RATE
+    noise = rng.standard_normal(len(t))
+    tail = sum(  # air and walls absorb the highs: above 2 kHz the tail dies twice as fast
+        scipy.signal.sosfilt(_ROOM_BANDS[band], noise) * np.exp(-np.log(1000) * t / (rt60 * share))
+        for band, share in (("lowpass", 1.0), ("highpass", 0.5))
+    )
+    tail *= 10 ** (-ratio_db / 20) / (np.sqrt(np.sum(tail**2)) + 1e-12)
+    return np.concatenate([[1.0], np.zeros(delay), tail]).astype(np.float32)
+
+
+def reverberate(samples: np.ndarray, response: np.ndarray | None) -> np.ndarray:
+    """`samples` played in the room of `response` (its length kept, its RMS kept: the level is
+    the gain's business)."""
+    if response is None:
+        return samples
+    out = scipy.signal.fftconvolve(samples, response)[: len(samples)]
+    return (out * np.sqrt(np.mean(samples**2) / (np.mean(out**2) + 1e-20))).astype(np.float32)
+
+
 def _degrade(samples: np.ndarray, rng: np.random.Generator, recipe: EmotionRecipe) -> np.ndarray:
-    """Speed, level change and background noise at an absolute level: a quiet voice in a noisy
-    room ends up at a low signal-to-noise ratio, as it does in real recordings."""
-    out = at_speed(samples, speed_factor(rng, recipe)) * 10 ** (rng.uniform(-6, 6) / 20)
+    """Speed, room, level change and background noise at an absolute level: a quiet voice in a
+    noisy room ends up at a low signal-to-noise ratio, as it does in real recordings."""
+    out = reverberate(at_speed(samples, speed_factor(rng, recipe)), room_response(rng, recipe))
+    out = out * 10 ** (rng.uniform(-6, 6) / 20)
     if rng.random() < recipe.noise_share:
         noise_rms = noise_level(rng)
         out = out + noise_rms * colored_noise(len(out), rng)
@@ -385,9 +423,10 @@ def _context_epoch(network, optimisation, material, recipe, rng, noise_rng) -> t
         features, levels, batch, speakers, keep = [], [], [], [], []
         for number, group in enumerate(groups):
             condition, speed = _condition(noise_rng, recipe), speed_factor(noise_rng, recipe)
+            room = room_response(noise_rng, recipe)
             given = rng.random() >= CONTEXT_DROPOUT
             for i in group:
-                crop = at_speed(material.crop(i, rng, recipe), speed)
+                crop = reverberate(at_speed(material.crop(i, rng, recipe), speed), room)
                 logmel = material.front_end.frames(torch.from_numpy(in_condition(crop, condition, noise_rng)))
                 levels.append(utterance_level(fused_features(logmel, n_mfcc), recipe.network.n_mels))
                 features.append(fused_features(_spec_augment(logmel, rng), n_mfcc))
