@@ -6,13 +6,15 @@ its own, as `train emotion` scores them (voiced part, each speaker's clips as it
 rooms are not the recipe's synthetic tails (`room_response`) but image-method shoebox rooms
 from pyroomacoustics (RT60 0.2 to 0.9 s, microphone 0.5 to 2.5 m from the talker), three
 draws of five rooms each; the clip keeps its RMS, so only the room changes. With --pipeline
-also the shipped default as `evaluate --clips` reads clean clips (each speaker's clips strung
-together through the Analyzer: network and speaker branch fused); its branch holds out the
-same actors.
+also the shipped default (or another registered network with its branch) as `evaluate --clips`
+reads clean clips: each speaker's clips strung together through the Analyzer, network and
+speaker branch fused (the shipped branch holds out the same actors).
 
     python -m venv /tmp/rooms && /tmp/rooms/bin/pip install pyroomacoustics   # making the rooms only
     /tmp/rooms/bin/python scripts/room_check.py --make-rooms rooms.npz
-    .venv/bin/python scripts/room_check.py --rooms rooms.npz --pipeline models/ser-crnn-v2.safetensors other.safetensors
+    .venv/bin/python scripts/room_check.py --rooms rooms.npz models/ser-crnn-v2.safetensors other.safetensors --pipeline
+    SER_REGISTRY=other/registry.json SER_MODEL_PATH=other \
+        .venv/bin/python scripts/room_check.py --rooms rooms.npz --pipeline other-id   # another registered network
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ def _clean_and_rooms(scores, clean: list[np.ndarray], in_rooms: list[list[np.nda
     }
 
 
-def score(networks: list[Path], data: Path, rooms_file: Path, pipeline: bool) -> None:
+def score(networks: list[Path], data: Path, rooms_file: Path, pipeline: str | None) -> None:
     """Each network's held-out scores, clean and in rooms (means over the draws), printed as JSON."""
     from ser_pipeline.features import FrontEndConfig, LogMel
     from ser_pipeline.registry import load_network
@@ -116,10 +118,10 @@ def score(networks: list[Path], data: Path, rooms_file: Path, pipeline: bool) ->
         network = load_network(path)
         report = _clean_and_rooms(lambda x, net=network: _scores(net, x, clips, dims, front_end), clean, in_rooms)
         print(path, json.dumps(report), flush=True)
-    if pipeline:
+    if pipeline is not None:
         from ser_pipeline.inference import Analyzer
 
-        analyzer = Analyzer(device="cpu")
+        analyzer = Analyzer(device="cpu", emotion_model=pipeline or None, dims_model=pipeline or None)
         report = _clean_and_rooms(lambda x: _pipeline_scores(analyzer, x, clips), clean, in_rooms)
         print("pipeline", analyzer.model_ids, json.dumps(report), flush=True)
 
@@ -130,14 +132,19 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
     parser.add_argument("--rooms", type=Path)
     parser.add_argument("--make-rooms", type=Path)
-    parser.add_argument("--pipeline", action="store_true", help="also the shipped default, network and branch fused")
+    parser.add_argument(
+        "--pipeline",
+        nargs="?",
+        const="",
+        help="also the pipeline, network and branch fused: the default, or this registry id (see SER_REGISTRY)",
+    )
     args = parser.parse_args()
     if args.make_rooms:
         make_rooms(args.make_rooms)
         return
-    if not args.rooms or not (args.networks or args.pipeline):
+    if not args.rooms or not (args.networks or args.pipeline is not None):
         parser.error("give --rooms (made with --make-rooms) and the networks to score, or --pipeline")
-    score(args.networks, args.data, args.rooms, args.pipeline)
+    score(args.networks, args.data, args.rooms, args.pipeline)  # "" picks the registry's defaults
 
 
 if __name__ == "__main__":
