@@ -57,13 +57,10 @@ def make_rooms(path: Path, seed: int = 2026) -> None:
     np.savez(path, *rirs)
 
 
-def _scores(network, samples: list[np.ndarray], clips, dims: np.ndarray, front_end) -> dict:
-    import torch
-
+def _scores(network, logmels: list, clips, dims: np.ndarray, n_mfcc: int) -> dict:
     from ser_pipeline.training.emotion import _scored
 
-    logmels = [front_end.episode(x, torch.device("cpu")) for x in samples]
-    scores = _scored(network, logmels, clips, dims, front_end.config.n_mfcc).scores
+    scores = _scored(network, logmels, clips, dims, n_mfcc).scores
     keys = ("emotion_uar", "sentiment_uar", "valence_ccc", "arousal_ccc", "dominance_ccc")
     return {key: scores[key] for key in keys}
 
@@ -86,8 +83,9 @@ def _pipeline_scores(analyzer, samples: list[np.ndarray], clips) -> dict:
     }
 
 
-def _clean_and_rooms(scores, clean: list[np.ndarray], in_rooms: list[list[np.ndarray]]) -> dict:
-    """`scores(samples)` of the clean clips and of each draw of rooms (their mean, and UAR per draw)."""
+def _clean_and_rooms(scores, clean: list, in_rooms: list[list]) -> dict:
+    """`scores(clips)` of the clean clips and of each draw of rooms (their mean, and UAR per draw),
+    the clips as samples or as log-mel frames, whichever `scores` reads."""
     roomed = [scores(samples) for samples in in_rooms]
     return {
         "clean": scores(clean),
@@ -98,6 +96,8 @@ def _clean_and_rooms(scores, clean: list[np.ndarray], in_rooms: list[list[np.nda
 
 def score(networks: list[Path], data: Path, rooms_file: Path, pipeline: str | None) -> None:
     """Each network's held-out scores, clean and in rooms (means over the draws), printed as JSON."""
+    import torch
+
     from ser_pipeline.features import FrontEndConfig, LogMel
     from ser_pipeline.registry import load_network
     from ser_pipeline.training.data import ravdess_clips, read_clip
@@ -114,9 +114,17 @@ def score(networks: list[Path], data: Path, rooms_file: Path, pipeline: str | No
     draws = [dict(zip(speakers, rng.permutation(len(rooms))[: len(speakers)], strict=True)) for _ in range(DRAWS)]
     in_rooms = [[reverberate(x, rooms[draw[c.speaker]]) for c, x in zip(clips, clean, strict=True)] for draw in draws]
     front_end = LogMel(FrontEndConfig())
+
+    def logmels(samples: list[np.ndarray]) -> list[torch.Tensor]:
+        return [front_end.episode(x, torch.device("cpu")) for x in samples]
+
+    if networks:  # once for all of them
+        clean_logmels, rooms_logmels = logmels(clean), [logmels(samples) for samples in in_rooms]
     for path in networks:
         network = load_network(path)
-        report = _clean_and_rooms(lambda x, net=network: _scores(net, x, clips, dims, front_end), clean, in_rooms)
+        report = _clean_and_rooms(
+            lambda m, net=network: _scores(net, m, clips, dims, front_end.config.n_mfcc), clean_logmels, rooms_logmels
+        )
         print(path, json.dumps(report), flush=True)
     if pipeline is not None:
         from ser_pipeline.inference import Analyzer

@@ -684,12 +684,12 @@ def train_emotion(
         held_out,
         model_id,
         models_dir,
-        False,
-        members,
-        speaker_context,
-        noise_share,
-        speed_share,
-        reverb_share,
+        dims_only=False,
+        members=members,
+        speaker_context=speaker_context,
+        noise_share=noise_share,
+        speed_share=speed_share,
+        reverb_share=reverb_share,
     )
 
 

@@ -164,12 +164,12 @@ Fused temperature {branch["fused_temperature"]:.3f}: NLL {c["nll_before"]:.3f} -
         else ""
     )
     speed_share, reverb_share = recipe.get("speed_share", 0.0), recipe.get("reverb_share", 0.0)
-    speed = f"; {speed_share:.0%} of the crops played 0.9 to 1.1 times as fast" if speed_share else ""
-    speed += f"; {reverb_share:.0%} of the crops in a synthetic room" if reverb_share else ""
+    augmentation = f"; {speed_share:.0%} of the crops played 0.9 to 1.1 times as fast" if speed_share else ""
+    augmentation += f"; {reverb_share:.0%} of the crops in a synthetic room" if reverb_share else ""
     return f"""# Emotion recipe: leave-4-actors-out cross-validation
 
 Each fold trains the recipe of `ser-pipeline train emotion` from scratch (epochs: {recipe["epochs"]}, seed
-{recipe["seed"]}, background noise in {recipe.get("noise_share", 0.7):.0%} of the crops{speed}) on RAVDESS without its held-out actors, plus all of TESS (TESS is only ever in training), and
+{recipe["seed"]}, background noise in {recipe.get("noise_share", 0.7):.0%} of the crops{augmentation}) on RAVDESS without its held-out actors, plus all of TESS (TESS is only ever in training), and
 scores the held-out actors' clips the way the pipeline scores a segment (its voiced part). Every
 RAVDESS actor 01-20 is held out exactly once; "pooled" scores all {clips} held-out clips together.{context}
 
