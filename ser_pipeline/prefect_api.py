@@ -33,9 +33,10 @@ def _free_port() -> int:
 
 
 class TemporaryServer:
-    """`prefect server start` on a free loopback port; `wait_ready` before use, `stop` after."""
+    """`prefect server start` on a free loopback port; `wait_ready` before use, `stop` after.
+    Without `services` (the scheduler among them) it is an API only, all a run needs."""
 
-    def __init__(self) -> None:
+    def __init__(self, services: bool = False) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}/api"
         self._log = tempfile.TemporaryFile()
@@ -43,7 +44,7 @@ class TemporaryServer:
         command = [
             str(prefect) if prefect.exists() else "prefect",
             "server", "start", "--host", "127.0.0.1", "--port", str(self.port),
-            "--no-services", "--no-ui", "--analytics-off",
+            *([] if services else ["--no-services"]), "--no-ui", "--analytics-off",
         ]  # fmt: skip
         # Registering Prefect's block types again on every start costs a second; a long-lived
         # `prefect server start` on the same database registers them.
@@ -52,7 +53,8 @@ class TemporaryServer:
             command, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
         )
 
-    def _output(self) -> str:
+    def output(self) -> str:
+        """The end of what the server printed."""
         self._log.seek(0)
         return self._log.read().decode(errors="replace")[-2000:]
 
@@ -63,7 +65,7 @@ class TemporaryServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise PrefectServerError(
-                    f"the temporary Prefect server exited with code {self.process.returncode}:\n{self._output()}"
+                    f"the temporary Prefect server exited with code {self.process.returncode}:\n{self.output()}"
                 )
             try:
                 if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
