@@ -105,9 +105,8 @@ TABLES: dict[str, pa.Schema] = {
     "laughter_events": LAUGHTER_EVENTS,
 }
 
-# The clip-level predictions file of `ser-pipeline predict`: one row per input file.
-PREDICTION_COLUMNS: tuple[str, ...] = (
-    "file",
+# The per-segment scores that inference produces (everything in SEGMENTS after `text`).
+SCORE_COLUMNS: tuple[str, ...] = (
     "emotion",
     *EMOTION_PROB_COLUMNS,
     "sentiment",
@@ -116,8 +115,9 @@ PREDICTION_COLUMNS: tuple[str, ...] = (
     "laughter_prob",
 )
 
-# The per-segment scores that inference produces (everything in SEGMENTS after `text`).
-SCORE_COLUMNS: tuple[str, ...] = PREDICTION_COLUMNS[1:]
+# The clip-level predictions file of `ser-pipeline predict`: one row per input file; a file
+# that could not be scored has empty scores and the reason in `error`.
+PREDICTION_COLUMNS: tuple[str, ...] = ("file", *SCORE_COLUMNS, "error")
 
 DESCRIPTIONS: dict[str, str] = {
     "show": "show name (the feed's title, else the show folder's name)",
@@ -131,7 +131,7 @@ DESCRIPTIONS: dict[str, str] = {
     "status": "'ok' or 'failed'",
     "error": "for failed episodes the reason; for ok ones the warnings, if any",
     "models": "JSON object: the registry model behind each group of columns",
-    "pipeline_version": "ser-pipeline version that wrote the rows",
+    "pipeline_version": "ser-pipeline version and scoring version that wrote the rows (`0.1.0+scoring.2`)",
     "run_id": "the Prefect flow run that wrote the rows",
     "processed_at": "when the rows were written (UTC)",
     "fingerprint": "sha256 over the audio and transcript hashes, segmentation, models with their weights' "
@@ -169,8 +169,11 @@ def schema_markdown() -> str:
     parts = [
         "# Warehouse schema\n\nGenerated from `ser_pipeline/schema.py` (`python -m ser_pipeline.schema > docs/schema.md`).\n"
         "DuckDB file `<warehouse>/podcasts.duckdb`; one view per table over "
-        "`<warehouse>/<table>/show=<show>/<episode>.parquet`. Derived views: `episode_laughter` "
-        "(laughs and laughs per 10 minutes per episode) and `episode_summary` (`warehouse/views.sql`).\n"
+        "`<warehouse>/<table>/<show key>/<episode key>.parquet` (keys: bounded names with a hash; the show "
+        "is a column in every file, so `pandas.read_parquet('<warehouse>/segments')` reads these columns). "
+        "The views resolve relative to the database file: the folder can be copied or moved. Derived views: "
+        "`episode_laughter` (laughs and laughs per 10 minutes per episode) and `episode_summary` "
+        "(`warehouse/views.sql`).\n"
     ]
     for name, table in TABLES.items():
         parts.append(f"\n## `{name}`\n\n| column | type | meaning |\n|---|---|---|\n")
@@ -178,7 +181,9 @@ def schema_markdown() -> str:
             meaning = DESCRIPTIONS.get(f"{f.name}@{name}", DESCRIPTIONS[f.name])
             parts.append(f"| `{f.name}` | {f.type} | {meaning} |\n")
     parts.append(
-        "\n## `predict` CSV\n\nOne row per file: `" + "`, `".join(PREDICTION_COLUMNS) + "`; `file` exactly as given.\n"
+        "\n## `predict` CSV\n\nOne row per file: `"
+        + "`, `".join(PREDICTION_COLUMNS)
+        + "`; `file` exactly as given; `error` empty unless the file could not be scored.\n"
     )
     return "".join(parts)
 
