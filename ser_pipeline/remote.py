@@ -9,6 +9,7 @@ recorded as failed with it. Only http(s) is fetched: other schemes are refused.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import http.client
 import json
@@ -127,6 +128,13 @@ def mirror_feed(url: str, cache: Path | None = None, limits: Limits = Limits(), 
     and return that folder."""
     folder = (cache or cache_root() / "feeds") / hashlib.sha256(url.encode()).hexdigest()[:16]
     folder.mkdir(parents=True, exist_ok=True)
+    # Runs mirroring the same feed at once take turns: the second finds the first's downloads.
+    with (folder / ".mirror.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _mirror_into(folder, url, limits, say)
+
+
+def _mirror_into(folder: Path, url: str, limits: Limits, say) -> Path:
     # The feed changes between runs: never resume a partial copy left by an earlier one.
     source = folder / "feed.source.xml"
     source.with_name(source.name + ".part").unlink(missing_ok=True)

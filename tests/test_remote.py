@@ -153,3 +153,26 @@ def test_run_on_a_feed_url(site, demo_archive, tmp_path):
         rows = dict(db.sql("SELECT episode_id, status FROM episodes").fetchall())
         segments = db.sql("SELECT count(*) FROM segments WHERE episode_id = 'r-1'").fetchall()[0][0]
     assert rows == {"r-1": "ok", "r-2": "failed", "r-3": "failed"} and segments > 0
+
+
+def test_two_runs_mirroring_one_feed_at_once_take_turns(site, demo_archive, tmp_path):
+    """Without the lock, both write the same `.part` and `feed.xml.tmp` files at once."""
+    audio = _publish(site, demo_archive)
+    results, errors = [], []
+
+    def mirror():
+        try:
+            results.append(mirror_feed(f"{site.url}/feed.xml", tmp_path / "cache", FAST))
+        except Exception as error:  # noqa: BLE001 - reported by the assertion below
+            errors.append(error)
+
+    threads = [threading.Thread(target=mirror) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == [] and len(results) == 4 and len(set(results)) == 1
+    episode = next(e for e in discover(results[0]) if e.episode_id == "r-1")
+    assert episode.audio_path.read_bytes() == audio.read_bytes()
+    assert site.hits["/audio/one.mp3"] == 1  # downloaded once: the others found it done
+    assert not list(results[0].glob("*.part")) and not list(results[0].glob("*.tmp"))
