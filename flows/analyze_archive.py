@@ -15,6 +15,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 from prefect.runtime import flow_run
+from prefect.states import Failed
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -25,22 +26,59 @@ from ser_pipeline.remote import is_remote, mirror_feed
 from ser_pipeline.report import build_reports
 from ser_pipeline.segmentation import Segmentation
 from ser_pipeline.timing import StageClock, describe
-from ser_pipeline.warehouse import outputs_exist, refresh_views, reports_dir
+from ser_pipeline.warehouse import WarehouseBusy, mark_outputs_fresh, outputs_exist, refresh_views, reports_dir, tidy
 
 DEFAULT_WAREHOUSE = "warehouse/data"
+
+
+class EpisodeFailed(Exception):
+    """An episode whose input no retry can mend (undecodable audio, a file refused by the
+    archive scan); its failure is already recorded in the warehouse."""
+
+    def __init__(self, outcome: EpisodeOutcome):
+        super().__init__(outcome)
+        self.outcome = outcome
+
+    def __str__(self) -> str:
+        return f"{self.outcome.show}/{self.outcome.episode_id}: {self.outcome.error}"
+
+
+class EpisodesFailed(Exception):
+    """The flow's end when some episodes failed: the others are complete, the views and
+    reports are refreshed, and Prefect's UI, automations and notifications see a failed run."""
+
+    def __init__(self, outcomes: list[dict]):
+        super().__init__(outcomes)
+        self.outcomes = outcomes
+
+    def __str__(self) -> str:
+        failed = [o for o in self.outcomes if o["status"] == "failed"]
+        named = "; ".join(f"{o['show']}/{o['episode_id']}: {o['error']}" for o in failed[:3])
+        more = f"; and {len(failed) - 3} more" if len(failed) > 3 else ""
+        return f"{len(failed)} of {len(self.outcomes)} episode(s) failed: {named}{more}"
+
+
+def _worth_retrying(task, task_run, state: State) -> bool:
+    """Transient errors are retried; an episode failed for its input is not."""
+    return not isinstance(state.result(raise_on_failure=False), EpisodeFailed)
 
 
 @task(
     name="analyze-episode",
     retries=2,
     retry_delay_seconds=2,
+    retry_condition_fn=_worth_retrying,
     cache_policy=NO_CACHE,
     task_run_name="{episode.show}/{episode.episode_id}",
 )
 def analyze_episode(
     episode: Episode, config: RunConfig, analyzer: Analyzer, run_id: str, on_stage: Callable[[str], None] | None = None
 ) -> EpisodeOutcome:
-    return process_episode(episode, config, analyzer, run_id, StageClock(on_stage))
+    """One episode; a failed episode is a failed task run (after the retries of transient errors)."""
+    outcome = process_episode(episode, config, analyzer, run_id, StageClock(on_stage))
+    if outcome.status == "failed":
+        raise EpisodeFailed(outcome)
+    return outcome
 
 
 Runs = Iterator[tuple[Episode, State]]
@@ -121,7 +159,8 @@ def analyze_archive(
     warehouse and the reports.
 
     Returns one summary per episode. An episode that fails (after retries, for transient
-    errors) is recorded in `episodes` with status 'failed' and its error; the rest go on. An
+    errors) is recorded in `episodes` with status 'failed' and its error; the rest go on, and
+    the flow then ends failed with `EpisodesFailed` (the summaries in its `outcomes`). An
     episode whose audio, transcript, models, settings and pipeline version are those of its
     recorded rows is skipped (`reprocess` to redo it anyway); when every episode is skipped,
     the views and reports are left as they are. `task_runner="dask"` fans the episodes out
@@ -143,6 +182,8 @@ def analyze_archive(
         diarization=diarization,
     )
     # A feed URL is mirrored into the cache (new enclosures downloaded) and read like a folder.
+    for line in tidy(config.warehouse):
+        logger.info("warehouse: %s", line)
     episodes = discover(mirror_feed(archive, say=logger.info) if is_remote(archive) else Path(archive))
     logger.info(
         "%d episode(s) in %s; models %s; device %s", len(episodes), archive, analyzer.model_ids, analyzer.device
@@ -158,8 +199,9 @@ def analyze_archive(
             name = f"{episode.show}/{episode.episode_id}"
             if state.is_completed():
                 outcome = state.result()
-            else:
-                error = state.result(raise_on_failure=False)
+            elif isinstance(error := state.result(raise_on_failure=False), EpisodeFailed):
+                outcome = error.outcome
+            else:  # given up after its retries: recorded without its inputs, so the next run tries again
                 outcome = record_failure(
                     episode, config, run_id, analyzer.model_ids, f"{type(error).__name__}: {error}"
                 )
@@ -181,9 +223,20 @@ def analyze_archive(
     report_dir = reports_dir(config.warehouse, reports)
     changed = any(o.status != "skipped" for o in outcomes)
     if changed or not outputs_exist(config.warehouse, report_dir):
-        refresh_views(config.warehouse)
-        pages = build_reports(config.warehouse, report_dir, report_window_s)
-        logger.info("warehouse %s; %d report page(s) in %s", config.warehouse, len(pages), report_dir)
+        try:
+            refresh_views(config.warehouse)
+            pages = build_reports(config.warehouse, report_dir, report_window_s)
+        except WarehouseBusy as error:  # the rows are written: the next run refreshes the rest
+            logger.warning("%s; the views and reports will be refreshed by the next run", error)
+        else:
+            mark_outputs_fresh(config.warehouse)
+            logger.info("warehouse %s; %d report page(s) in %s", config.warehouse, len(pages), report_dir)
     else:
         logger.info("nothing changed: warehouse %s and reports in %s left as they were", config.warehouse, report_dir)
-    return [asdict(o) for o in outcomes]
+    if older := sum(o.older_code for o in outcomes):
+        logger.info("%d episode(s) scored again: their rows were scored by older scoring code", older)
+    summaries = [asdict(o) for o in outcomes]
+    if any(o.status == "failed" for o in outcomes):
+        failed = EpisodesFailed(summaries)  # a state, not a raise: Prefect would log a traceback
+        return Failed(message=str(failed), data=failed)
+    return summaries

@@ -30,6 +30,8 @@ LaughterModelOption = Annotated[
 OperatingPointOption = Annotated[
     str, typer.Option(help="The laughter detector's named operating point (see `ser-pipeline models`).")
 ]
+EXIT_EPISODES_FAILED, EXIT_NOTHING_RAN = 1, 3  # 2: a bad option or argument (typer's usage errors)
+
 WarehouseOption = Annotated[Path, typer.Option(help="Warehouse folder (Parquet files and podcasts.duckdb).")]
 DataOption = Annotated[
     Path | None, typer.Option(help="Shared data folder (default: $SER_SHARED_DATA or ../shared/data).")
@@ -130,8 +132,10 @@ def run(
 ) -> None:
     """Analyze every episode of ARCHIVE with the Prefect flow `analyze-archive`.
 
-    Episodes unchanged since their recorded run are skipped. Exits 1 when any episode failed
-    (each is recorded in the `episodes` table with its error).
+    Episodes unchanged since their recorded run are skipped. Exit codes: 0 every episode ok or
+    skipped; 1 some episodes failed (each is recorded in the `episodes` table with its error,
+    the others are complete); 2 a bad option or argument; 3 the run itself could not go on
+    (no Prefect server, an unreadable archive).
     """
     _check_segmentation(segmentation)
     archive = _archive_argument(archive, "ARCHIVE")
@@ -158,12 +162,12 @@ def run(
         _print_run_summary(outcomes, time.perf_counter() - began, warehouse)
         typer.echo("nothing changed since the recorded runs: no flow run started (--reprocess redoes them)")
         raise typer.Exit(0)
-    from ser_pipeline.prefect_api import prefect_api
+    from ser_pipeline.prefect_api import PrefectServerError, prefect_api
 
-    with prefect_api(load=lambda: __import__("flows.analyze_archive")):
-        from flows.analyze_archive import analyze_archive
+    with _exit_on(PrefectServerError), prefect_api(load=lambda: __import__("flows.analyze_archive")):
+        from flows.analyze_archive import EpisodesFailed, analyze_archive
 
-        outcomes = analyze_archive(
+        state = analyze_archive(
             archive=archive,
             warehouse=str(warehouse),
             segmentation=segmentation,
@@ -180,12 +184,21 @@ def run(
             task_runner=task_runner,
             dask_address=dask_address,
             diarization=diarization,
+            return_state=True,
         )
+        result = state.result(raise_on_failure=False)
+    if isinstance(result, EpisodesFailed):
+        outcomes = result.outcomes
+    elif isinstance(result, BaseException):
+        typer.echo(f"error: the run could not go on: {type(result).__name__}: {result}", err=True)
+        raise typer.Exit(EXIT_NOTHING_RAN)
+    else:
+        outcomes = result
     failed = [o for o in outcomes if o["status"] == "failed"]
     _print_run_summary(outcomes, time.perf_counter() - began, warehouse)
     for outcome in failed:
         typer.echo(f"failed: {outcome['show']}/{outcome['episode_id']}: {outcome['error']}", err=True)
-    raise typer.Exit(1 if failed else 0)
+    raise typer.Exit(EXIT_EPISODES_FAILED if failed else 0)
 
 
 @app.command()
@@ -285,6 +298,16 @@ def _check_segmentation(segmentation: str) -> None:
 
 
 @contextmanager
+def _exit_on(*errors: type[BaseException]):
+    """These errors end the command with their message and EXIT_NOTHING_RAN, not a traceback."""
+    try:
+        yield
+    except errors as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(EXIT_NOTHING_RAN) from None
+
+
+@contextmanager
 def _model_problems_exit():
     """An unknown model id, a model asked to do what it does not, a bad operating point or
     missing weights end the command with the message (exit 2), not a traceback."""
@@ -345,22 +368,26 @@ def _print_run_summary(outcomes: list[dict], seconds: float, warehouse: Path) ->
         f"{audio_s / max(seconds, 1e-9):.0f}",
     )
     Console().print(table)
+    if older := sum(o.get("older_code", False) for o in outcomes):
+        typer.echo(f"{older} episode(s) scored again: their rows were scored by older scoring code")
     typer.echo(f"warehouse: {warehouse} (query with `ser-pipeline query`)")
 
 
 @app.command()
 def predict(
     files: Annotated[list[Path], typer.Argument(help="Audio files; each whole file is one segment.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="CSV file to write.")],
+    output: Annotated[str, typer.Option("--output", "-o", help="CSV file to write; - for standard output.")],
     device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
     emotion_model: EmotionModelOption = None,
     dims_model: DimsModelOption = None,
     laughter_model: LaughterModelOption = None,
 ) -> None:
-    """Clip-level predictions: one CSV row per file (`file` exactly as given)."""
+    """Clip-level predictions: one CSV row per file (`file` exactly as given). A file that cannot
+    be read or scored gets a row with the reason in `error` and empty scores; the others are
+    scored. Exits 1 when any file failed."""
     import csv
+    import sys
 
-    from ser_pipeline.audio import AudioError
     from ser_pipeline.inference import Analyzer
     from ser_pipeline.schema import PREDICTION_COLUMNS, SCORE_COLUMNS
 
@@ -368,22 +395,29 @@ def predict(
         analyzer = Analyzer(
             device=device, emotion_model=emotion_model, dims_model=dims_model, laughter_model=laughter_model
         )
-    rows, problems = [], []
+    rows, failed = [], 0
     for file in files:
         try:
+            if not file.is_file():
+                raise FileNotFoundError("no such file")
             scores = analyzer.analyze_file(file)
-        except AudioError as error:
-            problems.append(f"{file}: {error}")
+        except Exception as error:  # noqa: BLE001 - one bad file costs its row, not the batch
+            failed += 1
+            reason = " ".join(str(error).split()) or type(error).__name__
+            rows.append({"file": str(file), "error": reason})
+            typer.echo(f"failed: {file}: {reason}", err=True)
             continue
-        rows.append({"file": str(file), **{c: scores.columns[c][0] for c in SCORE_COLUMNS}})
-    with output.open("w", newline="") as handle:
+        rows.append({"file": str(file), **{c: scores.columns[c][0] for c in SCORE_COLUMNS}, "error": None})
+    handle = sys.stdout if output == "-" else open(output, "w", newline="")  # noqa: SIM115 - closed below
+    try:
         writer = csv.DictWriter(handle, fieldnames=PREDICTION_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    typer.echo(f"wrote {len(rows)} row(s) to {output}")
-    for problem in problems:
-        typer.echo(f"skipped {problem}", err=True)
-    raise typer.Exit(1 if problems else 0)
+    finally:
+        if handle is not sys.stdout:
+            handle.close()
+    typer.echo(f"wrote {len(rows)} row(s) to {'standard output' if output == '-' else output}", err=True)
+    raise typer.Exit(1 if failed else 0)
 
 
 @app.command()

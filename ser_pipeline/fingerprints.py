@@ -12,9 +12,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ser_pipeline import __version__
 from ser_pipeline.archive import Episode
 from ser_pipeline.files import file_sha256
+from ser_pipeline.scoring_version import SCORING_VERSION
 from ser_pipeline.segmentation import Segmentation
 from ser_pipeline.warehouse import table_file
 
@@ -58,7 +58,7 @@ def previous_row(warehouse: Path, episode: Episode) -> dict | None:
 def episode_inputs(episode: Episode, config: RunConfig, models: dict, previous: dict | None) -> Inputs:
     """Fingerprint of the audio (sha256, reused from `previous` while the file's size and mtime
     are unchanged), the transcript, the segmentation, the models (`registry.models_fingerprint`)
-    and the pipeline version."""
+    and the scoring code (`scoring_version`)."""
     audio_sha = audio_stat = None
     if episode.audio_path is not None and episode.audio_path.is_file():
         stat = episode.audio_path.stat()
@@ -75,7 +75,7 @@ def episode_inputs(episode: Episode, config: RunConfig, models: dict, previous: 
         "transcript": file_sha256(transcript) if transcript and transcript.is_file() else None,
         "segmentation": config.describe(),
         "models": models,
-        "pipeline_version": __version__,
+        "scoring_version": SCORING_VERSION,
     }
     fingerprint = hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
     return Inputs(audio_sha, audio_stat, fingerprint)

@@ -154,6 +154,8 @@ class Analyzer:
             "dims": self.dims_spec.id,
             "laughter": f"{self.laughter_spec.id}@{self.operating_point_name}",
         }
+        if self.speaker_branch is not None:  # joins in where segments have speakers
+            ids["emotion_branch"] = self.emotion_spec.options["speaker_branch"]["model"]
         return {**ids, "diarization": self.diarizer.source} if self.diarizer else ids
 
     @property
@@ -353,10 +355,10 @@ class Analyzer:
             return emotion, sentiment, dims, statistics, descriptions
         spans = [self._voiced(logmel, *frame_span(s.start_s, s.end_s, fps, len(logmel))) for s in segments]
         n_mfcc = self.front_end.config.n_mfcc
-        if self.speaker_branch is not None:  # only segments with a speaker can be fused
+        if self.speaker_branch is not None:
+            # Every segment's: a diarizer may name its speaker after it was scored (`finish`).
             for i, span in enumerate(spans):
-                if segments[i].speaker is not None:
-                    statistics[i] = utterance_statistics(logmel[slice(*span)], n_mfcc).numpy()
+                statistics[i] = utterance_statistics(logmel[slice(*span)], n_mfcc).numpy()
         for bucket in self._length_buckets(spans):
             pieces = [logmel[slice(*spans[i])] for i in bucket]
             lengths = torch.tensor([len(p) for p in pieces])
@@ -402,9 +404,11 @@ class StreamingScorer:
         if sum(self._frames(s) for s in self.ready.values()) >= self.analyzer.max_batch_frames:
             with clock.stage("emotion"):
                 self._score_ready(logmel)
+        if self.analyzer.laughter_reads_waveform:  # the Gillick ResNet reads the waveform in `finish`
+            return
         context, chunk = self.analyzer.laughter_net.config.receptive_frames, self.analyzer.laughter_chunk_frames
         done = self.laughter.rows
-        if not self.analyzer.laughter_reads_waveform and frames - context - done >= chunk:
+        if frames - context - done >= chunk:
             with clock.stage("laughter"):
                 self.laughter.append(self.analyzer._laughter_chunk(logmel, done, frames - context))
 

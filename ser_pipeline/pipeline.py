@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from ser_pipeline import __version__, schema
+from ser_pipeline import schema
 from ser_pipeline.archive import Episode
 from ser_pipeline.audio import SAMPLE_RATE, AudioError, Decoding, GrowingArray, decode
 from ser_pipeline.devices import cpu_threads_beside_decoder
@@ -27,6 +27,7 @@ from ser_pipeline.diarization import attribute
 from ser_pipeline.features import LogMelStream
 from ser_pipeline.fingerprints import Inputs, RunConfig, episode_inputs, previous_row
 from ser_pipeline.inference import Analyzer, EpisodeScores, StreamingScorer
+from ser_pipeline.scoring_version import PIPELINE_VERSION
 from ser_pipeline.segmentation import Segment, Segmentation, sentence_segments, vad_segments, window_segments
 from ser_pipeline.timing import StageClock
 from ser_pipeline.transcripts import TranscriptError, clean_sentences, read_transcript
@@ -45,6 +46,7 @@ class EpisodeOutcome:
     error: str | None = None
     warnings: tuple[str, ...] = field(default=())
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    older_code: bool = False  # scored again because its rows were scored by another scoring version
 
 
 def segment_episode(
@@ -160,7 +162,7 @@ def _episode_row(episode: Episode, config: RunConfig, run_id: str, models: dict[
         "status": "ok",
         "error": None,
         "models": json.dumps(models, sort_keys=True),
-        "pipeline_version": __version__,
+        "pipeline_version": PIPELINE_VERSION,
         "run_id": run_id,
         "processed_at": datetime.now(UTC),
         **values,
@@ -244,6 +246,7 @@ def process_episode(
         return EpisodeOutcome(
             episode.show, episode.episode_id, "skipped", previous["duration_s"] or 0.0, stage_seconds=clock.seconds
         )
+    older_code = bool(previous) and previous["pipeline_version"] != PIPELINE_VERSION
     if episode.problem:
         return record_failure(episode, config, run_id, models, episode.problem, inputs)
     plan, scorer = segment_plan(episode, config), StreamingScorer(analyzer)
@@ -296,4 +299,5 @@ def process_episode(
         time.perf_counter() - began,
         warnings=tuple(warnings),
         stage_seconds=dict(clock.seconds),
+        older_code=older_code,
     )

@@ -28,8 +28,8 @@ def env(tmp_path_factory):
     return {**os.environ, "PREFECT_HOME": str(home), "PREFECT_LOGGING_LEVEL": "WARNING"}
 
 
-def cli(env, *args, check=True):
-    result = subprocess.run([*CLI, *map(str, args)], env=env, capture_output=True, text=True, timeout=900)
+def cli(env, *args, check=True, cwd=None):
+    result = subprocess.run([*CLI, *map(str, args)], env=env, capture_output=True, text=True, timeout=900, cwd=cwd)
     if check and result.returncode != 0:
         raise AssertionError(f"exit {result.returncode}\n{result.stdout}\n{result.stderr}")
     return result
@@ -94,7 +94,7 @@ def test_window_run_covers_each_episode_with_contiguous_windows(tmp_path, env):
         assert all(w[2] - w[1] <= 3.0 + 1e-9 for w in windows)
         assert len(windows) == -(-duration // 3)
     models = json.loads(rows(warehouse, "SELECT models FROM episodes LIMIT 1")[0][0])
-    assert set(models) == {"emotion", "dims", "laughter"}
+    assert set(models) == {"emotion", "dims", "laughter", "emotion_branch"}
 
 
 @needs_shared
@@ -118,6 +118,21 @@ def test_predict_writes_the_contract_columns_with_files_as_given(tmp_path, env, 
         assert row["emotion"] in EMOTIONS
         assert sum(float(row[f"p_{e}"]) for e in EMOTIONS) == pytest.approx(1, abs=1e-4)
         assert all(0 <= float(row[c]) <= 1 for c in ("valence", "arousal", "dominance", "laughter_prob"))
+
+
+def test_predict_gives_each_bad_file_a_row_with_its_error_and_scores_the_rest(tmp_path, env):
+    from conftest import tone, write_audio
+
+    good = write_audio(tmp_path / "good.wav", tone(220, 2.0), 16_000)
+    (tmp_path / "notes.mp3").write_bytes(os.urandom(5000))
+    result = cli(env, "predict", "notes.mp3", "missing.wav", "good.wav", "--output", "-", check=False, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    table = list(csv.DictReader(result.stdout.splitlines()))
+    assert [r["file"] for r in table] == ["notes.mp3", "missing.wav", "good.wav"]
+    bad, missing, scored = table
+    assert "decod" in bad["error"] and bad["emotion"] == "" and "no such file" in missing["error"]
+    assert scored["error"] == "" and scored["emotion"] in EMOTIONS and good.is_file()
+    assert "Traceback" not in result.stderr and "failed: notes.mp3" in result.stderr
 
 
 def test_demo_archive_with_bad_files_finishes_records_failures_and_keeps_good_rows(tmp_path, env, demo_archive):

@@ -129,3 +129,22 @@ def test_a_permanently_bad_file_is_not_retried_while_unchanged(tmp_path, analyze
     assert pipeline.process_episode(episode, config, analyzer, "r2").status == "skipped"
     bad.write_bytes(b"\x01" * 3000)
     assert pipeline.process_episode(episode, config, analyzer, "r3").status == "failed"
+
+
+def test_rows_scored_by_another_scoring_version_are_scored_again_and_counted(
+    one_episode, analyzer, tmp_path, monkeypatch
+):
+    import ser_pipeline.fingerprints as fingerprints
+    import ser_pipeline.pipeline as pipeline
+
+    config = RunConfig(tmp_path / "wh", Segmentation.window, window_s=2.0)
+    first = pipeline.process_episode(one_episode, config, analyzer, "run-1")
+    assert first.status == "ok" and not first.older_code
+    assert pipeline.previous_row(config.warehouse, one_episode)["pipeline_version"] == pipeline.PIPELINE_VERSION
+    assert pipeline.process_episode(one_episode, config, analyzer, "run-2").status == "skipped"
+    monkeypatch.setattr(fingerprints, "SCORING_VERSION", fingerprints.SCORING_VERSION + 1)
+    monkeypatch.setattr(pipeline, "PIPELINE_VERSION", "next")
+    upgraded = pipeline.process_episode(one_episode, config, analyzer, "run-3")
+    assert upgraded.status == "ok" and upgraded.older_code
+    assert pipeline.previous_row(config.warehouse, one_episode)["pipeline_version"] == "next"
+    assert pipeline.process_episode(one_episode, config, analyzer, "run-4").status == "skipped"
