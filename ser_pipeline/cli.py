@@ -427,26 +427,26 @@ def query(
     ],
     warehouse: WarehouseOption = Path("warehouse/data"),
 ) -> None:
-    """Run SQL on the warehouse (read-only connection) and print the result as a table."""
+    """Run SQL on the warehouse and print each result as a table. Only SELECT statements run
+    (WITH, FROM, DESCRIBE, SHOW and SUMMARIZE included), on a connection that reads nothing but
+    the warehouse: no other files, no network, no writes."""
     import duckdb
     from rich.console import Console
     from rich.table import Table
 
-    from ser_pipeline.warehouse import connect_read_only
+    from ser_pipeline.query import QueryRefused, run_query
+    from ser_pipeline.warehouse import WarehouseBusy
 
     try:
-        with connect_read_only(warehouse) as db:
-            result = db.sql(sql)
-            if result is None:
-                raise typer.BadParameter("the statement returned no rows to show", param_hint="SQL")
-            columns, rows = result.columns, result.fetchall()
-    except (duckdb.Error, FileNotFoundError) as error:
-        typer.echo(f"error: {error}", err=True)
+        results = run_query(warehouse, sql)
+    except (QueryRefused, WarehouseBusy, duckdb.Error, FileNotFoundError) as error:
+        typer.echo(f"error: {' '.join(str(error).split())}", err=True)
         raise typer.Exit(2) from None
-    table = Table(*columns)
-    for row in rows:
-        table.add_row(*("" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
-    Console().print(table)
+    for result in results:
+        table = Table(*result.columns)
+        for row in result.rows:
+            table.add_row(*("" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
+        Console().print(table)
 
 
 @app.command()
