@@ -32,6 +32,24 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _die_with_parent(parent: int) -> Callable[[], None] | None:
+    """For the child, before it runs: on Linux, ask the kernel for SIGTERM when this process
+    dies, however it dies (kill -9 included), so no server outlives its run."""
+    if not sys.platform.startswith("linux"):
+        return None
+
+    def arrange() -> None:
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the request was in place
+            os._exit(1)
+
+    return arrange
+
+
 class TemporaryServer:
     """`prefect server start` on a free loopback port; `wait_ready` before use, `stop` after.
     Without `services` (the scheduler among them) it is an API only, all a run needs."""
@@ -50,7 +68,12 @@ class TemporaryServer:
         # `prefect server start` on the same database registers them.
         env = {"PREFECT_API_BLOCKS_REGISTER_ON_START": "false", **os.environ}
         self.process = subprocess.Popen(
-            command, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+            command,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            preexec_fn=_die_with_parent(os.getpid()),
         )
 
     def output(self) -> str:

@@ -54,3 +54,31 @@ def test_without_a_configured_server_a_temporary_one_answers_and_is_stopped_afte
 def test_a_server_in_the_environment_is_used_without_starting_one(tmp_path):
     url, healthy, started, *rest = _probe(tmp_path, PREFECT_API_URL="http://127.0.0.1:9/api")
     assert (url, started) == ("http://127.0.0.1:9/api", "0")
+
+
+@pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGTERM"])
+def test_the_temporary_server_dies_with_the_process_that_started_it(signal_name, tmp_path):
+    import signal
+    import time
+
+    code = (
+        "from ser_pipeline.prefect_api import TemporaryServer; server = TemporaryServer(); server.wait_ready();"
+        " print(server.process.pid, flush=True); import time; time.sleep(600)"
+    )
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path)}
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+    server = int(parent.stdout.readline())
+    os.kill(server, 0)  # running
+    parent.send_signal(getattr(signal, signal_name))
+    parent.wait(timeout=30)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(server, 0)
+        except ProcessLookupError:
+            return
+        if open(f"/proc/{server}/stat").read().split()[2] == "Z":  # exited, not yet reaped
+            return
+        time.sleep(0.2)
+    os.kill(server, signal.SIGKILL)
+    pytest.fail(f"the server (pid {server}) outlived its parent's {signal_name}")
