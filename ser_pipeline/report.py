@@ -56,10 +56,16 @@ def clock(seconds: float) -> str:
     return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
 
 
+def _as_text(values) -> list[str]:
+    """Names shown inside charts, escaped: plotly renders labels, legends and hover text as
+    HTML, so a title holding `<a href>` would become a link."""
+    return [html.escape(str(value), quote=False) for value in values]  # plotly shows &quot; as is
+
+
 def _hover_labels(segments: pd.DataFrame) -> list[str]:
     """Segment time, speaker and sentence, escaped (plotly renders hover text as HTML)."""
     return [
-        f"{clock(start)}–{clock(end)} · {html.escape(str(speaker or '–'))}<br>{html.escape(str(text or ''))[:200]}"
+        f"{clock(start)}–{clock(end)} · {_as_text([speaker or '–'])[0]}<br>{_as_text([str(text or '')[:200]])[0]}"
         for start, end, speaker, text in zip(segments.start_s, segments.end_s, segments.speaker, segments.text)
     ]
 
@@ -177,7 +183,10 @@ def _speaker_section(segments: pd.DataFrame) -> str:
         for name, r in table.iterrows()
     )
     chart = go.Figure(
-        [go.Bar(x=table.index, y=table[dim], name=dim, marker_color=DIMENSION_COLOURS[dim]) for dim in DIMENSIONS]
+        [
+            go.Bar(x=_as_text(table.index), y=table[dim], name=dim, marker_color=DIMENSION_COLOURS[dim])
+            for dim in DIMENSIONS
+        ]
     )
     chart.update_layout(title="Mean valence, arousal, dominance per speaker", yaxis=dict(range=[0, 1]))
     return (
@@ -249,12 +258,18 @@ def _index_page(summary: pd.DataFrame, failed: pd.DataFrame) -> str:
     )
     chart = go.Figure()
     for show, group in summary.groupby("show"):
-        chart.add_trace(go.Bar(x=group.title, y=group.laughs_per_10min, name=show))
+        chart.add_trace(go.Bar(x=_as_text(group.title), y=group.laughs_per_10min, name=_as_text([show])[0]))
     chart.update_layout(title="Laughs per 10 minutes per episode", yaxis_title="laughs / 10 min")
     valence = go.Figure()
     for show, group in summary.sort_values("published").groupby("show"):
         valence.add_trace(
-            go.Scatter(x=group.published, y=group.mean_valence, mode="lines+markers", name=show, text=group.title)
+            go.Scatter(
+                x=group.published,
+                y=group.mean_valence,
+                mode="lines+markers",
+                name=_as_text([show])[0],
+                text=_as_text(group.title),
+            )
         )
     valence.update_layout(title="Mean valence per episode over time", yaxis=dict(range=[0, 1]))
     failures = "".join(

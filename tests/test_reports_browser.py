@@ -19,7 +19,7 @@ pytestmark = [
     ),
 ]
 ARTIFACTS = ROOT / "test-artifacts"
-HOSTILE_TITLE = "<script>alert(1)</script>"
+HOSTILE_TITLE = '<script>alert(1)</script><a href="https://evil.example/">win</a>'
 EPISODE_CHARTS = {"dims": 7, "sentiment": 1, "emotions-over-time": 7, "emotion-shares": 1}
 
 
@@ -128,6 +128,17 @@ def test_hostile_titles_and_speakers_show_as_text(reports, browser):
     assert page.title() == HOSTILE_TITLE
     assert "Morning <Chat>" in page.locator("p.meta").inner_text()
     assert problems == []  # no alert dialog fired
+    page.close()
+    page, problems = open_page(browser, reports / "index.html")
+    links = page.evaluate(
+        "Array.from(document.querySelectorAll('.js-plotly-plot a'))"
+        ".map(a => a.getAttribute('href') || a.getAttribute('xlink:href') || '')"
+    )
+    assert not [link for link in links if "evil" in link], links  # the title is no link inside the charts
+    ticks = page.eval_on_selector_all("#laughs-per-10min .xtick text", "ts => ts.map(t => t.textContent)")
+    assert HOSTILE_TITLE in ticks, ticks  # shown as the text it is
+    legend = page.eval_on_selector_all("#laughs-per-10min .legendtext", "ts => ts.map(t => t.textContent)")
+    assert "Morning <Chat>" in legend and problems == []
     page.close()
     page, problems = open_page(browser, reports / page_name("Morning <Chat>", "ep1"))
     assert page.locator("table td", has_text="onerror").inner_text() == "Guest <img src=x onerror=alert(2)>"
