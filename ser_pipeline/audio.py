@@ -9,8 +9,12 @@ the pipeline can keep only their log-mel frames.
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from queue import Empty, Full, Queue
@@ -56,7 +60,13 @@ def downmix(block: np.ndarray) -> np.ndarray:
 
 
 def _soundfile_blocks(path: Path) -> tuple[Source, Iterator[np.ndarray]]:
-    handle = sf.SoundFile(path)
+    with _quiet_native_stderr():  # libmpg123 prints "Note: Illegal Audio-MPEG-Header" while probing
+        try:
+            handle = sf.SoundFile(path)
+        except sf.LibsndfileError as error:
+            # For bytes it cannot parse as its format libsndfile says "File does not exist or is
+            # not a regular file (possibly a pipe?)" of a file that exists: say what is true.
+            raise AudioError(f"not decodable audio: no {path.suffix} audio found in the file") from error
 
     def blocks() -> Iterator[np.ndarray]:
         # Plain reads until one comes back empty: SoundFile.blocks() trusts the header's frame
@@ -100,6 +110,32 @@ def iter_blocks(path: Path) -> tuple[Source, Iterator[np.ndarray]]:
         return _ffmpeg_blocks(path)
     except (sf.LibsndfileError, RuntimeError, OSError) as error:
         raise AudioError(f"cannot decode {path.suffix} audio: {_one_line(error)}") from None
+
+
+_NATIVE_NOISE = (b"Note: ", b"Warning: ", b"[src/libmpg123")
+
+
+@contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Capture what native decoders write straight to file descriptor 2 while inside; pass on
+    every line that is not their probing noise, so nothing else written meanwhile is lost."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable stderr
+        yield
+        return
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [line for line in captured.read().splitlines(keepends=True) if not line.startswith(_NATIVE_NOISE)]
+            if kept:
+                os.write(2, b"".join(kept))
 
 
 def _one_line(error: BaseException) -> str:

@@ -8,11 +8,14 @@ changed can be reported.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 TRANSCRIPT_SUFFIXES: tuple[str, ...] = (".json", ".srt", ".vtt")
+# A 3-hour episode's transcript is about 200 kB of SRT or 1 MB of JSON with word timings.
+MAX_TRANSCRIPT_BYTES = 20_000_000
 
 
 class TranscriptError(ValueError):
@@ -88,18 +91,27 @@ def parse_podcast_json(text: str) -> list[Sentence]:
         raise TranscriptError('JSON transcript has no "segments" list')
     sentences = []
     for index, segment in enumerate(segments):
+        if not isinstance(segment, dict):
+            raise TranscriptError(f"segment {index} is not an object")
         try:
             start, end = float(segment["startTime"]), float(segment["endTime"])
         except (KeyError, TypeError, ValueError):
             raise TranscriptError(f"segment {index} lacks numeric startTime/endTime") from None
+        if not (math.isfinite(start) and math.isfinite(end)):
+            raise TranscriptError(f"segment {index} has a time that is not a finite number")
         speaker = segment.get("speaker")
-        sentences.append(Sentence(start, end, str(segment.get("body", "")).strip(), speaker or None))
+        if isinstance(speaker, int | float) and not isinstance(speaker, bool):
+            speaker = str(speaker)  # numbered speakers
+        if speaker is not None and not isinstance(speaker, str):
+            raise TranscriptError(f"segment {index} has a speaker that is not a name: {speaker!r}"[:200])
+        body = segment.get("body", "")
+        sentences.append(Sentence(start, end, body.strip() if isinstance(body, str) else "", speaker or None))
     return sentences
 
 
 def _decode_text(raw: bytes) -> str:
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return raw.decode("utf-16")
+        return raw.decode("utf-16", errors="replace")  # a cut-off last character becomes U+FFFD
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -113,8 +125,12 @@ def read_transcript(path: Path) -> list[Sentence]:
     if suffix not in TRANSCRIPT_SUFFIXES:
         raise TranscriptError(f"{path.name}: unsupported transcript type {suffix!r}")
     try:
+        if (size := path.stat().st_size) > MAX_TRANSCRIPT_BYTES:
+            raise TranscriptError(f"{size} bytes, more than the {MAX_TRANSCRIPT_BYTES} a transcript may have")
         text = _decode_text(path.read_bytes())
         return parse_podcast_json(text) if suffix == ".json" else parse_cues(text)
+    except (OSError, RecursionError) as error:  # unreadable; JSON nested beyond any transcript
+        raise TranscriptError(f"{path.name}: cannot be read ({type(error).__name__})") from None
     except TranscriptError as error:
         raise TranscriptError(f"{path.name}: {error}") from None
 

@@ -65,6 +65,11 @@ def test_podcast_json():
         ("{not json", "malformed JSON"),
         ("[]", 'no "segments"'),
         ('{"segments": [{"startTime": "x", "endTime": 1}]}', "numeric startTime"),
+        ('{"segments": [{"startTime": NaN, "endTime": 1}]}', "not a finite number"),
+        ('{"segments": [{"startTime": 0, "endTime": Infinity}]}', "not a finite number"),
+        ('{"segments": [{"startTime": 0, "endTime": 1, "speaker": ["A", "B"]}]}', "speaker that is not a name"),
+        ('{"segments": [{"startTime": 0, "endTime": 1, "speaker": {"id": 1}}]}', "speaker that is not a name"),
+        ('{"segments": ["hello"]}', "not an object"),
     ],
 )
 def test_bad_json_is_a_transcript_error(text, message):
@@ -88,6 +93,28 @@ def test_read_transcript_names_the_file_and_decodes_legacy_encodings(tmp_path):
     utf16 = tmp_path / "ep16.vtt"
     utf16.write_bytes("WEBVTT\n\n00:01.000 --> 00:02.000\nnaïve\n".encode("utf-16"))
     assert read_transcript(utf16)[0].text == "naïve"
+
+
+def test_numbered_speakers_are_names_and_a_body_that_is_not_text_is_empty():
+    (sentence,) = parse_podcast_json('{"segments": [{"startTime": 0, "endTime": 1, "speaker": 7, "body": [1]}]}')
+    assert sentence == Sentence(0.0, 1.0, "", "7")
+
+
+def test_utf16_with_an_odd_number_of_bytes_reads_all_but_the_cut_character(tmp_path):
+    srt = tmp_path / "ep.srt"
+    srt.write_bytes("1\n00:00:01,000 --> 00:00:02,000\nHost: hello\n".encode("utf-16") + b"\x00")
+    (sentence,) = read_transcript(srt)
+    assert (sentence.speaker, sentence.text) == ("Host", "hello \ufffd")  # the stray byte, on its own line
+
+
+def test_a_transcript_larger_than_any_real_one_is_refused_unread(tmp_path, monkeypatch):
+    from ser_pipeline import transcripts
+
+    monkeypatch.setattr(transcripts, "MAX_TRANSCRIPT_BYTES", 100)
+    big = tmp_path / "ep.srt"
+    big.write_text("1\n00:00:01,000 --> 00:00:02,000\n" + "x" * 200 + "\n")
+    with pytest.raises(TranscriptError, match="ep.srt: 2.. bytes, more than the 100"):
+        read_transcript(big)
 
 
 def test_clean_sorts_drops_impossible_and_clips_to_duration():
