@@ -43,6 +43,11 @@ class Episode:
     warnings: tuple[str, ...] = field(default=())
 
 
+def _escapes(path: Path, root: Path) -> bool:
+    """Whether `path` resolves (through symlinks) outside `root`."""
+    return not path.resolve().is_relative_to(root.resolve())
+
+
 def _inside(folder: Path, reference: str) -> Path | None:
     """Resolve a feed's relative reference inside `folder`; None when it escapes or is remote."""
     if "://" in reference or reference.startswith("/") or Path(reference).is_absolute():
@@ -70,10 +75,10 @@ def _parse_date(text: str | None) -> datetime | None:
 def _feed_episodes(folder: Path, feed_path: Path, default_show: str) -> tuple[str, list[Episode]]:
     try:
         channel = ET.parse(feed_path).getroot().find("channel")
-    except ET.ParseError as error:
-        raise ArchiveError(f"{feed_path}: not a readable RSS feed ({error})") from None
+    except (ET.ParseError, OSError) as error:
+        raise ArchiveError(f"{feed_path.name}: not a readable RSS feed ({error})") from None
     if channel is None:
-        raise ArchiveError(f"{feed_path}: RSS feed has no <channel>")
+        raise ArchiveError(f"{feed_path.name}: RSS feed has no <channel>")
     show = (channel.findtext("title") or "").strip() or default_show
     episodes, seen_ids = [], set()
     for number, item in enumerate(channel.findall("item"), start=1):
@@ -94,13 +99,13 @@ def _feed_episodes(folder: Path, feed_path: Path, default_show: str) -> tuple[st
             problem = f"enclosure {reference!r} is missing or points outside the show folder"
         elif audio_path.suffix.lower() not in AUDIO_SUFFIXES:
             problem = f"enclosure {reference!r} is not an audio file"
-        transcripts = [
-            path
-            for tag in item.findall(f"{{{PODCAST_NS}}}transcript")
-            if (path := _inside(folder, tag.get("url", ""))) is not None
-            and path.suffix.lower() in _TRANSCRIPT_PREFERENCE
-            and path.is_file()
-        ]
+        transcripts = []
+        for tag in item.findall(f"{{{PODCAST_NS}}}transcript"):
+            reference = tag.get("url", "")
+            if (path := _inside(folder, reference)) is None:
+                warnings.append(f"transcript {reference[:200]!r} points outside the show folder; not read")
+            elif path.suffix.lower() in _TRANSCRIPT_PREFERENCE and path.is_file():
+                transcripts.append(path)
         transcript = min(transcripts, key=lambda p: _TRANSCRIPT_PREFERENCE[p.suffix.lower()], default=None)
         if transcript is None and audio_path is not None:
             transcript = _sidecar_transcript(audio_path)
@@ -119,26 +124,43 @@ def _feed_episodes(folder: Path, feed_path: Path, default_show: str) -> tuple[st
     return show, episodes
 
 
-def discover_show(folder: Path) -> list[Episode]:
-    """Episodes of one show folder: the feed's items first, then audio files it does not name."""
-    folder = folder.resolve()
+def discover_show(folder: Path, root: Path | None = None) -> list[Episode]:
+    """Episodes of one show folder: the feed's items first, then audio files it does not name.
+    A feed that cannot be read makes one failed episode (`FEED_NAME`) that says why, and no
+    others: the folder's files are named by the feed. A file that resolves outside `root` (the
+    archive; default: the folder), through a symlink, is an episode refused with the reason."""
+    root = (root or folder).absolute()
+    folder = folder.absolute()
     show, episodes = folder.name, []
     if (folder / FEED_NAME).is_file():
-        show, episodes = _feed_episodes(folder, folder / FEED_NAME, folder.name)
+        try:
+            show, episodes = _feed_episodes(folder, folder / FEED_NAME, folder.name)
+        except ArchiveError as error:
+            return [Episode(show, FEED_NAME, FEED_NAME, None, problem=str(error))]
     named = {e.audio_path for e in episodes}
     taken_ids = {e.episode_id for e in episodes}
     for audio_path in sorted(folder.iterdir()):
-        if audio_path.suffix.lower() not in AUDIO_SUFFIXES or not audio_path.is_file() or audio_path in named:
+        if audio_path.suffix.lower() not in AUDIO_SUFFIXES or not audio_path.is_file():
+            continue
+        if audio_path.resolve() in named:
             continue
         episode_id = audio_path.stem if audio_path.stem not in taken_ids else audio_path.name
         taken_ids.add(episode_id)
+        problem, transcript = None, _sidecar_transcript(audio_path)
+        if _escapes(audio_path, root):
+            problem = f"{audio_path.name} is a link to a file outside the archive; refused"
+        warnings = ()
+        if transcript is not None and _escapes(transcript, root):
+            transcript, warnings = None, (f"{audio_path.stem}: a transcript linked from outside the archive; not read",)
         episodes.append(
             Episode(
                 show=show,
                 episode_id=episode_id,
                 title=audio_path.stem,
-                audio_path=audio_path,
-                transcript_path=_sidecar_transcript(audio_path),
+                audio_path=None if problem else audio_path.resolve(),
+                transcript_path=transcript.resolve() if transcript else None,
+                problem=problem,
+                warnings=warnings,
             )
         )
     return episodes
@@ -157,7 +179,13 @@ def discover(archive: Path) -> list[Episode]:
     if _is_show_folder(archive):
         return discover_show(archive)
     shows = [p for p in sorted(archive.iterdir()) if p.is_dir() and not p.name.startswith(".")]
-    episodes = [episode for show in shows if _is_show_folder(show) for episode in discover_show(show)]
+    episodes = []
+    for show in shows:
+        if _escapes(show, archive):
+            problem = f"show folder {show.name} is a link to a folder outside the archive; refused"
+            episodes.append(Episode(show.name, show.name, show.name, None, problem=problem))
+        elif _is_show_folder(show):
+            episodes += discover_show(show, archive)
     if not episodes:
         raise ArchiveError(f"no audio files or feed.xml found in {archive} or its sub-folders")
     return episodes

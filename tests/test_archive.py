@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pytest
 
 from conftest import EPISODES, needs_shared
-from ser_pipeline.archive import ArchiveError, discover
+from ser_pipeline.archive import PODCAST_NS, ArchiveError, discover
 
 FEED = """<?xml version="1.0" encoding="UTF-8"?>
 <rss version="2.0" xmlns:podcast="https://podcastindex.org/namespace/1.0"><channel><title>My Show</title>
@@ -65,12 +65,54 @@ def test_feed_items_give_ids_titles_dates_transcripts_and_unsafe_enclosures_are_
     assert len(episodes) == 6
 
 
-@pytest.mark.parametrize("content", ["<rss><channel>", "<rss/>"])
-def test_unreadable_feed_is_an_archive_error(tmp_path, content):
-    touch(tmp_path / "s" / "a.mp3")
-    (tmp_path / "s" / "feed.xml").write_text(content)
-    with pytest.raises(ArchiveError, match="feed.xml"):
-        discover(tmp_path)
+BILLION_LAUGHS = (
+    '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaaaa">'
+    + "".join(f'<!ENTITY {n} "{("&" + p + ";") * 10}">' for p, n in zip("abcdefgh", "bcdefghi"))
+    + "]><rss><channel><title>&i;</title></channel></rss>"
+)
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [("<rss><channel>", "not a readable RSS feed"), ("<rss/>", "no <channel>"), (BILLION_LAUGHS, "not a readable")],
+)
+def test_an_unreadable_feed_fails_its_show_only(tmp_path, content, reason):
+    touch(tmp_path / "bad" / "a.mp3")
+    (tmp_path / "bad" / "feed.xml").write_text(content)
+    touch(tmp_path / "good" / "b.mp3")
+    episodes = discover(tmp_path)
+    assert [(e.show, e.episode_id) for e in episodes] == [("bad", "feed.xml"), ("good", "b")]
+    assert reason in episodes[0].problem and "feed.xml" in episodes[0].problem and episodes[1].problem is None
+
+
+def test_links_out_of_the_archive_are_refused_with_a_reason(tmp_path):
+    outside, archive = tmp_path / "outside", tmp_path / "archive"
+    touch(outside / "secret.mp3")
+    (outside / "secret.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nsecret text\n")
+    touch(outside / "show" / "x.mp3")
+    touch(archive / "show" / "inside.mp3")
+    (archive / "show" / "linked.mp3").symlink_to(outside / "secret.mp3")
+    (archive / "show" / "inside.srt").symlink_to(outside / "secret.srt")
+    (archive / "show" / "alias.mp3").symlink_to(archive / "show" / "inside.mp3")  # inside: fine
+    (archive / "elsewhere").symlink_to(outside / "show")
+    episodes = {e.episode_id: e for e in discover(archive)}
+    assert set(episodes) == {"alias", "inside", "linked", "elsewhere"}
+    assert "outside the archive" in episodes["linked"].problem and episodes["linked"].audio_path is None
+    assert "outside the archive" in episodes["elsewhere"].problem
+    inside = episodes["inside"]
+    assert inside.problem is None and inside.transcript_path is None and "not read" in inside.warnings[0]
+    assert episodes["alias"].problem is None and episodes["alias"].audio_path == inside.audio_path
+
+
+def test_a_feed_transcript_outside_the_show_folder_is_a_warning(tmp_path):
+    show = tmp_path / "s"
+    touch(show / "a.mp3")
+    (show / "feed.xml").write_text(
+        f'<rss xmlns:podcast="{PODCAST_NS}"><channel><title>S</title><item><guid>a</guid>'
+        '<enclosure url="a.mp3"/><podcast:transcript url="../../etc/passwd.srt"/></item></channel></rss>'
+    )
+    (episode,) = discover(tmp_path)
+    assert episode.transcript_path is None and "outside the show folder" in episode.warnings[0]
 
 
 def test_empty_or_missing_archive(tmp_path):
