@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ser_pipeline.archive import Episode, discover
 from ser_pipeline.inference import Analyzer
 from ser_pipeline.pipeline import EpisodeOutcome, RunConfig, process_episode, record_failure
-from ser_pipeline.remote import is_remote, mirror_feed
+from ser_pipeline.remote import Limits, is_remote, mirror_feed
 from ser_pipeline.report import build_reports
 from ser_pipeline.segmentation import Segmentation
 from ser_pipeline.timing import StageClock, describe
@@ -154,6 +154,7 @@ def analyze_archive(
     task_runner: str = "default",
     dask_address: str | None = None,
     diarization: str | None = None,
+    allow_private_feeds: bool = False,
 ) -> list[dict]:
     """Analyze every episode under `archive` (a folder, or an http(s) RSS feed URL); write the
     warehouse and the reports.
@@ -184,7 +185,11 @@ def analyze_archive(
     # A feed URL is mirrored into the cache (new enclosures downloaded) and read like a folder.
     for line in tidy(config.warehouse):
         logger.info("warehouse: %s", line)
-    episodes = discover(mirror_feed(archive, say=logger.info) if is_remote(archive) else Path(archive))
+    if is_remote(archive):
+        limits = Limits.from_environment(allow_private=allow_private_feeds)
+        episodes = discover(mirror_feed(archive, limits=limits, say=logger.info))
+    else:
+        episodes = discover(Path(archive))
     logger.info(
         "%d episode(s) in %s; models %s; device %s", len(episodes), archive, analyzer.model_ids, analyzer.device
     )

@@ -129,6 +129,13 @@ def run(
             "speakers of segments whose transcript names none."
         ),
     ] = None,
+    allow_private_feeds: Annotated[
+        bool,
+        typer.Option(
+            help="Let a feed URL and its enclosures be on loopback or private addresses (your own network);"
+            " refused by default."
+        ),
+    ] = False,
 ) -> None:
     """Analyze every episode of ARCHIVE with the Prefect flow `analyze-archive`.
 
@@ -184,6 +191,7 @@ def run(
             task_runner=task_runner,
             dask_address=dask_address,
             diarization=diarization,
+            allow_private_feeds=allow_private_feeds,
             return_state=True,
         )
         result = state.result(raise_on_failure=False)
