@@ -27,6 +27,9 @@ FEED = """<?xml version="1.0" encoding="UTF-8"?>
 </channel></rss>"""
 
 
+JAPANESE_SHOW = "毎朝のニュースと天気予報と世界の出来事を楽しく伝える番組です"[:32]  # 96 bytes; 288 URL-quoted
+
+
 def voiced(seconds: float, rate: int = 16_000) -> np.ndarray:
     t = np.arange(int(seconds * rate)) / rate
     return (0.3 * np.sin(2 * np.pi * 180 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
@@ -59,6 +62,9 @@ def bad_archive(tmp_path_factory, demo_archive):
     transcripts = {
         "bad json": "{not json",
         "empty json": '{"segments": []}',
+        "nan json": '{"segments": [{"startTime": NaN, "endTime": 1, "body": "x"}]}',
+        "list speaker": '{"segments": [{"startTime": 0.5, "endTime": 2, "speaker": ["A", "B"], "body": "x"}]}',
+        "number speaker": '{"segments": [{"startTime": 0.5, "endTime": 2, "speaker": 7, "body": "x"}]}',
     }
     for stem, text in transcripts.items():
         write_audio(show / f"{stem}.wav", voiced(4.0), 16_000)
@@ -71,6 +77,22 @@ def bad_archive(tmp_path_factory, demo_archive):
     for stem, text in cues.items():
         write_audio(show / f"{stem}.wav", voiced(4.0), 16_000)
         (show / f"{stem}.srt").write_text(text)
+    write_audio(show / "utf16 odd.wav", voiced(4.0), 16_000)
+    (show / "utf16 odd.srt").write_bytes("1\n00:00:00,500 --> 00:00:02,000\nHello\n".encode("utf-16") + b"\x00")
+    outside = root.parent / "outside"
+    outside.mkdir()
+    write_audio(outside / "private.wav", voiced(3.0), 16_000)
+    (outside / "private.srt").write_text("1\n00:00:00,500 --> 00:00:02,000\nprivate words\n")
+    (show / "linked out.wav").symlink_to(outside / "private.wav")
+    write_audio(show / "linked srt.wav", voiced(4.0), 16_000)
+    (show / "linked srt.srt").symlink_to(outside / "private.srt")
+    long_title = root / JAPANESE_SHOW
+    long_title.mkdir()
+    write_audio(long_title / "ep.wav", voiced(3.0), 16_000)
+    broken_feed = root / "broken feed"
+    broken_feed.mkdir()
+    (broken_feed / "feed.xml").write_text("<rss><channel><item>")
+    write_audio(broken_feed / "named by the feed.wav", voiced(3.0), 16_000)
     write_audio(show / "cp1252.wav", voiced(4.0), 16_000)
     (show / "cp1252.srt").write_bytes("1\n00:00:00,500 --> 00:00:02,000\nCafé crème\n".encode("cp1252"))
     feed_show = root / "feed show"
@@ -95,10 +117,16 @@ def test_an_archive_of_bad_inputs_finishes_and_records_every_episode(tmp_path, b
         durations = dict(db.execute("SELECT episode_id, duration_s FROM episodes").fetchall())
         segments = dict(db.execute("SELECT episode_id, count(*) FROM segments GROUP BY episode_id").fetchall())
         texts = [t for (t,) in db.execute("SELECT text FROM segments WHERE episode_id = 'cp1252'").fetchall()]
+        all_text = " ".join(t or "" for (t,) in db.execute("SELECT text FROM segments").fetchall())
+        speakers = dict(
+            db.execute("SELECT episode_id, list(DISTINCT speaker) FROM segments GROUP BY episode_id").fetchall()
+        )
     episodes = {episode_id: (status, error or "") for _, episode_id, status, error, _ in rows}
+    shows = {episode_id: show for show, episode_id, *_ in rows}
     failed = {e: err for e, (status, err) in episodes.items() if status == "failed"}
-    assert set(failed) == {"zero bytes", "random", "g-passwd", "g-abs", "g-notes"}
-    assert "empty" in failed["zero bytes"] and "cannot decode" in failed["random"]
+    assert set(failed) == {"zero bytes", "random", "g-passwd", "g-abs", "g-notes", "linked out", "feed.xml"}
+    assert "empty" in failed["zero bytes"] and "not decodable audio: no .mp3 audio" in failed["random"]
+    assert "outside the archive" in failed["linked out"] and "not a readable RSS feed" in failed["feed.xml"]
     assert "outside the show folder" in failed["g-passwd"] and "outside the show folder" in failed["g-abs"]
     assert "not an audio file" in failed["g-notes"]
     assert all("\n" not in err for err in failed.values())
@@ -108,6 +136,10 @@ def test_an_archive_of_bad_inputs_finishes_and_records_every_episode(tmp_path, b
     assert "clipped" in warned["clipped"]
     assert "NaN/inf" in warned["nan"]
     assert "transcript unreadable" in warned["bad json"] and "no usable sentences" in warned["empty json"]
+    assert "not a finite number" in warned["nan json"] and "not a name" in warned["list speaker"]
+    assert "not read" in warned["linked srt"] and "private words" not in all_text
+    assert speakers["number speaker"] == ["7"] and segments["utf16 odd"] == 1
+    assert episodes["ep"][0] == "ok" and shows["ep"] == JAPANESE_SHOW
     assert "sorted" in warned["unsorted"]
     assert "dropped" in warned["impossible"] and "clipped to the audio" in warned["impossible"]
     assert episodes["g-dup"][0] == "ok" and episodes["g-dup-5"][0] == "ok"
@@ -120,4 +152,10 @@ def test_an_archive_of_bad_inputs_finishes_and_records_every_episode(tmp_path, b
     assert texts == ["Café crème"]
     assert set(segments) <= {e for e, (status, _) in episodes.items() if status == "ok"}
     assert all(json.loads(models)["emotion"] for *_, models in rows)
-    assert len(rows) == 2 + 16 + 5  # demo, bad show, feed items
+    assert len(rows) == 2 + 22 + 5 + 1 + 1  # demo, bad show, feed items, long title, broken feed
+    again = subprocess.run(
+        [sys.executable, "-m", "ser_pipeline", "run", str(bad_archive), "--warehouse", str(warehouse)],
+        env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    # Nothing changed: every failure is recorded with its inputs and not tried again.
+    assert "no flow run started" in again.stdout, again.stdout[-2000:] + again.stderr[-2000:]
