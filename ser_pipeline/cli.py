@@ -125,8 +125,8 @@ def run(
     diarization: Annotated[
         str | None,
         typer.Option(
-            help="pyannote.audio pipeline (local directory or hub id; HF_TOKEN for gated ones) that labels "
-            "speakers of segments whose transcript names none."
+            help="pyannote.audio pipeline that labels speakers of segments whose transcript names none, pinned:"
+            " HUB_ID@<commit> (HF_TOKEN for gated ones) or DIR@sha256:<hash of its files>."
         ),
     ] = None,
     allow_private_feeds: Annotated[

@@ -1,14 +1,21 @@
 """Speaker attribution for segments whose transcript names no speaker: a pyannote.audio
-diarization pipeline (a local directory, or a hub id such as
-`pyannote/speaker-diarization-community-1` with a token in HF_TOKEN) labels who speaks when,
-and each such segment takes the label that overlaps it most. The episode's decoded 16 kHz
-waveform is handed to the pipeline in memory: pyannote never decodes the file itself.
+diarization pipeline labels who speaks when, and each such segment takes the label that overlaps
+it most. The episode's decoded 16 kHz waveform is handed to the pipeline in memory: pyannote
+never decodes the file itself.
+
+pyannote loads its checkpoints with pickle (`weights_only=False`), which can run code, so what
+it loads is pinned: a hub pipeline by its commit (`pyannote/speaker-diarization-community-1@<40
+hex>`, a token in HF_TOKEN for gated ones), a local directory by the sha256 of its files
+(`DIR@sha256:<64 hex>`; the error for an unpinned folder gives the value to check and use).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,6 +24,7 @@ from ser_pipeline.audio import SAMPLE_RATE
 from ser_pipeline.segmentation import Segment
 
 Turn = tuple[float, float, str]
+_PIN = re.compile(r"^(sha256:[0-9a-f]{64}|[0-9a-f]{40})$")
 
 
 class DiarizationError(RuntimeError):
@@ -31,6 +39,7 @@ class Diarizer:
 
     @classmethod
     def load(cls, source: str, device: torch.device, token: str | None = None) -> Diarizer:
+        location, revision = check_pin(source)
         try:
             from pyannote.audio import Pipeline
         except ImportError:
@@ -38,7 +47,7 @@ class Diarizer:
                 "speaker diarization needs pyannote.audio: pip install -e '.[diarization]'"
             ) from None
         try:
-            pipeline = Pipeline.from_pretrained(source, token=token or os.environ.get("HF_TOKEN"))
+            pipeline = Pipeline.from_pretrained(location, revision=revision, token=token or os.environ.get("HF_TOKEN"))
         except Exception as error:  # noqa: BLE001 - hub, network and file errors alike: one clear line
             raise DiarizationError(
                 f"cannot load the diarization pipeline {source!r} ({type(error).__name__}: "
@@ -58,6 +67,38 @@ class Diarizer:
             (float(turn.start), float(turn.end), str(label))
             for turn, _, label in annotation.itertracks(yield_label=True)
         ]
+
+
+def folder_sha256(folder: Path) -> str:
+    """The sha256 of a folder's files: each one's path (relative) and contents, in path order."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(file.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(file.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def check_pin(source: str) -> tuple[str, str | None]:
+    """(where to load from, hub revision) for a pinned source; DiarizationError otherwise."""
+    location, _, pin = source.rpartition("@")
+    if not location or not _PIN.match(pin):
+        location, pin = source, ""
+    if Path(location).is_dir():
+        actual = f"sha256:{folder_sha256(Path(location))}"
+        if pin != actual:
+            stated = f"it is pinned to {pin}, its files now hash to {actual}" if pin else f"its files hash to {actual}"
+            raise DiarizationError(
+                f"the pipeline folder {location} is not pinned to its contents ({stated}); pyannote loads "
+                f"checkpoints with pickle, which can run code: once you trust these files, use "
+                f"--diarization '{location}@{actual}'"
+            )
+        return location, None
+    if not re.fullmatch(r"[0-9a-f]{40}", pin):
+        raise DiarizationError(
+            f"the hub pipeline {location!r} is not pinned to a commit; pyannote loads checkpoints with pickle, "
+            f"which can run code: use --diarization '{location}@<40-hex commit you reviewed on huggingface.co>'"
+        )
+    return location, pin
 
 
 def attribute(segments: list[Segment], turns: list[Turn]) -> list[Segment]:

@@ -34,6 +34,12 @@ def load_pretrained(loader: Callable, spec: ModelSpec, source: str):
     """`loader.from_pretrained(source)` at the registered revision; offline (HF_HUB_OFFLINE=1) only
     from local files; a missing model becomes a ModelNotFoundError that says what to do."""
     offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+    if source == spec.weights and spec.revision is None:  # from the hub, at whatever it holds today
+        raise ModelNotFoundError(
+            f"{spec.id} has no pinned revision, so it is not downloaded. On a connected machine run "
+            f"`hf download {spec.weights} --revision <commit you reviewed>` and put the folder, named {spec.id}, "
+            "in a folder on SER_MODEL_PATH (or give it a revision in your own registry file, SER_REGISTRY)"
+        )
     try:
         return loader.from_pretrained(source, revision=spec.revision, local_files_only=offline)
     except OSError as error:

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from ser_pipeline.archive import Episode
-from ser_pipeline.diarization import DiarizationError, Diarizer, attribute
+from ser_pipeline.diarization import DiarizationError, Diarizer, attribute, folder_sha256
 from ser_pipeline.pipeline import RunConfig, previous_row, process_episode
 from ser_pipeline.segmentation import Segment, Segmentation
 
@@ -112,6 +112,35 @@ def test_an_unreachable_hub_pipeline_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     with pytest.raises(DiarizationError, match="offline, give a local directory"):
-        Diarizer.load("pyannote/speaker-diarization-community-1", torch.device("cpu"))
-    with pytest.raises(DiarizationError, match="cannot load"):
+        Diarizer.load(f"pyannote/speaker-diarization-community-1@{'a' * 40}", torch.device("cpu"))
+    with pytest.raises(DiarizationError, match="not pinned to a commit"):
         Diarizer.load(str(tmp_path / "no-such-pipeline"), torch.device("cpu"))
+
+
+@needs_pyannote
+def test_what_pyannote_would_unpickle_is_pinned_before_it_loads_anything(monkeypatch, tmp_path):
+    from pyannote.audio import Pipeline
+
+    calls = []
+    monkeypatch.setattr(Pipeline, "from_pretrained", lambda *args, **kwargs: calls.append((args, kwargs)))
+    hub = "pyannote/speaker-diarization-community-1"
+    for unpinned in (hub, f"{hub}@main", f"{hub}@v1.0"):
+        with pytest.raises(DiarizationError, match="not pinned to a commit"):
+            Diarizer.load(unpinned, torch.device("cpu"))
+    folder = tmp_path / "my pipeline@home"  # an @ in the path, too
+    (folder / "segmentation").mkdir(parents=True)
+    (folder / "config.yaml").write_text("pipeline: {}")
+    (folder / "segmentation" / "pytorch_model.bin").write_bytes(b"pickled weights")
+    with pytest.raises(DiarizationError, match="its files hash to sha256:") as unpinned:
+        Diarizer.load(str(folder), torch.device("cpu"))
+    pinned = str(unpinned.value).rsplit("--diarization ", 1)[1].strip("'")
+    assert pinned == f"{folder}@sha256:{folder_sha256(folder)}"
+    assert calls == []  # nothing was handed to pyannote
+    with pytest.raises(DiarizationError, match="the hub refused"):  # the stub returns None
+        Diarizer.load(pinned, torch.device("cpu"))
+    (folder / "segmentation" / "pytorch_model.bin").write_bytes(b"other pickled weights")
+    with pytest.raises(DiarizationError, match="now hash to"):
+        Diarizer.load(pinned, torch.device("cpu"))
+    with pytest.raises(DiarizationError, match="the hub refused"):
+        Diarizer.load(f"{hub}@{'b' * 40}", torch.device("cpu"))
+    assert [(args[0], kwargs["revision"]) for args, kwargs in calls] == [(str(folder), None), (hub, "b" * 40)]

@@ -149,6 +149,22 @@ def test_offline_without_the_checkpoint_says_how_to_get_it(offline_models):
         Analyzer(device="cpu", emotion_model=MODEL_ID)
 
 
+def test_a_hub_model_without_a_pinned_revision_is_never_downloaded(tmp_path, monkeypatch):
+    import transformers
+
+    monkeypatch.setenv("SER_MODEL_PATH", str(tmp_path))  # no local copy
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    fetched = []
+    monkeypatch.setattr(transformers.AutoFeatureExtractor, "from_pretrained", lambda *a, **k: fetched.append(a))
+    monkeypatch.setattr(
+        transformers.AutoModelForAudioClassification, "from_pretrained", lambda *a, **k: fetched.append(a)
+    )
+    assert Registry.load().get(MODEL_ID).revision is None
+    with pytest.raises(ModelNotFoundError, match="no pinned revision"):
+        Analyzer(device="cpu", emotion_model=MODEL_ID)
+    assert fetched == []
+
+
 def test_temperatures_in_the_registry_calibrate_the_embedded_network(tmp_path):
     document = json.loads(REGISTRY_FILE.read_text())
     default = document["defaults"]["emotion"]
