@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ser_pipeline.archive import Episode, discover
 from ser_pipeline.inference import Analyzer
 from ser_pipeline.pipeline import EpisodeOutcome, RunConfig, process_episode, record_failure
+from ser_pipeline.prefect_api import send_pending_logs_and_events
 from ser_pipeline.remote import Limits, is_remote, mirror_feed
 from ser_pipeline.report import build_reports
 from ser_pipeline.segmentation import Segmentation
@@ -122,6 +123,9 @@ def _on_dask(episodes: list[Episode], config: RunConfig, analyzer: Analyzer, run
         for future in as_completed(list(futures)):
             future.wait()
             yield futures[future], future.state
+        # Workers outlive the run (an existing cluster): what they still hold for this run's
+        # server is sent now, while it answers, and their next run starts new senders for its own.
+        runner.client.run(send_pending_logs_and_events)
 
 
 def _progress() -> Progress:

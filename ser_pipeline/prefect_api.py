@@ -152,12 +152,12 @@ def prefect_api(load: Callable[[], object] = lambda: None) -> Iterator[str]:
             try:
                 yield server.url
             finally:
-                _send_pending_logs_and_events()
+                send_pending_logs_and_events()
     finally:
         server.stop()
 
 
-def _send_pending_logs_and_events() -> None:
+def send_pending_logs_and_events() -> None:
     """Prefect ships logs and events from background workers that drain at interpreter exit,
     after this server would be gone: drain them while it still answers."""
     from prefect.events.worker import EventsWorker

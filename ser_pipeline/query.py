@@ -41,7 +41,7 @@ def check_statements(sql: str) -> list[str]:
     return [statement.query for statement in statements]
 
 
-def connect_locked(warehouse: Path, wait_s: float = 30.0) -> duckdb.DuckDBPyConnection:
+def connect_locked(warehouse: Path, wait_s: float | None = None) -> duckdb.DuckDBPyConnection:
     """A read-only connection to the warehouse that can read its table folders and nothing else."""
     warehouse = warehouse.resolve()  # the views then read the very paths allowed here
     connection = connect_read_only(warehouse, wait_s)
@@ -58,7 +58,7 @@ def connect_locked(warehouse: Path, wait_s: float = 30.0) -> duckdb.DuckDBPyConn
     return connection
 
 
-def run_query(warehouse: Path, sql: str, wait_s: float = 30.0) -> list[QueryResult]:
+def run_query(warehouse: Path, sql: str, wait_s: float | None = None) -> list[QueryResult]:
     """Each statement's columns and rows, in order."""
     statements = check_statements(sql)
     with connect_locked(warehouse, wait_s) as connection:

@@ -175,11 +175,22 @@ class WarehouseBusy(RuntimeError):
     """Another process holds the database longer than a run waits for it."""
 
 
-def refresh_views(warehouse: Path, wait_s: float = 30.0) -> Path:
+def busy_wait_s() -> float:
+    """How long a run or a reader waits for a database another process holds:
+    `SER_WAREHOUSE_WAIT_S` seconds, default 30."""
+    text = os.environ.get("SER_WAREHOUSE_WAIT_S", "30")
+    try:
+        return max(float(text), 0.0)
+    except ValueError:
+        raise ValueError(f"SER_WAREHOUSE_WAIT_S={text!r} is not a number of seconds") from None
+
+
+def refresh_views(warehouse: Path, wait_s: float | None = None) -> Path:
     """(Re)create the DuckDB views over the Parquet files. Runs that finish at once take turns
     (a lock file); a reader holding the database is waited for up to `wait_s` seconds, then
-    `WarehouseBusy`. The database holds nothing but views, so one that cannot be opened (a run
+    `WarehouseBusy` (default: `busy_wait_s()`). The database holds nothing but views, so one that cannot be opened (a run
     killed while writing it) is rebuilt; any other error is raised at once."""
+    wait_s = busy_wait_s() if wait_s is None else wait_s
     warehouse.mkdir(parents=True, exist_ok=True)
     statements = [_WAREHOUSE_DIR_MACRO]
     statements += [f"CREATE OR REPLACE VIEW {name} AS {_table_source(warehouse, name)}" for name in TABLES]
@@ -218,9 +229,10 @@ def _remove_database(database: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def connect_read_only(warehouse: Path, wait_s: float = 30.0) -> duckdb.DuckDBPyConnection:
+def connect_read_only(warehouse: Path, wait_s: float | None = None) -> duckdb.DuckDBPyConnection:
     """The warehouse database, read-only; a run refreshing the views holds it briefly and is
     waited for up to `wait_s` seconds, then `WarehouseBusy`."""
+    wait_s = busy_wait_s() if wait_s is None else wait_s
     path = database_path(warehouse)
     if not path.is_file():
         raise FileNotFoundError(

@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import duckdb
 import pandas as pd
@@ -123,7 +124,7 @@ def test_an_unreadable_database_is_rebuilt_and_other_errors_surface(tmp_path):
         refresh_views(broken, wait_s=1)
 
 
-def test_a_reader_holding_the_database_makes_a_refresh_wait_then_say_busy(tmp_path):
+def test_a_reader_holding_the_database_makes_a_refresh_wait_then_say_busy(tmp_path, monkeypatch):
     refresh_views(tmp_path)
     reader = subprocess.Popen(
         [
@@ -140,6 +141,11 @@ def test_a_reader_holding_the_database_makes_a_refresh_wait_then_say_busy(tmp_pa
         assert reader.stdout.readline().strip() == "open"
         with pytest.raises(WarehouseBusy, match="held by another process"):
             refresh_views(tmp_path, wait_s=1)
+        monkeypatch.setenv("SER_WAREHOUSE_WAIT_S", "0.5")
+        began = time.monotonic()
+        with pytest.raises(WarehouseBusy, match=r"waited [01] s"):
+            refresh_views(tmp_path)
+        assert time.monotonic() - began < 5
     finally:
         reader.kill()
         reader.wait()
