@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from ser_pipeline.scoring_version import PIPELINE_VERSION
+
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 SENTIMENTS: tuple[str, ...] = ("negative", "neutral", "positive")
 DIMENSIONS: tuple[str, ...] = ("valence", "arousal", "dominance")
@@ -131,7 +133,7 @@ DESCRIPTIONS: dict[str, str] = {
     "status": "'ok' or 'failed'",
     "error": "for failed episodes the reason; for ok ones the warnings, if any",
     "models": "JSON object: the registry model behind each group of columns",
-    "pipeline_version": "ser-pipeline version and scoring version that wrote the rows (`0.1.0+scoring.2`)",
+    "pipeline_version": f"ser-pipeline version and scoring version that wrote the rows (`{PIPELINE_VERSION}`)",
     "run_id": "the Prefect flow run that wrote the rows",
     "processed_at": "when the rows were written (UTC)",
     "fingerprint": "sha256 over the audio and transcript hashes, segmentation, models with their weights' "

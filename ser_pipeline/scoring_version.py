@@ -17,12 +17,12 @@ from pathlib import Path
 
 from ser_pipeline import __version__
 
-SCORING_VERSION = 2
+SCORING_VERSION = 3
 SCORING_MODULES = (
     "archive", "audio", "architectures", "devices", "diarization", "features", "gillick", "hf_emotion",
     "inference", "laughter", "pipeline", "registry", "schema", "segmentation", "transcripts", "wav2vec2_dims",
 )  # fmt: skip
-RECORDED_SOURCE_SHA256 = "bf3994edef47fdd3da912471f703b597eef308c6a4474993423f1f9cba88b261"
+RECORDED_SOURCE_SHA256 = "a11e078bec6bfc5652497cd6f095348c7d595bb065d009bc67b6833ee3ab5f08"
 
 PIPELINE_VERSION = f"{__version__}+scoring.{SCORING_VERSION}"  # the `pipeline_version` of the rows
 

@@ -147,7 +147,7 @@ def test_demo_archive_with_bad_files_finishes_records_failures_and_keeps_good_ro
     status = dict(((e, s) for e, s in rows(warehouse, "SELECT episode_id, status FROM episodes")))
     assert status == {"demo-talk-ep01": "ok", "demo-panel-ep01": "ok", "empty episode": "failed", "noise": "failed"}
     errors = dict(rows(warehouse, "SELECT episode_id, error FROM episodes WHERE status = 'failed'"))
-    assert "empty" in errors["empty episode"] and "cannot decode" in errors["noise"]
+    assert "empty" in errors["empty episode"] and "not decodable audio" in errors["noise"]
     speakers = {s for (s,) in rows(warehouse, """SELECT DISTINCT speaker FROM segments WHERE "show" = 'demo-panel'""")}
     assert speakers == {"Host", "Guest"}  # from the SRT's "Name: text" cues
     assert rows(warehouse, "SELECT count(*) FROM segments WHERE episode_id IN ('noise', 'empty episode')") == [(0,)]
