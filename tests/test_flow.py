@@ -57,7 +57,9 @@ def test_a_failed_episode_is_a_failed_task_run_not_retried_for_bad_audio_and_fai
     shutil.copytree(demo_archive, archive)
     (archive / "demo-talk" / "corrupt.mp3").write_bytes(b"ID3" + bytes(range(256)) * 20)
     state = analyze_archive(str(archive), warehouse=str(tmp_path / "data"), segmentation="window", return_state=True)
-    assert state.is_failed() and state.message.startswith("1 of 3 episode(s) failed: demo-talk/corrupt: not decodable audio")
+    assert state.is_failed() and state.message.startswith(
+        "1 of 3 episode(s) failed: demo-talk/corrupt: not decodable audio"
+    )
     error = state.result(raise_on_failure=False)
     assert isinstance(error, EpisodesFailed)
     assert {o["episode_id"]: o["status"] for o in error.outcomes} == {

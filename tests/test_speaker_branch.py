@@ -310,3 +310,33 @@ def test_train_speaker_branch_attaches_to_a_network_in_its_own_models_folder(tmp
     assert set(options["dims_calibration"]) == {"network", "fused"}
     assert models["mine-branch"]["scores"]["clips"] == 120  # actors 01 and 02
     assert "held-out actors (120 clips" in (tmp_path / "mine-branch.md").read_text()
+
+
+@needs_shared
+def test_train_speaker_branch_without_flags_leaves_the_project_models_alone(tmp_path, monkeypatch):
+    """No --models-dir and no --publish: everything goes to ./trained-models, the attached
+    default network's entry is copied there with its new fusion options."""
+    from typer.testing import CliRunner
+
+    from ser_pipeline.cli import app
+
+    before = {p.name: p.read_bytes() for p in REGISTRY_FILE.parent.iterdir() if p.is_file()}
+    monkeypatch.chdir(tmp_path)
+    arguments = ["train", "speaker-branch", "--data", str(SHARED_DATA), "--held-out", "1,2", "--no-calibrate"]
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 0, result.output
+    assert {p.name: p.read_bytes() for p in REGISTRY_FILE.parent.iterdir() if p.is_file()} == before
+    written = tmp_path / "trained-models"
+    models = {m["id"]: m for m in json.loads((written / "registry.json").read_text())["models"]}
+    assert set(models) == {"ser-crnn-v2", "ser-speaker-branch-v5"}
+    assert models["ser-crnn-v2"]["options"]["speaker_branch"]["sha256"] == models["ser-speaker-branch-v5"]["sha256"]
+    assert (written / "ser-speaker-branch-v5.safetensors").is_file()
+
+
+def test_publish_and_a_models_dir_exclude_each_other():
+    from typer.testing import CliRunner
+
+    from ser_pipeline.cli import app
+
+    result = CliRunner().invoke(app, ["train", "dims", "--publish", "--models-dir", "x"])
+    assert result.exit_code == 2 and "not both" in result.output

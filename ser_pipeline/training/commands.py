@@ -1,0 +1,447 @@
+"""The `ser-pipeline train ...` commands: argument parsing for the training recipes in
+`ser_pipeline.training` (the work itself is in `workflows`, the recipes in their modules).
+
+Trained models go to `--models-dir` (default `trained-models/` in the working directory), with
+a registry file of their own for `SER_REGISTRY`; only `--publish` writes into the project's
+embedded `models/` folder and its `registry.json`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+train_app = typer.Typer(help="Training recipes for the embedded default models.", no_args_is_help=True)
+
+DataOption = Annotated[
+    Path | None, typer.Option(help="Shared data folder (default: $SER_SHARED_DATA or ../shared/data).")
+]
+ModelsDirOption = Annotated[
+    Path | None,
+    typer.Option(help="Where to write weights, model card and registry entry (default: trained-models/)."),
+]
+PublishOption = Annotated[
+    bool,
+    typer.Option(
+        help="Write into the project's embedded models/ folder and its registry.json, where the defaults live"
+        " (instead of --models-dir)."
+    ),
+]
+SharpenShareOption = Annotated[
+    float,
+    typer.Option(help="Share of placed clips whose magnitude spectrum is sharpened (harmonics over breath)."),
+]
+
+VocalizationShareOption = Annotated[
+    float, typer.Option(help="Share of placed clips drawn from the other vocalizations (the rest: laughs, speech).")
+]
+BandlimitShareOption = Annotated[
+    float, typer.Option(help="Share of placed clips low-passed at 2.5-6 kHz before the scene's broadband noise.")
+]
+PcenOption = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        help="The network reads PCEN: each mel band against its mean over this many 10 ms frames each side"
+        " (0: log-mel, the v5 recipe).",
+    ),
+]
+NegativeClassesOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Comma-separated vocalization classes used as negatives, or 'all' for the 15 of nonverbal/"
+        " (default: the nine a podcast holds, named in the model card)."
+    ),
+]
+
+
+# The options of the `train laughter*` commands that are LaughterRecipe fields as they are.
+_RECIPE_OPTIONS = ("epochs", "seed", "members", "sharpen_share", "bandlimit_share", "vocalization_share")
+
+
+def _laughter_recipe(params: dict):
+    """The laughter recipe of a `train laughter*` command, from its parsed options (`ctx.params`)."""
+    from dataclasses import replace
+
+    from ser_pipeline.training.data import nonverbal_clips, shared_data_dir
+    from ser_pipeline.training.laughter import LaughterRecipe
+    from ser_pipeline.training.laughter import negative_classes as chosen_classes
+
+    options = {name: params[name] for name in _RECIPE_OPTIONS}
+    options["network"] = replace(LaughterRecipe.network, pcen_half_window=params["pcen_window"])
+    if (negative_classes := params["negative_classes"]) is not None:
+        options["vocalization_classes"] = None if negative_classes == "all" else tuple(negative_classes.split(","))
+    recipe = LaughterRecipe(data=params["data"] or shared_data_dir(), **options)
+    try:
+        chosen_classes(recipe, nonverbal_clips(recipe.data))
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--negative-classes") from None
+    return recipe
+
+
+def _output_dir(models_dir: Path | None, publish: bool) -> Path:
+    """Where a command writes: the project's `models/` only when asked to `--publish`."""
+    from ser_pipeline.files import EMBEDDED_MODELS_DIR  # not the registry: it imports torch
+
+    if publish and models_dir is not None:
+        raise typer.BadParameter("give --models-dir or --publish, not both", param_hint="--publish")
+    return EMBEDDED_MODELS_DIR if publish else models_dir or Path("trained-models")
+
+
+HeldOutOption = Annotated[str, typer.Option(help="Comma-separated RAVDESS actors kept out of training.")]
+NoiseShareOption = Annotated[
+    float | None,
+    typer.Option(
+        min=0.0,
+        max=1.0,
+        help="Share of the training crops (or speaker groups) laid over background noise (default: 0.7).",
+    ),
+]
+SpeedShareOption = Annotated[
+    float,
+    typer.Option(
+        min=0.0,
+        max=1.0,
+        help="Share of the training crops (or speaker groups) played 0.9 to 1.1 times as fast, pitch alike.",
+    ),
+]
+ReverbShareOption = Annotated[
+    float,
+    typer.Option(
+        min=0.0,
+        max=1.0,
+        help="Share of the training crops (or speaker groups) played in a synthetic room (RT60 0.15 to 0.8 s).",
+    ),
+]
+
+
+def _emotion_recipe(
+    data: Path | None,
+    epochs: int,
+    seed: int,
+    held_out: str,
+    dims_only: bool,
+    members: int = 1,
+    speaker_context: bool = False,
+    noise_share: float | None = None,
+    speed_share: float = 0.0,
+    reverb_share: float = 0.0,
+):
+    """The emotion recipe of `train emotion` (all heads) or `train dims` (the dims head alone);
+    `noise_share` None keeps the recipe's."""
+    from ser_pipeline.architectures import EmotionNetConfig
+    from ser_pipeline.training.data import shared_data_dir
+    from ser_pipeline.training.emotion import EmotionRecipe
+
+    if members < 1:
+        raise typer.BadParameter("at least one member", param_hint="--members")
+    return EmotionRecipe(
+        data=data or shared_data_dir(),
+        epochs=epochs,
+        seed=seed,
+        held_out_actors=_actors(held_out),
+        dims_only=dims_only,
+        members=members,
+        network=EmotionNetConfig(speaker_context=int(speaker_context)),
+        speed_share=speed_share,
+        reverb_share=reverb_share,
+        **({} if noise_share is None else {"noise_share": noise_share}),
+    )
+
+
+def _actors(held_out: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(a) for a in held_out.split(",") if a)
+    except ValueError:
+        raise typer.BadParameter(f"{held_out!r}: comma-separated actor numbers", param_hint="--held-out") from None
+
+
+@train_app.command("emotion")
+def train_emotion(
+    data: DataOption = None,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 40,
+    seed: int = 0,
+    held_out: HeldOutOption = "1,2,5,8,11",
+    models_dir: ModelsDirOption = None,
+    publish: PublishOption = False,
+    model_id: str = "ser-crnn-v2",
+    members: Annotated[
+        int, typer.Option(help="Networks trained side by side (seeds seed, seed + 1, ...), averaged.")
+    ] = 2,
+    speaker_context: Annotated[
+        bool,
+        typer.Option(help="The heads also read how each utterance departs from its speaker's others (ser-crnn-v2)."),
+    ] = True,
+    noise_share: NoiseShareOption = None,
+    speed_share: SpeedShareOption = 0.0,
+    reverb_share: ReverbShareOption = 0.0,
+) -> None:
+    """Train the emotion + sentiment + valence/arousal/dominance network and write it with its
+    card (the defaults give ser-crnn-v2; `--members 1 --no-speaker-context --model-id ser-crnn-v1`
+    the earlier one)."""
+    from ser_pipeline.training.workflows import train_emotion_network
+
+    out = _output_dir(models_dir, publish)
+    recipe = _emotion_recipe(
+        data, epochs, seed, held_out, False, members, speaker_context, noise_share, speed_share, reverb_share
+    )
+    command = (
+        f"ser-pipeline train emotion --epochs {epochs} --seed {seed} --held-out {held_out} --members {members}"
+        f" --{'' if speaker_context else 'no-'}speaker-context"
+    )
+    train_emotion_network(recipe, model_id, out, command, typer.echo)
+
+
+@train_app.command("dims")
+def train_dims(
+    data: DataOption = None,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 40,
+    seed: int = 0,
+    held_out: HeldOutOption = "1,2,5,8,11",
+    models_dir: ModelsDirOption = None,
+    publish: PublishOption = False,
+    model_id: str = "ser-dims-crnn-v1",
+) -> None:
+    """Train a separate valence/arousal/dominance regressor (same network, dims loss only)."""
+    from ser_pipeline.training.workflows import train_emotion_network
+
+    out = _output_dir(models_dir, publish)
+    recipe = _emotion_recipe(data, epochs, seed, held_out, dims_only=True)
+    command = f"ser-pipeline train dims --epochs {epochs} --seed {seed} --held-out {held_out}"
+    train_emotion_network(recipe, model_id, out, command, typer.echo)
+
+
+@train_app.command("emotion-cv")
+def train_emotion_cv(
+    data: DataOption = None,
+    epochs: Annotated[int, typer.Option(help="Training epochs of each fold.")] = 40,
+    seed: int = 0,
+    fold_size: Annotated[int, typer.Option(help="RAVDESS actors held out per fold (20 actors in all).")] = 4,
+    jobs: Annotated[int, typer.Option(help="Folds trained at once (processes sharing the cores).")] = 2,
+    output: Annotated[Path, typer.Option(help="Folder for emotion-cv.json, .md and the confusion image.")] = Path(
+        "docs"
+    ),
+    calibrate: Annotated[
+        str | None,
+        typer.Option(
+            help="Registry id of a model of this recipe whose probabilities get the fitted temperatures "
+            "and whose dims get the fitted calibration (in --models-dir's registry, or with --publish the project's)."
+        ),
+    ] = None,
+    models_dir: ModelsDirOption = None,
+    publish: PublishOption = False,
+    reuse: Annotated[
+        bool,
+        typer.Option(
+            help="Keep the folds' outputs in OUTPUT/emotion-cv.json (no training): redo the speaker "
+            "branch, the dims calibration and the report from them."
+        ),
+    ] = False,
+    speaker_context: Annotated[
+        bool,
+        typer.Option(
+            help="The folds' networks read each utterance against its speaker's others (ser-crnn-v2's recipe, "
+            "one network per fold); the branch then reads the statistics alone at a share of 0.3, as "
+            "ser-speaker-branch-v5 does."
+        ),
+    ] = False,
+    noise_share: NoiseShareOption = None,
+    speed_share: SpeedShareOption = 0.0,
+    reverb_share: ReverbShareOption = 0.0,
+) -> None:
+    """Leave-k-actors-out cross-validation of the emotion recipe: per-fold and pooled UAR,
+    accuracy and CCC, a confusion matrix, temperatures that calibrate the probabilities and an
+    affine calibration of the dims."""
+    import json
+    import shlex
+    import sys
+
+    from ser_pipeline.architectures import EmotionNetConfig
+    from ser_pipeline.training.crossval import actor_folds, cross_validate, to_json
+    from ser_pipeline.training.data import require_dir, shared_data_dir
+    from ser_pipeline.training.emotion import EmotionRecipe
+    from ser_pipeline.training.workflows import publish_cross_validation
+
+    out = _output_dir(models_dir, publish)
+    network = EmotionNetConfig(speaker_context=int(speaker_context))
+    recipe = EmotionRecipe(
+        data=data or shared_data_dir(),
+        epochs=epochs,
+        seed=seed,
+        network=network,
+        speed_share=speed_share,
+        reverb_share=reverb_share,
+        **({} if noise_share is None else {"noise_share": noise_share}),
+    )
+    if reuse:
+        previous = output / "emotion-cv.json"
+        if not previous.is_file():
+            raise typer.BadParameter(f"{previous} does not exist: run without --reuse first", param_hint="--reuse")
+        document = json.loads(previous.read_text())
+        require_dir(recipe.data)
+    else:
+        cv = cross_validate(recipe, actor_folds(size=fold_size), jobs=jobs, log=typer.echo)
+        output.mkdir(parents=True, exist_ok=True)
+        document = to_json(cv, recipe, "ser-pipeline " + shlex.join(sys.argv[1:]))
+        (output / "emotion-cv.json").write_text(json.dumps(document) + "\n")
+        typer.echo(f"wrote {output / 'emotion-cv.json'}")
+    publish_cross_validation(document, recipe.data, output, calibrate, out, typer.echo)
+
+
+@train_app.command("speaker-branch")
+def train_speaker_branch(
+    data: DataOption = None,
+    held_out: HeldOutOption = "1,2,5,8,11",
+    models_dir: ModelsDirOption = None,
+    publish: PublishOption = False,
+    model_id: str = "ser-speaker-branch-v5",
+    network_inputs: Annotated[
+        bool,
+        typer.Option(
+            help="Also read the network's cross-validated emotion log-probabilities (--cross-validation), "
+            "as ser-speaker-branch-v3 does for ser-crnn-v1; else the utterance statistics alone."
+        ),
+    ] = False,
+    cross_validation: Annotated[
+        Path,
+        typer.Option(
+            help="With --network-inputs: the emotion CV (`train emotion-cv`) whose held-out outputs it reads."
+        ),
+    ] = Path("docs/emotion-cv.json"),
+    attach: Annotated[
+        str | None, typer.Option(help="Registry id of the emotion network whose probabilities the branch joins.")
+    ] = "ser-crnn-v2",
+    weight: Annotated[float, typer.Option(help="The branch's share of the fused log-probabilities.")] = 0.3,
+    calibrate: Annotated[
+        bool,
+        typer.Option(
+            help="Fit the fused temperature and the dims calibrations of the attached network on the held-out "
+            "actors (for a network without `train emotion-cv --calibrate`)."
+        ),
+    ] = True,
+) -> None:
+    """Train the speaker branch (utterance statistics, and with --network-inputs the network's
+    emotion log-probabilities, z-scored within their speaker: emotions and dims), write it, and
+    fuse it with the attached network in the same models folder's registry."""
+    import json
+
+    from ser_pipeline.training.data import shared_data_dir
+    from ser_pipeline.training.workflows import BranchRecipe
+    from ser_pipeline.training.workflows import train_speaker_branch as train_branch
+
+    out = _output_dir(models_dir, publish)
+    if network_inputs and not cross_validation.is_file():
+        raise typer.BadParameter(
+            f"{cross_validation} does not exist: run `ser-pipeline train emotion-cv` first",
+            param_hint="--cross-validation",
+        )
+    if not 0 < weight < 1:
+        raise typer.BadParameter("the branch's share lies between 0 and 1", param_hint="--weight")
+    recipe = BranchRecipe(
+        data=data or shared_data_dir(),
+        held_out_actors=_actors(held_out),
+        model_id=model_id,
+        weight=weight,
+        attach=attach,
+        calibrate=calibrate,
+        cross_validation=json.loads(cross_validation.read_text()) if network_inputs else None,
+    )
+    command = f"ser-pipeline train speaker-branch --held-out {held_out} --weight {weight}" + (
+        " --network-inputs" if network_inputs else ""
+    )
+    train_branch(recipe, out, command, typer.echo)
+
+
+@train_app.command("laughter")
+def train_laughter(
+    ctx: typer.Context,
+    data: DataOption = None,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 40,
+    seed: int = 0,
+    members: Annotated[
+        int, typer.Option(help="Networks trained with seeds seed, seed + 1, ...: an ensemble (the default is two).")
+    ] = 2,
+    sharpen_share: SharpenShareOption = 0.0,
+    bandlimit_share: BandlimitShareOption = 0.0,
+    vocalization_share: VocalizationShareOption = 0.25,
+    negative_classes: NegativeClassesOption = None,
+    pcen_window: PcenOption = 150,
+    models_dir: ModelsDirOption = None,
+    publish: PublishOption = False,
+    model_id: str = "laughter-tcn-v6",
+) -> None:
+    """Train the frame-level laughter detector, evaluate it on the shared episodes, write it."""
+    from ser_pipeline.training.workflows import train_laughter as train
+
+    out = _output_dir(models_dir, publish)
+    recipe = _laughter_recipe(ctx.params)
+    command = (
+        f"ser-pipeline train laughter --epochs {epochs} --seed {seed} --members {members}"
+        f" --sharpen-share {sharpen_share} --bandlimit-share {bandlimit_share}"
+        f" --vocalization-share {vocalization_share}"
+        + (f" --negative-classes {negative_classes}" if negative_classes else "")
+        + f" --pcen-window {pcen_window}"
+    )
+    train(recipe, model_id, out, command, typer.echo)
+
+
+@train_app.command("laughter-cv")
+def train_laughter_cv(
+    ctx: typer.Context,
+    data: DataOption = None,
+    epochs: Annotated[int, typer.Option(help="Training epochs of each fold.")] = 40,
+    folds: Annotated[int, typer.Option(help="Folds the laughers outside the episodes are dealt into.")] = 4,
+    jobs: Annotated[int, typer.Option(help="Folds trained at once (processes sharing the cores).")] = 2,
+    baseline: Annotated[
+        bool,
+        typer.Option(
+            help="Also the v5 recipe (log-mel input instead of PCEN), v4 (v5 with all 15 other vocalization"
+            " classes as negatives), v3 (v4 without band shift), v2 (v3 without laughing together) and v1 (no"
+            " augmentation, 0.32 s context)."
+        ),
+    ] = True,
+    output: Annotated[Path, typer.Option(help="Where laughter-cv.json goes.")] = Path("docs/laughter-cv.json"),
+    seed: Annotated[int, typer.Option(help="Training seed of every fold (the held-out scenes stay the same).")] = 0,
+    members: Annotated[int, typer.Option(help="Networks per fold, seeds seed, seed + 1, ...: an ensemble.")] = 1,
+    sharpen_share: SharpenShareOption = 0.0,
+    bandlimit_share: BandlimitShareOption = 0.0,
+    vocalization_share: VocalizationShareOption = 0.25,
+    negative_classes: NegativeClassesOption = None,
+    pcen_window: PcenOption = 150,
+    vocalization_ablation: Annotated[
+        bool, typer.Option(help="Also the recipe without the other vocalizations as negatives (speech only).")
+    ] = False,
+) -> None:
+    """Leave-laughers-out check of the laughter recipe on laughers outside the shared episodes:
+    laughs found per held-out laugher, false alarms in the speech around them, and unheard people's
+    other vocalizations taken for laughter."""
+    import json
+    from dataclasses import replace
+
+    from ser_pipeline.architectures import LaughterNetConfig
+    from ser_pipeline.training.workflows import laughter_cross_validation
+
+    recipe = _laughter_recipe(ctx.params)
+    recipes = {"default": recipe}
+    if baseline:
+        recipes["v5 recipe"] = v5 = replace(recipe, network=replace(recipe.network, pcen_half_window=0))
+        recipes["v4 recipe"] = v4 = replace(v5, vocalization_classes=None)
+        recipes["v3 recipe"] = replace(v4, band_shift=0)
+        recipes["v2 recipe"] = replace(v4, band_shift=0, together_share=0.0)
+        recipes["v1 recipe"] = replace(v4, augment=False, network=LaughterNetConfig())
+    if vocalization_ablation:
+        recipes["no vocalization negatives"] = replace(recipe, vocalization_share=0.0)
+    settings = {
+        "epochs": epochs,
+        "seed": seed,
+        "members": members,
+        "sharpen_share": sharpen_share,
+        "bandlimit_share": bandlimit_share,
+        "vocalization_share": vocalization_share,
+        "pcen_window": pcen_window,
+    }
+    document = laughter_cross_validation(recipes, folds, jobs, settings, typer.echo)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(document, indent=1) + "\n")
+    typer.echo(f"wrote {output}")
