@@ -4,7 +4,7 @@ white noise at the episode's noise RMS (as `laugh_conditions.py`), the same nois
 2 kHz, below 4 kHz or above 4 kHz, and white noise over the laugh low-passed at 4 kHz.
 Printed: the smoothed peak probability over the laugh in each condition (docs/evaluation.md).
 
-    .venv/bin/python scripts/laugh_noise_bands.py [--weights FILE] [--data ../shared/data]   # about 30 s
+    .venv/bin/python research/laugh_noise_bands.py [--weights FILE] [--data ../shared/data]   # about 30 s
 """
 
 from __future__ import annotations

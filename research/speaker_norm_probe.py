@@ -8,13 +8,12 @@ noise level and colour): in training a bank of six conditions per speaker, the s
 Both are scored on the held-out actors' clips clean and in white noise at RMS 0.001-0.003 per
 speaker (as in the episodes); printed: 7-class UAR of the network alone.
 
-    .venv/bin/python scripts/speaker_norm_probe.py A &   # the two together: about 25 minutes
-    .venv/bin/python scripts/speaker_norm_probe.py B     # [epochs] as a second argument
+    .venv/bin/python research/speaker_norm_probe.py A &   # the two together: about 25 minutes
+    .venv/bin/python research/speaker_norm_probe.py B     # [epochs] as a second argument
 """
 
 import json
 import random
-import sys
 from pathlib import Path
 from unittest.mock import patch
 
@@ -93,9 +92,9 @@ def evaluate(predict_fn, test, waves, mode, rng, white_levels):
     return out
 
 
-def main(mode):
+def main(mode: str, epochs: int) -> None:
     torch.set_num_threads(1)
-    recipe = E.EmotionRecipe(data=DATA, held_out_actors=HELD, epochs=int(sys.argv[2]) if len(sys.argv) > 2 else 40)
+    recipe = E.EmotionRecipe(data=DATA, held_out_actors=HELD, epochs=epochs)
     random.seed(0)
     np.random.seed(0)
     torch.manual_seed(0)
@@ -170,4 +169,10 @@ def main(mode):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("mode", choices=["A", "B"], help="A: per-utterance CMVN (the recipe); B: per-speaker")
+    parser.add_argument("epochs", type=int, nargs="?", default=40)
+    arguments = parser.parse_args()
+    main(arguments.mode, arguments.epochs)

@@ -7,7 +7,7 @@ band shift), and the shifted scores combined frame by frame (mean or max over th
 Printed per combination and threshold: laughs found / false alarms per hour of the speech
 around them.
 
-    .venv/bin/python scripts/laughter_shift_probe.py [--seed 0]   # about 10 minutes on 2 cores
+    .venv/bin/python research/laughter_shift_probe.py [--seed 0]   # about 10 minutes on 2 cores
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ each laugher's clip in nonverbal/laughing is (median spectral flatness of its lo
 its pitch, voicing, rate and spectral centroid; and the training clips nearest to each episode
 laugher's laugh in the network's last hidden layer.
 
-    .venv/bin/python scripts/laugh_conditions.py [--data ../shared/data]   # about 20 seconds
+    .venv/bin/python research/laugh_conditions.py [--data ../shared/data]   # about 20 seconds
 
 With `--weights FILE` another laughter network (a `train laughter --models-dir` output) is
 scored instead of the default; with `--false-alarm-minutes N` its false alarms in N minutes of

@@ -8,13 +8,12 @@ clips, from docs/emotion-cv.json: the network holds up in noise) and with the pr
 with and without its speaker context, at several branch shares. Printed: 7-class UAR pooled
 over the files' clips, clean and in the probe's white noise.
 
-    .venv/bin/python scripts/speaker_context_fusion.py C1.json C2.json ...   # about a minute
+    .venv/bin/python research/speaker_context_fusion.py C1.json C2.json ...   # about a minute
 
 A file given as A.json+B.json stands for the two runs' probabilities averaged (two seeds).
 """
 
 import json
-import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -92,5 +91,9 @@ def main(paths: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("probes", nargs="+", help="outputs of speaker_context_probe.py, one per fold")
     torch.set_num_threads(1)
-    main(sys.argv[1:])
+    main(parser.parse_args().probes)

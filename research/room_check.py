@@ -11,10 +11,10 @@ reads clean clips: each speaker's clips strung together through the Analyzer, ne
 speaker branch fused (the shipped branch holds out the same actors).
 
     python -m venv /tmp/rooms && /tmp/rooms/bin/pip install pyroomacoustics   # making the rooms only
-    /tmp/rooms/bin/python scripts/room_check.py --make-rooms rooms.npz
-    .venv/bin/python scripts/room_check.py --rooms rooms.npz models/ser-crnn-v2.safetensors other.safetensors --pipeline
+    /tmp/rooms/bin/python research/room_check.py --make-rooms rooms.npz
+    .venv/bin/python research/room_check.py --rooms rooms.npz models/ser-crnn-v2.safetensors other.safetensors --pipeline
     SER_REGISTRY=other/registry.json SER_MODEL_PATH=other \
-        .venv/bin/python scripts/room_check.py --rooms rooms.npz --pipeline other-id   # another registered network
+        .venv/bin/python research/room_check.py --rooms rooms.npz --pipeline other-id   # another registered network
 """
 
 from __future__ import annotations

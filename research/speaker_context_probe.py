@@ -14,10 +14,10 @@ loudness and brightness (`level`) depart from the speaker's mean. Scored on the 
 clips, clean and in white noise at RMS 0.001-0.003 per speaker (as in the episodes), with and
 without the context.
 
-    .venv/bin/python scripts/speaker_context_probe.py --level [--held 5,6,7,8] [--out C.json]   # ~13 min
-    .venv/bin/python scripts/speaker_context_probe.py --level --held 1,2,5,8,11 --episodes-out E.json
-    .venv/bin/python scripts/speaker_context_probe.py --level --held 1,2,5,8,11 --episodes-out E1.json --seed 1
-    .venv/bin/python scripts/speaker_context_fusion.py C1.json ... C5.json   # or E.json, or E.json+E1.json
+    .venv/bin/python research/speaker_context_probe.py --level [--held 5,6,7,8] [--out C.json]   # ~13 min
+    .venv/bin/python research/speaker_context_probe.py --level --held 1,2,5,8,11 --episodes-out E.json
+    .venv/bin/python research/speaker_context_probe.py --level --held 1,2,5,8,11 --episodes-out E1.json --seed 1
+    .venv/bin/python research/speaker_context_fusion.py C1.json ... C5.json   # or E.json, or E.json+E1.json
 
 With --out it also writes, per held-out clip and condition, the probabilities with and
 without context and the speaker branch's statistics of the clip as scored (for fusion probes);
@@ -226,7 +226,7 @@ def main():
 def episode_sentences(net, levels):
     """The 235 sentences of ../shared/data/episodes as cut from the episodes (condition "white")
     and as the clean source clip cut to the same stretch (condition "clean"), each episode
-    speaker's sentences together, as `scripts/sentence_gap.py` part 1 takes them."""
+    speaker's sentences together, as `research/sentence_gap.py` part 1 takes them."""
     from sentence_gap import episode_sources
 
     from ser_pipeline.evaluation import episode_truth_files, read_truth

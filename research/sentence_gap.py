@@ -13,8 +13,8 @@ PCEN frames (as the laughter network reads them), or the network's outputs alone
 only the framing check: the whole clean clips together and the sentences cut from the
 episodes, each string delayed by 0 to 120 samples.
 
-    .venv/bin/python scripts/sentence_gap.py [--data ../shared/data]   # about 7 minutes
-    .venv/bin/python scripts/sentence_gap.py --shifts                   # under 30 seconds
+    .venv/bin/python research/sentence_gap.py [--data ../shared/data]   # about 7 minutes
+    .venv/bin/python research/sentence_gap.py --shifts                   # under 30 seconds
 """
 
 from __future__ import annotations
