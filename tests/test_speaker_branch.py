@@ -282,6 +282,7 @@ def test_fitted_branch_learns_dims_from_zscored_statistics():
         fit_branch(zscored, labels).dimensions(zscored)
 
 
+@pytest.mark.slow
 @needs_shared
 def test_train_speaker_branch_attaches_to_a_network_in_its_own_models_folder(tmp_path):
     """`train speaker-branch --models-dir D --attach M` with M trained into D: the branch, its
@@ -312,6 +313,7 @@ def test_train_speaker_branch_attaches_to_a_network_in_its_own_models_folder(tmp
     assert "held-out actors (120 clips" in (tmp_path / "mine-branch.md").read_text()
 
 
+@pytest.mark.slow
 @needs_shared
 def test_train_speaker_branch_without_flags_leaves_the_project_models_alone(tmp_path, monkeypatch):
     """No --models-dir and no --publish: everything goes to ./trained-models, the attached
