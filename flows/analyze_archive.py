@@ -25,11 +25,9 @@ from ser_pipeline.pipeline import EpisodeOutcome, RunConfig, process_episode, re
 from ser_pipeline.prefect_api import send_pending_logs_and_events
 from ser_pipeline.remote import Limits, is_remote, mirror_feed
 from ser_pipeline.report import build_reports
-from ser_pipeline.segmentation import Segmentation
+from ser_pipeline.settings import RunSettings
 from ser_pipeline.timing import StageClock, describe
 from ser_pipeline.warehouse import WarehouseBusy, mark_outputs_fresh, outputs_exist, refresh_views, reports_dir, tidy
-
-DEFAULT_WAREHOUSE = "warehouse/data"
 
 
 class EpisodeFailed(Exception):
@@ -141,56 +139,28 @@ def _progress() -> Progress:
 
 
 @flow(name="analyze-archive", log_prints=True)
-def analyze_archive(
-    archive: str,
-    warehouse: str = DEFAULT_WAREHOUSE,
-    segmentation: Segmentation = Segmentation.sentence,
-    window_s: float = 3.0,
-    hop_s: float | None = None,
-    device: str = "auto",
-    reports: str | None = None,
-    report_window_s: float = 60.0,
-    emotion_model: str | None = None,
-    dims_model: str | None = None,
-    laughter_model: str | None = None,
-    operating_point: str = "balanced",
-    reprocess: bool = False,
-    task_runner: str = "default",
-    dask_address: str | None = None,
-    diarization: str | None = None,
-    allow_private_feeds: bool = False,
-) -> list[dict]:
-    """Analyze every episode under `archive` (a folder, or an http(s) RSS feed URL); write the
-    warehouse and the reports.
+def analyze_archive(archive: str, settings: RunSettings | None = None) -> list[dict]:
+    """Analyze every episode under `archive` (a folder, or an http(s) RSS feed URL) as
+    `settings` say (default: `RunSettings()`); write the warehouse and the reports.
 
     Returns one summary per episode. An episode that fails (after retries, for transient
     errors) is recorded in `episodes` with status 'failed' and its error; the rest go on, and
     the flow then ends failed with `EpisodesFailed` (the summaries in its `outcomes`). An
     episode whose audio, transcript, models, settings and pipeline version are those of its
-    recorded rows is skipped (`reprocess` to redo it anyway); when every episode is skipped,
-    the views and reports are left as they are. `task_runner="dask"` fans the episodes out
-    over a Dask cluster (`dask_address`, else a local one); the rows are the same.
-    `diarization` (a pyannote.audio pipeline: local directory or hub id) labels the speakers
-    of segments whose transcript names none.
+    recorded rows is skipped (`settings.reprocess` to redo it anyway); when every episode is
+    skipped, the views and reports are left as they are. `settings.task_runner="dask"` fans the
+    episodes out over a Dask cluster; the rows are the same.
     """
-    if task_runner not in ("default", "dask"):
-        raise ValueError(f"task_runner {task_runner!r}: use default or dask")
+    settings = settings or RunSettings()
     logger = get_run_logger()
-    config = RunConfig(Path(warehouse), Segmentation(segmentation), window_s, hop_s, reprocess)
+    config = settings.run_config()
     run_id = str(flow_run.get_id() or "local")
-    analyzer = Analyzer(
-        device=device,
-        emotion_model=emotion_model,
-        dims_model=dims_model,
-        laughter_model=laughter_model,
-        operating_point=operating_point,
-        diarization=diarization,
-    )
+    analyzer = settings.analyzer()
     # A feed URL is mirrored into the cache (new enclosures downloaded) and read like a folder.
     for line in tidy(config.warehouse):
         logger.info("warehouse: %s", line)
     if is_remote(archive):
-        limits = Limits.from_environment(allow_private=allow_private_feeds)
+        limits = Limits.from_environment(allow_private=settings.allow_private_feeds)
         episodes = discover(mirror_feed(archive, limits=limits, say=logger.info))
     else:
         episodes = discover(Path(archive))
@@ -200,8 +170,8 @@ def analyze_archive(
     outcomes, audio_s, began = [], 0.0, time.perf_counter()
     with _progress() as progress:
         bar = progress.add_task("episodes", total=len(episodes), stage="", speed="")
-        if task_runner == "dask":
-            runs = _on_dask(episodes, config, analyzer, run_id, dask_address)
+        if settings.task_runner == "dask":
+            runs = _on_dask(episodes, config, analyzer, run_id, settings.dask_address)
         else:
             runs = _one_by_one(episodes, config, analyzer, run_id, lambda stage: progress.update(bar, stage=stage))
         for number, (episode, state) in enumerate(runs, start=1):
@@ -229,12 +199,12 @@ def analyze_archive(
             audio_s += outcome.duration_s if outcome.status != "skipped" else 0.0
             speed = audio_s / max(time.perf_counter() - began, 1e-9)
             progress.update(bar, advance=1, speed=f"{speed:.0f}x real time", stage="")
-    report_dir = reports_dir(config.warehouse, reports)
+    report_dir = reports_dir(config.warehouse, settings.reports)
     changed = any(o.status != "skipped" for o in outcomes)
     if changed or not outputs_exist(config.warehouse, report_dir):
         try:
             refresh_views(config.warehouse)
-            pages = build_reports(config.warehouse, report_dir, report_window_s)
+            pages = build_reports(config.warehouse, report_dir, settings.report_window_s)
         except WarehouseBusy as error:  # the rows are written: the next run refreshes the rest
             logger.warning("%s; the views and reports will be refreshed by the next run", error)
         else:

@@ -36,47 +36,87 @@ EXIT_EPISODES_FAILED, EXIT_NOTHING_RAN = 1, 3  # 2: a bad option or argument (ty
 WarehouseOption = Annotated[Path, typer.Option(help="Warehouse folder (Parquet files and podcasts.duckdb).")]
 
 
+SegmentationOption = Annotated[str, typer.Option(help="sentence (transcript, else voice activity) | window | vad.")]
+WindowOption = Annotated[float, typer.Option(help="Window length in seconds (--segmentation window).")]
+HopOption = Annotated[float | None, typer.Option(help="Window hop in seconds (default: the window length).")]
+DeviceOption = Annotated[str, typer.Option(help="auto | cpu | cuda.")]
+ReportsOption = Annotated[Path | None, typer.Option(help="Report folder (default: reports/ beside the warehouse).")]
+ReportWindowOption = Annotated[float, typer.Option(help="Rolling-mean window of the report charts, seconds.")]
+ReprocessOption = Annotated[
+    bool, typer.Option(help="Redo episodes whose audio, transcript, models and settings are unchanged.")
+]
+TaskRunnerOption = Annotated[
+    str, typer.Option(help="default (episodes one by one here) | dask (fanned out over a Dask cluster).")
+]
+DaskAddressOption = Annotated[
+    str | None, typer.Option(help="Scheduler of an existing Dask cluster, tcp://host:8786 (default: a local one).")
+]
+DiarizationOption = Annotated[
+    str | None,
+    typer.Option(
+        help="pyannote.audio pipeline that labels speakers of segments whose transcript names none, pinned:"
+        " HUB_ID@<commit> (HF_TOKEN for gated ones) or DIR@sha256:<hash of its files>."
+    ),
+]
+AllowPrivateFeedsOption = Annotated[
+    bool,
+    typer.Option(
+        help="Let a feed URL and its enclosures be on loopback or private addresses (your own network);"
+        " refused by default."
+    ),
+]
+
+
+def _settings(**options):
+    """The run's settings from the command line's options, checked (exit 2 with a message)."""
+    from pydantic import ValidationError
+
+    from ser_pipeline.settings import ModelChoice, RunSettings
+
+    _check_segmentation(options["segmentation"])
+    if options["task_runner"] not in ("default", "dask"):
+        raise typer.BadParameter(f"{options['task_runner']!r}: choose default or dask", param_hint="--task-runner")
+    models = {k: options.pop(k) for k in ("emotion_model", "dims_model", "laughter_model", "operating_point")}
+    _check_models(*models.values())
+    try:
+        return RunSettings(
+            warehouse=options.pop("warehouse"),
+            window_s=options.pop("window"),
+            hop_s=options.pop("hop"),
+            report_window_s=options.pop("report_window"),
+            models=ModelChoice(
+                emotion=models["emotion_model"],
+                dims=models["dims_model"],
+                laughter=models["laughter_model"],
+                operating_point=models["operating_point"],
+                diarization=options.pop("diarization"),
+            ),
+            **options,
+        )
+    except ValidationError as error:
+        problem = error.errors()[0]
+        raise typer.BadParameter(f"{problem['loc'][-1]}: {problem['msg']}") from None
+
+
 @app.command()
 def run(
     archive: Annotated[str, typer.Argument(help="Folder of show folders, one show folder, or an http(s) feed URL.")],
     warehouse: WarehouseOption = Path("warehouse/data"),
-    segmentation: Annotated[
-        str, typer.Option(help="sentence (transcript, else voice activity) | window | vad.")
-    ] = "sentence",
-    window: Annotated[float, typer.Option(help="Window length in seconds (--segmentation window).")] = 3.0,
-    hop: Annotated[float | None, typer.Option(help="Window hop in seconds (default: the window length).")] = None,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
-    reports: Annotated[
-        Path | None, typer.Option(help="Report folder (default: reports/ beside the warehouse).")
-    ] = None,
-    report_window: Annotated[float, typer.Option(help="Rolling-mean window of the report charts, seconds.")] = 60.0,
+    segmentation: SegmentationOption = "sentence",
+    window: WindowOption = 3.0,
+    hop: HopOption = None,
+    device: DeviceOption = "auto",
+    reports: ReportsOption = None,
+    report_window: ReportWindowOption = 60.0,
     emotion_model: EmotionModelOption = None,
     dims_model: DimsModelOption = None,
     laughter_model: LaughterModelOption = None,
     operating_point: OperatingPointOption = "balanced",
-    reprocess: Annotated[
-        bool, typer.Option(help="Redo episodes whose audio, transcript, models and settings are unchanged.")
-    ] = False,
-    task_runner: Annotated[
-        str, typer.Option(help="default (episodes one by one here) | dask (fanned out over a Dask cluster).")
-    ] = "default",
-    dask_address: Annotated[
-        str | None, typer.Option(help="Scheduler of an existing Dask cluster, tcp://host:8786 (default: a local one).")
-    ] = None,
-    diarization: Annotated[
-        str | None,
-        typer.Option(
-            help="pyannote.audio pipeline that labels speakers of segments whose transcript names none, pinned:"
-            " HUB_ID@<commit> (HF_TOKEN for gated ones) or DIR@sha256:<hash of its files>."
-        ),
-    ] = None,
-    allow_private_feeds: Annotated[
-        bool,
-        typer.Option(
-            help="Let a feed URL and its enclosures be on loopback or private addresses (your own network);"
-            " refused by default."
-        ),
-    ] = False,
+    reprocess: ReprocessOption = False,
+    task_runner: TaskRunnerOption = "default",
+    dask_address: DaskAddressOption = None,
+    diarization: DiarizationOption = None,
+    allow_private_feeds: AllowPrivateFeedsOption = False,
 ) -> None:
     """Analyze every episode of ARCHIVE with the Prefect flow `analyze-archive`.
 
@@ -85,29 +125,13 @@ def run(
     the others are complete); 2 a bad option or argument; 3 the run itself could not go on
     (no Prefect server, an unreadable archive).
     """
-    _check_segmentation(segmentation)
-    archive = _archive_argument(archive, "ARCHIVE")
-    _check_models(emotion_model, dims_model, laughter_model, operating_point)
-    if task_runner not in ("default", "dask"):
-        raise typer.BadParameter(f"{task_runner!r}: choose default or dask", param_hint="--task-runner")
+    options = dict(locals())
+    archive = _archive_argument(options.pop("archive"), "ARCHIVE")
+    settings = _settings(**options)
     began = time.perf_counter()
-    if not reprocess and (
-        episodes := _unchanged_archive(
-            archive,
-            warehouse,
-            segmentation,
-            window,
-            hop,
-            reports,
-            emotion_model,
-            dims_model,
-            laughter_model,
-            operating_point,
-            diarization,
-        )
-    ):
+    if not settings.reprocess and (episodes := _unchanged_archive(archive, settings)):
         outcomes = [{"status": "skipped", "duration_s": 0.0} for _ in range(episodes)]
-        _print_run_summary(outcomes, time.perf_counter() - began, warehouse)
+        _print_run_summary(outcomes, time.perf_counter() - began, settings.warehouse)
         typer.echo("nothing changed since the recorded runs: no flow run started (--reprocess redoes them)")
         raise typer.Exit(0)
     from ser_pipeline.prefect_api import PrefectServerError, prefect_api
@@ -115,26 +139,7 @@ def run(
     with _exit_on(PrefectServerError), prefect_api(load=lambda: __import__("flows.analyze_archive")):
         from flows.analyze_archive import EpisodesFailed, analyze_archive
 
-        state = analyze_archive(
-            archive=archive,
-            warehouse=str(warehouse),
-            segmentation=segmentation,
-            window_s=window,
-            hop_s=hop,
-            device=device,
-            reports=str(reports) if reports else None,
-            report_window_s=report_window,
-            emotion_model=emotion_model,
-            dims_model=dims_model,
-            laughter_model=laughter_model,
-            operating_point=operating_point,
-            reprocess=reprocess,
-            task_runner=task_runner,
-            dask_address=dask_address,
-            diarization=diarization,
-            allow_private_feeds=allow_private_feeds,
-            return_state=True,
-        )
+        state = analyze_archive(archive=archive, settings=settings, return_state=True)
         result = state.result(raise_on_failure=False)
     if isinstance(result, EpisodesFailed):
         outcomes = result.outcomes
@@ -144,7 +149,7 @@ def run(
     else:
         outcomes = result
     failed = [o for o in outcomes if o["status"] == "failed"]
-    _print_run_summary(outcomes, time.perf_counter() - began, warehouse)
+    _print_run_summary(outcomes, time.perf_counter() - began, settings.warehouse)
     for outcome in failed:
         typer.echo(f"failed: {outcome['show']}/{outcome['episode_id']}: {outcome['error']}", err=True)
     raise typer.Exit(EXIT_EPISODES_FAILED if failed else 0)
@@ -155,23 +160,36 @@ def serve(
     archive: Annotated[
         str, typer.Option(help="The archive folder or http(s) feed URL the nightly run analyzes (a default parameter).")
     ],
-    warehouse: WarehouseOption = Path("warehouse/data"),
     cron: Annotated[str, typer.Option(help="When to run, as a cron expression (server time zone: UTC).")] = "0 3 * * *",
-    segmentation: Annotated[str, typer.Option(help="sentence | window | vad (a default parameter).")] = "sentence",
-    window: Annotated[float, typer.Option(help="Window length in seconds (--segmentation window).")] = 3.0,
-    hop: Annotated[float | None, typer.Option(help="Window hop in seconds (default: the window length).")] = None,
-    reports: Annotated[
-        Path | None, typer.Option(help="Report folder (default: reports/ beside the warehouse).")
-    ] = None,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
+    warehouse: WarehouseOption = Path("warehouse/data"),
+    segmentation: SegmentationOption = "sentence",
+    window: WindowOption = 3.0,
+    hop: HopOption = None,
+    device: DeviceOption = "auto",
+    reports: ReportsOption = None,
+    report_window: ReportWindowOption = 60.0,
+    emotion_model: EmotionModelOption = None,
+    dims_model: DimsModelOption = None,
+    laughter_model: LaughterModelOption = None,
+    operating_point: OperatingPointOption = "balanced",
+    reprocess: ReprocessOption = False,
+    task_runner: TaskRunnerOption = "default",
+    dask_address: DaskAddressOption = None,
+    diarization: DiarizationOption = None,
+    allow_private_feeds: AllowPrivateFeedsOption = False,
 ) -> None:
     """Register the Prefect deployment `analyze-archive/nightly` on the server at PREFECT_API_URL
     and serve it: scheduled runs, and `prefect deployment run analyze-archive/nightly` (with
-    `--param archive=...` etc. to override these defaults), run here until interrupted."""
+    `--param archive=...` or `--params '{"settings": {...}}'` to override these defaults), run
+    here until interrupted. The options are those of `run`, as the deployment's defaults."""
+    options = dict(locals())
+    archive = _archive_argument(options.pop("archive"), "--archive")
+    cron = options.pop("cron")
+    options["warehouse"] = options["warehouse"].resolve()
+    options["reports"] = options["reports"].resolve() if options["reports"] else None
+    settings = _settings(**options)
     import os
 
-    _check_segmentation(segmentation)
-    archive = _archive_argument(archive, "--archive")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from prefect.settings import PREFECT_API_URL
 
@@ -185,54 +203,24 @@ def serve(
         raise typer.Exit(2)
     from flows.analyze_archive import analyze_archive
 
-    parameters = {
-        "archive": archive,
-        "warehouse": str(warehouse.resolve()),
-        "segmentation": segmentation,
-        "window_s": window,
-        "hop_s": hop,
-        "reports": str(reports.resolve()) if reports else None,
-        "device": device,
-    }
+    parameters = {"archive": archive, "settings": settings.model_dump(mode="json")}
     typer.echo(f"serving analyze-archive/nightly on {PREFECT_API_URL.value()} ({cron}); Ctrl-C stops", err=True)
     analyze_archive.serve(name="nightly", cron=cron, parameters=parameters, pause_on_shutdown=False)
 
 
-def _unchanged_archive(
-    archive: str,
-    warehouse: Path,
-    segmentation: str,
-    window: float,
-    hop: float | None,
-    reports: Path | None,
-    emotion_model: str | None,
-    dims_model: str | None,
-    laughter_model: str | None,
-    operating_point: str,
-    diarization: str | None,
-) -> int:
+def _unchanged_archive(archive: str, settings) -> int:
     """How many episodes a local archive has when every one of them is unchanged since its
     recorded rows and the views and reports exist (0 otherwise, or when in doubt), read without
     torch, models or Prefect: an unchanged nightly run then costs about a second."""
     from ser_pipeline.archive import discover
-    from ser_pipeline.fingerprints import RunConfig, unchanged
-    from ser_pipeline.registry import Registry, models_fingerprint
+    from ser_pipeline.fingerprints import unchanged
     from ser_pipeline.remote import is_remote
-    from ser_pipeline.segmentation import Segmentation
     from ser_pipeline.warehouse import outputs_exist, reports_dir
 
-    if is_remote(archive) or not outputs_exist(warehouse, reports_dir(warehouse, reports)):
+    if is_remote(archive) or not outputs_exist(settings.warehouse, reports_dir(settings.warehouse, settings.reports)):
         return 0
     try:
-        registry = Registry.load()
-        models = models_fingerprint(
-            registry.choose("emotion", emotion_model),
-            registry.choose("dims", dims_model),
-            registry.choose("laughter", laughter_model),
-            operating_point,
-            diarization,
-        )
-        config = RunConfig(warehouse, Segmentation(segmentation), window, hop)
+        models, config = settings.models_fingerprint(), settings.run_config()
         episodes = discover(Path(archive))
         return len(episodes) if all(unchanged(e, config, models) for e in episodes) else 0
     except Exception:  # noqa: BLE001 - in doubt, the flow runs and reports any problem itself

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -110,11 +111,12 @@ def test_prefect_deploy_and_a_process_worker_run_the_pool_deployment(tmp_path, m
         prefect("--no-prompt", "deploy", "--all")
         deployment = httpx.get(f"{server.url}/deployments/name/analyze-archive/nightly-pool", timeout=10).json()
         assert deployment["parameters"]["archive"] == str(demo_archive)  # templated from the environment
-        assert deployment["parameters"]["warehouse"] == str(warehouse)
+        assert deployment["parameters"]["settings"]["warehouse"] == str(warehouse)
         assert [s["schedule"]["cron"] for s in deployment["schedules"]] == ["0 3 * * *"]
         worker = [PREFECT, "worker", "start", "--pool", "local-process"]
         with background(worker, env, tmp_path / "worker.log", cwd=tmp_path):
-            run = prefect("deployment", "run", "analyze-archive/nightly-pool", "--param", "segmentation=window",
+            settings = json.dumps({"settings": {"warehouse": str(warehouse), "segmentation": "window"}})
+            run = prefect("deployment", "run", "analyze-archive/nightly-pool", "--params", settings,
                           "--watch", "--watch-timeout", "400")  # fmt: skip
         assert "Completed" in run.stdout, (tmp_path / "worker.log").read_text()[-3000:]
     statuses, windows = warehouse_rows(warehouse)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ser_pipeline.pipeline import process_episode
+from ser_pipeline.settings import RunSettings
 from ser_pipeline.warehouse import connect_read_only
 
 pytestmark = pytest.mark.slow
@@ -34,7 +35,7 @@ def test_transient_errors_are_retried_and_a_persistent_one_fails_only_its_episod
 
     monkeypatch.setattr(module, "process_episode", flaky)
     with pytest.raises(module.EpisodesFailed, match="1 of 2 episode") as failed:
-        module.analyze_archive(str(demo_archive), warehouse=str(tmp_path / "data"), segmentation="window")
+        module.analyze_archive(str(demo_archive), RunSettings(warehouse=tmp_path / "data", segmentation="window"))
     outcomes = failed.value.outcomes
     assert calls == {"demo-panel-ep01": 2, "demo-talk-ep01": 3}  # 2 retries, then given up
     assert {o["episode_id"]: o["status"] for o in outcomes} == {"demo-panel-ep01": "ok", "demo-talk-ep01": "failed"}
@@ -56,7 +57,9 @@ def test_a_failed_episode_is_a_failed_task_run_not_retried_for_bad_audio_and_fai
     archive = tmp_path / "archive"
     shutil.copytree(demo_archive, archive)
     (archive / "demo-talk" / "corrupt.mp3").write_bytes(b"ID3" + bytes(range(256)) * 20)
-    state = analyze_archive(str(archive), warehouse=str(tmp_path / "data"), segmentation="window", return_state=True)
+    state = analyze_archive(
+        str(archive), RunSettings(warehouse=tmp_path / "data", segmentation="window"), return_state=True
+    )
     assert state.is_failed() and state.message.startswith(
         "1 of 3 episode(s) failed: demo-talk/corrupt: not decodable audio"
     )
@@ -88,12 +91,12 @@ def test_a_database_held_by_a_reader_leaves_the_rows_written_and_the_next_run_bu
     warehouse, reports = tmp_path / "data", tmp_path / "reports"
     with monkeypatch.context() as patched:
         patched.setattr(module, "refresh_views", busy)
-        outcomes = module.analyze_archive(str(demo_archive), warehouse=str(warehouse), segmentation="window")
+        outcomes = module.analyze_archive(str(demo_archive), RunSettings(warehouse=warehouse, segmentation="window"))
     assert {o["status"] for o in outcomes} == {"ok"}
     logged = caplog.text + capfd.readouterr().err  # Prefect logs to the console, or to pytest once it is set up
     assert "refreshed by the next run" in logged
     assert len(list((warehouse / "segments").glob("*/*.parquet"))) == 2 and not outputs_exist(warehouse, reports)
-    outcomes = module.analyze_archive(str(demo_archive), warehouse=str(warehouse), segmentation="window")
+    outcomes = module.analyze_archive(str(demo_archive), RunSettings(warehouse=warehouse, segmentation="window"))
     assert {o["status"] for o in outcomes} == {"skipped"}  # nothing scored again, only the views built
     assert outputs_exist(warehouse, reports)
     with connect_read_only(warehouse) as db:
