@@ -480,6 +480,53 @@ def evaluate(
     typer.echo(json.dumps(result, indent=2))
 
 
+@app.command("evaluate-clips")
+def evaluate_clips(
+    corpus: Annotated[str, typer.Option(help="nemo | ravdess | tess.")] = "nemo",
+    split: Annotated[
+        str, typer.Option(help="final (the final test: report only) | dev | all (see docs/evaluation.md).")
+    ] = "final",
+    context: Annotated[
+        str, typer.Option(help="alone (each clip by itself, as predict) | speaker (a speaker's clips together).")
+    ] = "alone",
+    data: Annotated[
+        Path | None, typer.Option(help="Shared data folder (default: $SER_SHARED_DATA or ../shared/data).")
+    ] = None,
+    emotion_model: EmotionModelOption = None,
+    output: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
+) -> None:
+    """Score the emotion model on a corpus's labelled clips, split by speaker under the evaluation
+    protocol: UAR with a 95% bootstrap interval over speakers, per-emotion recall, confusions (JSON)."""
+    import json
+    from dataclasses import asdict
+
+    from ser_pipeline.clip_evaluation import CONTEXTS, SPLITS, in_split, score_clips, summarise
+    from ser_pipeline.training import data as corpora
+
+    readers = {"nemo": corpora.nemo_clips, "ravdess": corpora.ravdess_clips, "tess": corpora.tess_clips}
+    for value, choices, hint in (
+        (corpus, readers, "--corpus"),
+        (split, SPLITS, "--split"),
+        (context, CONTEXTS, "--context"),
+    ):
+        if value not in choices:
+            raise typer.BadParameter(f"{value!r}: choose {' | '.join(choices)}", param_hint=hint)
+    with _model_problems_exit():
+        clips = [c for c in readers[corpus](data or corpora.shared_data_dir()) if in_split(c, split)]
+        from ser_pipeline.inference import Analyzer
+
+        analyzer = Analyzer(device="auto", emotion_model=emotion_model)
+    if not clips:
+        typer.echo(f"error: {corpus} has no speakers in the {split} split", err=True)
+        raise typer.Exit(2)
+    typer.echo(f"{len(clips)} {corpus} clips ({split}), {context}", err=True)
+    predictions = score_clips(analyzer, clips, context, corpora.read_clip, lambda line: typer.echo(line, err=True))
+    text = json.dumps({"model": analyzer.model_ids, **asdict(summarise(clips, predictions, corpus, split, context))})
+    if output:
+        output.write_text(text + "\n")
+    typer.echo(text)
+
+
 @app.command("demo-archive")
 def demo_archive(folder: Annotated[Path, typer.Argument(help="Where to write the demo archive.")]) -> None:
     """Write a small synthetic archive (two shows, MP3 + transcripts + feed) to try the pipeline on."""

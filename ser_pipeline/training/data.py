@@ -77,6 +77,26 @@ def tess_clips(data: Path) -> list[Clip]:
     return clips
 
 
+NEMO_EMOTIONS = {
+    "anger": "angry",
+    "fear": "fear",
+    "happiness": "happy",
+    "neutral": "neutral",
+    "sadness": "sad",
+    "surprised": "surprise",
+}  # nEMO has no disgust
+
+
+def nemo_clips(data: Path) -> list[Clip]:
+    """nEMO (Polish, 9 actors, 16 kHz Ogg Opus), labels from its `metadata.tsv`."""
+    import csv
+
+    root = require_dir(data / "nemo")
+    with (root / "metadata.tsv").open(newline="", encoding="utf-8") as handle:
+        rows = sorted(csv.DictReader(handle, delimiter="\t"), key=lambda r: r["file"])
+    return [Clip(root / r["file"], NEMO_EMOTIONS[r["emotion"]], f"nemo-{r['speaker']}", "nemo") for r in rows]
+
+
 def nonverbal_clips(data: Path) -> list[Clip]:
     root = require_dir(data / "nonverbal")
     return [
