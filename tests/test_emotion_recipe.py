@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from conftest import SHARED_DATA, needs_shared
 from ser_pipeline.audio import SAMPLE_RATE
 from ser_pipeline.training.emotion import (
     DIRECT_TO_REVERBERANT_DB,
@@ -68,3 +69,34 @@ def test_a_room_smears_a_click_but_keeps_the_length_and_the_level():
     assert len(heard) == len(click) and np.isclose(np.sqrt(np.mean(heard**2)), np.sqrt(np.mean(click**2)))
     assert np.count_nonzero(np.abs(heard) > 1e-4) > 0.1 * SAMPLE_RATE and np.argmax(np.abs(heard)) == 100
     assert reverberate(click, None) is click
+
+
+def test_each_corpus_gets_as_many_clips_per_epoch_as_ravdess_and_the_old_recipe_draws_as_before():
+    import random
+
+    from ser_pipeline.training.data import Clip
+    from ser_pipeline.training.emotion import _balanced_epoch
+
+    clips = [Clip(Path(f"r{i}"), "happy", f"ravdess-{i % 3}", "ravdess") for i in range(30)]
+    clips += [Clip(Path(f"t{i}"), "sad", "tess-OAF", "tess") for i in range(90)]
+    two = _balanced_epoch(clips, random.Random(7))
+    clips += [Clip(Path(f"n{i}"), "fear", f"nemo-{i % 4}", "nemo") for i in range(150)]
+    three = _balanced_epoch(clips, random.Random(7))
+    corpus_counts = {name: sum(clips[i].corpus == name for i in three) for name in ("ravdess", "tess", "nemo")}
+    assert corpus_counts == {"ravdess": 30, "tess": 30, "nemo": 30} and len(set(three)) == 90
+    # Without nEMO the draw is the one the shipped models were trained with (the code before nEMO).
+    rng = random.Random(7)
+    order = list(range(30)) + rng.sample(list(range(30, 120)), 30)
+    rng.shuffle(order)
+    assert two == order
+
+
+@needs_shared
+def test_nemo_training_reads_its_development_speakers_only():
+    from ser_pipeline.clip_evaluation import NEMO_FINAL_TEST
+    from ser_pipeline.training.emotion import EmotionRecipe, _held_out_clips
+
+    train, held_out = _held_out_clips(EmotionRecipe(data=SHARED_DATA, corpora=("ravdess", "tess", "nemo")))
+    nemo = {c.speaker for c in train if c.corpus == "nemo"}
+    assert nemo == {"nemo-MK0", "nemo-MP0", "nemo-SM0", "nemo-TP0"}
+    assert not nemo & {f"nemo-{s}" for s in NEMO_FINAL_TEST} and {c.corpus for c in held_out} == {"ravdess"}

@@ -127,6 +127,7 @@ def _emotion_recipe(
     noise_share: float | None = None,
     speed_share: float = 0.0,
     reverb_share: float = 0.0,
+    corpora: str = "ravdess,tess",
 ):
     """The emotion recipe of `train emotion` (all heads) or `train dims` (the dims head alone);
     `noise_share` None keeps the recipe's."""
@@ -146,6 +147,7 @@ def _emotion_recipe(
         network=EmotionNetConfig(speaker_context=int(speaker_context)),
         speed_share=speed_share,
         reverb_share=reverb_share,
+        corpora=tuple(c for c in corpora.split(",") if c),
         **({} if noise_share is None else {"noise_share": noise_share}),
     )
 
@@ -176,6 +178,13 @@ def train_emotion(
     noise_share: NoiseShareOption = None,
     speed_share: SpeedShareOption = 0.0,
     reverb_share: ReverbShareOption = 0.0,
+    corpora: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated training corpora: ravdess, tess, nemo (nEMO's development speakers only;"
+            " its final-test speakers are never read)."
+        ),
+    ] = "ravdess,tess",
 ) -> None:
     """Train the emotion + sentiment + valence/arousal/dominance network and write it with its
     card (the defaults give ser-crnn-v2; `--members 1 --no-speaker-context --model-id ser-crnn-v1`
@@ -184,11 +193,12 @@ def train_emotion(
 
     out = _output_dir(models_dir, publish)
     recipe = _emotion_recipe(
-        data, epochs, seed, held_out, False, members, speaker_context, noise_share, speed_share, reverb_share
+        data, epochs, seed, held_out, False, members, speaker_context, noise_share, speed_share, reverb_share, corpora
     )
     command = (
         f"ser-pipeline train emotion --epochs {epochs} --seed {seed} --held-out {held_out} --members {members}"
         f" --{'' if speaker_context else 'no-'}speaker-context"
+        + (f" --corpora {corpora}" if corpora != "ravdess,tess" else "")
     )
     train_emotion_network(recipe, model_id, out, command, typer.echo)
 

@@ -28,11 +28,12 @@ from ser_pipeline.architectures import (
     utterance_level,
 )
 from ser_pipeline.audio import SAMPLE_RATE
+from ser_pipeline.clip_evaluation import in_split
 from ser_pipeline.features import FrontEndConfig, LogMel, fused_features, voiced_span
 from ser_pipeline.metrics import accuracy, concordance_correlation, confusion, unweighted_average_recall
 from ser_pipeline.schema import DIMENSIONS, EMOTION_TO_SENTIMENT, EMOTIONS, SENTIMENTS
 from ser_pipeline.training.acoustics import acoustic_arousal, arousal_measures
-from ser_pipeline.training.data import Clip, ravdess_clips, read_clip, tess_clips
+from ser_pipeline.training.data import Clip, nemo_clips, ravdess_clips, read_clip, tess_clips
 
 # Every RAVDESS voice in ../shared/data/episodes: holding them out makes the episode check
 # speaker-independent too. Two male (odd) and two female (even) actors plus one more male.
@@ -61,6 +62,8 @@ class EmotionRecipe:
     clips_limit: int | None = None  # a small subset, for smoke tests of the recipe
     members: int = 1  # networks trained with seeds seed, seed + 1, ... (side by side), probabilities averaged
     network: EmotionNetConfig = field(default_factory=EmotionNetConfig)
+    # Training corpora: "nemo" adds nEMO's development speakers (its final-test speakers are never read)
+    corpora: tuple[str, ...] = ("ravdess", "tess")
 
 
 def vad_targets(lexicon_csv: Path, clips: list[Clip], acoustic: np.ndarray, acoustic_weight: float) -> np.ndarray:
@@ -112,11 +115,14 @@ def dims_scores(predicted: np.ndarray, targets: np.ndarray, clips: list[Clip]) -
 
 
 def _balanced_epoch(clips: list[Clip], rng: random.Random) -> list[int]:
-    """Every RAVDESS clip and as many TESS clips, drawn afresh each epoch: TESS holds three
-    times more clips from only two speakers, and left alone it would teach their voices."""
+    """Every RAVDESS clip and as many of each other corpus's, drawn afresh each epoch: TESS
+    holds three times more clips from only two speakers, nEMO five times more in another
+    language, and left alone they would teach their voices."""
     ravdess = [i for i, c in enumerate(clips) if c.corpus == "ravdess"]
-    tess = [i for i, c in enumerate(clips) if c.corpus != "ravdess"]
-    order = ravdess + rng.sample(tess, min(len(tess), max(len(ravdess), 1)))
+    order = list(ravdess)
+    for corpus in sorted({c.corpus for c in clips} - {"ravdess"}, key=lambda name: (name != "tess", name)):
+        rows = [i for i, c in enumerate(clips) if c.corpus == corpus]
+        order += rng.sample(rows, min(len(rows), max(len(ravdess), 1)))
     rng.shuffle(order)
     return order
 
@@ -477,7 +483,11 @@ def _train_ensemble(recipe: EmotionRecipe, log=print) -> Trained:
 def _held_out_clips(recipe: EmotionRecipe) -> tuple[list[Clip], list[Clip]]:
     """Training clips and the held-out actors' clips."""
     held_out = {f"ravdess-{a:02d}" for a in recipe.held_out_actors}
-    clips = ravdess_clips(recipe.data) + tess_clips(recipe.data)
+    readers = {"ravdess": ravdess_clips, "tess": tess_clips, "nemo": nemo_clips}
+    unknown = set(recipe.corpora) - set(readers)
+    if unknown:
+        raise ValueError(f"unknown corpora {sorted(unknown)}: choose from {', '.join(readers)}")
+    clips = [c for name in recipe.corpora for c in readers[name](recipe.data) if in_split(c, "dev")]
     if recipe.clips_limit:
         clips = random.Random(0).sample(clips, recipe.clips_limit)  # the same subset whatever the seed
     return [c for c in clips if c.speaker not in held_out], [c for c in clips if c.speaker in held_out]
