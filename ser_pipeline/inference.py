@@ -66,6 +66,40 @@ class EpisodeScores:
     laughter_frame_probs: np.ndarray
 
 
+@dataclass
+class SegmentScores:
+    """What the feature models give of each segment alone, one row per segment, before the
+    episode-level steps (speaker context, the speaker branch, calibration) join in."""
+
+    emotion: np.ndarray  # (segments, 7) probabilities; zeros where a waveform model gives them
+    sentiment: np.ndarray  # (segments, 3) probabilities
+    dims: np.ndarray  # (segments, 3) valence, arousal, dominance (uncalibrated)
+    statistics: np.ndarray  # (segments, n) utterance statistics for the speaker branch (n = 0 without one)
+    descriptions: np.ndarray  # (segments, d) the network's description, for speaker context (d = 0 without)
+
+    @classmethod
+    def zeros(cls, segments: int, statistics_width: int, description_width: int) -> SegmentScores:
+        return cls(
+            np.zeros((segments, len(EMOTIONS)), np.float32),
+            np.zeros((segments, len(SENTIMENTS)), np.float32),
+            np.zeros((segments, len(DIMENSIONS)), np.float32),
+            np.zeros((segments, statistics_width), np.float32),
+            np.zeros((segments, description_width), np.float32),
+        )
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        return (self.emotion, self.sentiment, self.dims, self.statistics, self.descriptions)
+
+    def row(self, index: int) -> SegmentScores:
+        return SegmentScores(*(values[index : index + 1] for values in self.arrays()))
+
+    @classmethod
+    def stack(cls, rows: list[SegmentScores], like: SegmentScores) -> SegmentScores:
+        """Rows in order (`like`: an empty result of the same widths, for no rows)."""
+        parts = list(zip(*(r.arrays() for r in rows))) if rows else [[v] for v in like.arrays()]
+        return cls(*(np.concatenate(p).astype(np.float32) for p in parts))
+
+
 class Analyzer:
     """Holds the loaded models and the device; scores episodes and files."""
 
@@ -207,12 +241,12 @@ class Analyzer:
         the result equals one pass over the whole episode while memory stays bounded.
         """
         chunks = [
-            self._laughter_chunk(logmel, start, min(start + self.laughter_chunk_frames, len(logmel)))
+            self.laughter_chunk(logmel, start, min(start + self.laughter_chunk_frames, len(logmel)))
             for start in range(first, len(logmel), self.laughter_chunk_frames)
         ]
         return np.concatenate(chunks) if chunks else np.empty(0, np.float32)
 
-    def _laughter_chunk(self, logmel: torch.Tensor, first: int, last: int) -> np.ndarray:
+    def laughter_chunk(self, logmel: torch.Tensor, first: int, last: int) -> np.ndarray:
         """Probabilities of frames [first, last), read with the receptive field on both sides."""
         config = self.laughter_net.config
         begin, end = max(first - config.receptive_frames, 0), min(last + config.receptive_frames, len(logmel))
@@ -336,39 +370,42 @@ class Analyzer:
             calibrated[rows] = calibrate_dims(mixed, self.dims_calibration.get("fused"))
         return emotion, sentiment, calibrated
 
-    def _score_segments(
-        self, logmel: torch.Tensor, segments: list[Segment], fps: float
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def empty_scores(self, segments: int = 0) -> SegmentScores:
+        """`SegmentScores` of zeros with this analyzer's widths."""
+        width = self.speaker_branch.config.n_statistics if self.speaker_branch is not None else 0
+        return SegmentScores.zeros(segments, width, self.description_width)
+
+    def score_segments(self, logmel: torch.Tensor, segments: list[Segment], fps: float) -> SegmentScores:
         """Emotion and sentiment probabilities and dims of each segment alone (zeros where a
         waveform model gives them), for the speaker branch each segment's utterance statistics,
         and for speaker context the network's description of each (see `with_speaker_context`)."""
         # Each segment is scored on its voiced part: leading and trailing pauses would otherwise
         # weigh on the per-utterance normalisation, and a clip cut loosely or tightly around the
         # same speech should score the same.
-        emotion = np.zeros((len(segments), len(EMOTIONS)), np.float32)
-        sentiment = np.zeros((len(segments), len(SENTIMENTS)), np.float32)
-        dims = np.zeros((len(segments), len(DIMENSIONS)), np.float32)
-        width = self.speaker_branch.config.n_statistics if self.speaker_branch is not None else 0
-        statistics = np.zeros((len(segments), width), np.float32)
-        descriptions = np.zeros((len(segments), self.description_width), np.float32)
+        scores = self.empty_scores(len(segments))
         if not self.reads_features:
-            return emotion, sentiment, dims, statistics, descriptions
+            return scores
         spans = [self._voiced(logmel, *frame_span(s.start_s, s.end_s, fps, len(logmel))) for s in segments]
         n_mfcc = self.front_end.config.n_mfcc
         if self.speaker_branch is not None:
             # Every segment's: a diarizer may name its speaker after it was scored (`finish`).
             for i, span in enumerate(spans):
-                statistics[i] = utterance_statistics(logmel[slice(*span)], n_mfcc).numpy()
+                scores.statistics[i] = utterance_statistics(logmel[slice(*span)], n_mfcc).numpy()
+        outputs = {
+            "emotion": scores.emotion,
+            "sentiment": scores.sentiment,
+            "dims": scores.dims,
+            "description": scores.descriptions,
+        }
         for bucket in self._length_buckets(spans):
             pieces = [logmel[slice(*spans[i])] for i in bucket]
             lengths = torch.tensor([len(p) for p in pieces])
             features = fused_features(torch.nn.utils.rnn.pad_sequence(pieces, batch_first=True).to(self.device), n_mfcc)
             out = self.emotion_batch(features, lengths)
-            outputs = {"emotion": emotion, "sentiment": sentiment, "dims": dims, "description": descriptions}
             for name, values in outputs.items():
                 if name in out:
                     values[bucket] = out[name]
-        return emotion, sentiment, dims, statistics, descriptions
+        return scores
 
     def analyze_file(self, path: Path) -> EpisodeScores:
         """A whole file as one segment."""
@@ -387,8 +424,7 @@ class StreamingScorer:
     def __init__(self, analyzer: Analyzer):
         self.analyzer = analyzer
         self.fps = analyzer.front_end.config.frames_per_second
-        # emotion, sentiment, dims, statistics, description (`Analyzer._score_segments`)
-        self.scored: dict[tuple[float, float], tuple[np.ndarray, ...]] = {}
+        self.scored: dict[tuple[float, float], SegmentScores] = {}  # one row each
         self.ready: dict[tuple[float, float], Segment] = {}
         self.waiting: list[Segment] = []
         self.laughter = GrowingArray(0)  # probabilities of the frames scored so far
@@ -410,15 +446,16 @@ class StreamingScorer:
         done = self.laughter.rows
         if frames - context - done >= chunk:
             with clock.stage("laughter"):
-                self.laughter.append(self.analyzer._laughter_chunk(logmel, done, frames - context))
+                self.laughter.append(self.analyzer.laughter_chunk(logmel, done, frames - context))
 
     def _frames(self, segment: Segment) -> int:
         return max(int((segment.end_s - segment.start_s) * self.fps), 1)
 
     def _score_ready(self, logmel: torch.Tensor) -> None:
         segments = list(self.ready.values())
-        for segment, *scores in zip(segments, *self.analyzer._score_segments(logmel, segments, self.fps)):
-            self.scored[(segment.start_s, segment.end_s)] = tuple(scores)
+        scores = self.analyzer.score_segments(logmel, segments, self.fps)
+        for index, segment in enumerate(segments):
+            self.scored[(segment.start_s, segment.end_s)] = scores.row(index)
         self.ready.clear()
 
     def finish(
@@ -428,22 +465,12 @@ class StreamingScorer:
         with clock.stage("emotion"):
             self.ready = {(s.start_s, s.end_s): s for s in segments if (s.start_s, s.end_s) not in self.scored}
             self._score_ready(logmel)
-            rows = [self.scored[(s.start_s, s.end_s)] for s in segments]
-            branch = analyzer.speaker_branch
-            widths = (
-                len(EMOTIONS),
-                len(SENTIMENTS),
-                len(DIMENSIONS),
-                branch.config.n_statistics if branch else 0,
-                analyzer.description_width,
-            )
-            emotion, sentiment, dims, statistics, descriptions = (
-                np.array([row[i] for row in rows], np.float32).reshape(len(segments), width)
-                for i, width in enumerate(widths)
-            )
+            scores = SegmentScores.stack([self.scored[(s.start_s, s.end_s)] for s in segments], analyzer.empty_scores())
             speakers = [s.speaker for s in segments]
-            emotion, sentiment, dims = analyzer.with_speaker_context(emotion, sentiment, dims, descriptions, speakers)
-            emotion, sentiment, dims = analyzer.fuse_speakers(emotion, sentiment, dims, statistics, speakers)
+            emotion, sentiment, dims = analyzer.with_speaker_context(
+                scores.emotion, scores.sentiment, scores.dims, scores.descriptions, speakers
+            )
+            emotion, sentiment, dims = analyzer.fuse_speakers(emotion, sentiment, dims, scores.statistics, speakers)
         if analyzer.waveform_emotion is not None:
             with clock.stage("emotion"):
                 emotion, sentiment = analyzer.waveform_emotion.score(samples, segments)
