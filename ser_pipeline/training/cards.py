@@ -54,6 +54,14 @@ the probabilities; a scale and shift per dimension that gives the dims the targe
 spread), which `train emotion-cv --calibrate ID` puts in a model's registry entry for the
 pipeline to apply, and the speaker branch fused with the network are in `docs/emotion-cv.md`."""
     )
+    with_nemo = "nemo" in getattr(recipe, "corpora", ())
+    nemo = (
+        ",\n  and nEMO's development speakers (MK0, MP0, SM0, TP0; Polish, Ogg Opus; its final-test speakers\n"
+        "  EB0, IC0, KD0, KS0, WR0 are never read)"
+        if with_nemo
+        else ""
+    )
+    nemo_licence = " and nEMO (CC BY-NC-SA 4.0)" if with_nemo else ""
     withheld_rows = (
         f"| 7-class UAR, speaker context withheld | {withheld['emotion_uar']:.3f} | 0.143 |\n"
         f"| sentiment UAR, speaker context withheld | {withheld['sentiment_uar']:.3f} | 0.333 |\n"
@@ -65,7 +73,7 @@ pipeline to apply, and the speaker branch fused with the network are in `docs/em
 normalisation, three masked 1-D conv blocks, a BiLSTM and attention pooling, three heads.{context}{ensemble}
 
 ## Data and split
-- Training: RAVDESS speech actors 01-20 except the held-out ones, and TESS (both speakers),
+- Training: RAVDESS speech actors 01-20 except the held-out ones, and TESS (both speakers){nemo},
   from `../shared/data` (16 kHz mono). RAVDESS calm counts as neutral, TESS "ps" as surprise.
 - Held out (never seen in training): RAVDESS actors {actors}: every RAVDESS voice that appears
   in `../shared/data/episodes`, so episode-level checks are speaker-independent as well.
@@ -73,7 +81,7 @@ normalisation, three masked 1-D conv blocks, a BiLSTM and attention pooling, thr
   {recipe.whole_clip_share:.0%} of the time), level changes of +-6 dB, background noise (white, pink or brown)
   at an absolute RMS of 2e-4 to 8e-3 in {recipe.noise_share:.0%} of the crops (quiet voices end up at a low
   SNR, as in real rooms), SpecAugment (two frequency masks, one time mask); epochs hold every
-  RAVDESS clip and as many TESS clips; class-weighted cross-entropy.
+  RAVDESS clip and as many of each other corpus's; class-weighted cross-entropy.
 - Dimensional targets are derived, not human ratings (no corpus with dimensional labels is
   available here): each class's NRC VAD lexicon coordinates (`lexicon/emotion_vad.csv`;
   RAVDESS calm uses "calm"), RAVDESS strong intensity raising arousal by 0.1 and normal
@@ -85,7 +93,7 @@ normalisation, three masked 1-D conv blocks, a BiLSTM and attention pooling, thr
 - Seed {recipe.seed}, {recipe.epochs} epochs, batch {recipe.batch_size}, AdamW + one-cycle, lr {recipe.learning_rate}.
 
 ## Licence
-Weights derived from RAVDESS (CC BY-NC-SA 4.0) and TESS (CC BY-NC-ND 4.0): non-commercial use.
+Weights derived from RAVDESS (CC BY-NC-SA 4.0) and TESS (CC BY-NC-ND 4.0){nemo_licence}: non-commercial use.
 
 ## Measured on the held-out actors ({scores["clips"]} clips, voiced part as the pipeline scores it{", each speaker's clips as its context" if withheld else ""})
 | metric | value | chance |

@@ -13,6 +13,7 @@ from typing import Any
 from ser_pipeline.files import EMBEDDED_MODELS_DIR
 
 Log = Callable[[str], None]
+_CORPUS_NAMES = {"ravdess": "RAVDESS", "tess": "TESS", "nemo": "nEMO"}
 REGISTRY_NAME = "registry.json"
 
 
@@ -59,7 +60,8 @@ def train_emotion_network(recipe, model_id: str, models_dir: Path, command: str,
             "tasks": ["dims"] if recipe.dims_only else ["emotion", "sentiment", "dims"],
             "input": "16 kHz mono; 64 log-mel + 20 MFCC per 10 ms frame",
             "labels": ["valence", "arousal", "dominance"] if recipe.dims_only else list(EMOTIONS),
-            "licence": "CC BY-NC-SA 4.0 (trained on RAVDESS and TESS; non-commercial)",
+            "licence": f"CC BY-NC-SA 4.0 (trained on {' and '.join(_CORPUS_NAMES[c] for c in recipe.corpora)};"
+            " non-commercial)",
             "scores": {"held_out_actors": recipe.held_out_actors, **summary},
         },
         card_body=emotion_card(recipe, scores, command),
