@@ -493,6 +493,13 @@ def evaluate_clips(
         Path | None, typer.Option(help="Shared data folder (default: $SER_SHARED_DATA or ../shared/data).")
     ] = None,
     emotion_model: EmotionModelOption = None,
+    against: Annotated[
+        str | None,
+        typer.Option(
+            help="Also score this emotion model (registry id) on the same clips and give the UAR difference"
+            " with its 95% paired bootstrap interval over speakers (a default changes only when it is above 0)."
+        ),
+    ] = None,
     output: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
 ) -> None:
     """Score the emotion model on a corpus's labelled clips, split by speaker under the evaluation
@@ -500,7 +507,15 @@ def evaluate_clips(
     import json
     from dataclasses import asdict
 
-    from ser_pipeline.clip_evaluation import CONTEXTS, SPLITS, in_split, score_clips, summarise
+    from ser_pipeline.clip_evaluation import (
+        CONTEXTS,
+        SPLITS,
+        in_split,
+        paired_speaker_interval,
+        score_clips,
+        summarise,
+    )
+    from ser_pipeline.schema import EMOTION_TO_SENTIMENT, EMOTIONS, SENTIMENTS
     from ser_pipeline.training import data as corpora
 
     readers = {"nemo": corpora.nemo_clips, "ravdess": corpora.ravdess_clips, "tess": corpora.tess_clips}
@@ -516,12 +531,33 @@ def evaluate_clips(
         from ser_pipeline.inference import Analyzer
 
         analyzer = Analyzer(device="auto", emotion_model=emotion_model)
+        other = Analyzer(device="auto", emotion_model=against) if against else None
     if not clips:
         typer.echo(f"error: {corpus} has no speakers in the {split} split", err=True)
         raise typer.Exit(2)
     typer.echo(f"{len(clips)} {corpus} clips ({split}), {context}", err=True)
-    predictions = score_clips(analyzer, clips, context, corpora.read_clip, lambda line: typer.echo(line, err=True))
-    text = json.dumps({"model": analyzer.model_ids, **asdict(summarise(clips, predictions, corpus, split, context))})
+    say = lambda line: typer.echo(line, err=True)  # noqa: E731
+    predictions = score_clips(analyzer, clips, context, corpora.read_clip, say)
+    result = {"model": analyzer.model_ids, **asdict(summarise(clips, predictions, corpus, split, context))}
+    if other is not None:
+        theirs = score_clips(other, clips, context, corpora.read_clip, say)
+        compared = summarise(clips, theirs, corpus, split, context)
+        truth, speakers = [c.label for c in clips], [c.speaker for c in clips]
+        sentiment_truth = [EMOTION_TO_SENTIMENT[t] for t in truth]
+        result["against"] = {
+            "model": other.model_ids,
+            "emotion_uar": compared.emotion_uar,
+            "sentiment_uar": compared.sentiment_uar,
+            "emotion_gain": round(result["emotion_uar"] - compared.emotion_uar, 4),
+            "emotion_gain_interval": paired_speaker_interval(
+                truth, [p for p, _ in predictions], [p for p, _ in theirs], speakers, list(EMOTIONS)
+            ),
+            "sentiment_gain": round(result["sentiment_uar"] - compared.sentiment_uar, 4),
+            "sentiment_gain_interval": paired_speaker_interval(
+                sentiment_truth, [s for _, s in predictions], [s for _, s in theirs], speakers, list(SENTIMENTS)
+            ),
+        }
+    text = json.dumps(result)
     if output:
         output.write_text(text + "\n")
     typer.echo(text)

@@ -81,6 +81,35 @@ def speaker_interval(
     return round(float(low), 4), round(float(high), 4)
 
 
+def paired_speaker_interval(
+    truth: list[str],
+    first: list[str],
+    second: list[str],
+    speakers: list[str],
+    labels: list[str],
+    rounds: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """95% interval of UAR(first) - UAR(second), two models' predictions of the same clips, by a
+    bootstrap over speakers (both predictions of a drawn speaker's clips kept together): the test
+    a default change must pass (the interval above zero)."""
+    groups: dict[str, list[int]] = {}
+    for index, speaker in enumerate(speakers):
+        groups.setdefault(speaker, []).append(index)
+    names = sorted(groups)
+    rng = np.random.default_rng(seed)
+    differences = []
+    for _ in range(rounds):
+        rows = [i for name in rng.choice(names, len(names)) for i in groups[name]]
+        drawn = [truth[i] for i in rows]
+        differences.append(
+            unweighted_average_recall(drawn, [first[i] for i in rows], labels)
+            - unweighted_average_recall(drawn, [second[i] for i in rows], labels)
+        )
+    low, high = np.percentile(differences, [2.5, 97.5])
+    return round(float(low), 4), round(float(high), 4)
+
+
 def score_clips(
     analyzer, clips: list, context: str, read: Callable[[Path], np.ndarray], log: Callable[[str], None] = print
 ) -> list[tuple[str, str]]:

@@ -10,7 +10,7 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from conftest import SHARED_DATA, needs_shared, tone
-from ser_pipeline.clip_evaluation import NEMO_FINAL_TEST, in_split, speaker_interval, summarise
+from ser_pipeline.clip_evaluation import NEMO_FINAL_TEST, in_split, paired_speaker_interval, speaker_interval, summarise
 from ser_pipeline.training.data import Clip, nemo_clips
 
 
@@ -33,8 +33,11 @@ def test_scores_have_their_known_answers():
     assert scores.sentiment_uar == pytest.approx((1.0 + 0.5) / 2)
     assert scores.recall == {"happy": 1.0, "sad": 0.5} and scores.confusions["sad"] == {"happy": 1, "sad": 1}
     assert (scores.clips, scores.speakers) == (4, 2)
-    truth = ["happy", "sad"] * 5
-    assert speaker_interval(truth, truth, ["a", "b"] * 5, ["happy", "sad"]) == (1.0, 1.0)
+    truth, speakers = ["happy", "sad"] * 5, ["a", "b"] * 5
+    assert speaker_interval(truth, truth, speakers, ["happy", "sad"]) == (1.0, 1.0)
+    wrong = ["sad", "happy"] * 5
+    assert paired_speaker_interval(truth, truth, wrong, speakers, ["happy", "sad"]) == (1.0, 1.0)
+    assert paired_speaker_interval(truth, wrong, wrong, speakers, ["happy", "sad"]) == (0.0, 0.0)
 
 
 @needs_shared
@@ -65,5 +68,8 @@ def test_evaluate_clips_scores_a_corpus_split_by_speaker(tmp_path):
         scores = json.loads(result.stdout.strip().splitlines()[-1])
         assert (scores["clips"], scores["speakers"], scores["context"]) == (4, 2, context)  # EB0 is final test
         assert 0.0 <= scores["emotion_uar"] <= 1.0 and set(scores["recall"]) == {"angry", "neutral"}
+    arguments = ["evaluate-clips", "--data", str(tmp_path), "--split", "all", "--against", "ser-crnn-v2"]
+    compared = json.loads(CliRunner().invoke(app, arguments).stdout.strip().splitlines()[-1])
+    assert compared["against"]["emotion_gain"] == 0 and compared["against"]["emotion_gain_interval"] == [0.0, 0.0]
     refused = CliRunner().invoke(app, ["evaluate-clips", "--data", str(tmp_path), "--split", "nope"])
     assert refused.exit_code == 2 and "choose final | dev | all" in refused.output
