@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from conftest import SHARED_DATA, needs_shared, tone
 from ser_pipeline.clip_evaluation import NEMO_FINAL_TEST, in_split, paired_speaker_interval, speaker_interval, summarise
+from ser_pipeline.registry import Registry
 from ser_pipeline.training.data import Clip, nemo_clips
 
 
@@ -68,7 +69,8 @@ def test_evaluate_clips_scores_a_corpus_split_by_speaker(tmp_path):
         scores = json.loads(result.stdout.strip().splitlines()[-1])
         assert (scores["clips"], scores["speakers"], scores["context"]) == (4, 2, context)  # EB0 is final test
         assert 0.0 <= scores["emotion_uar"] <= 1.0 and set(scores["recall"]) == {"angry", "neutral"}
-    arguments = ["evaluate-clips", "--data", str(tmp_path), "--split", "all", "--against", "ser-crnn-v2"]
+    default = Registry.load().defaults["emotion"]
+    arguments = ["evaluate-clips", "--data", str(tmp_path), "--split", "all", "--against", default]
     compared = json.loads(CliRunner().invoke(app, arguments).stdout.strip().splitlines()[-1])
     assert compared["against"]["emotion_gain"] == 0 and compared["against"]["emotion_gain_interval"] == [0.0, 0.0]
     refused = CliRunner().invoke(app, ["evaluate-clips", "--data", str(tmp_path), "--split", "nope"])

@@ -96,14 +96,14 @@ def test_analyzer_takes_emotion_from_the_classifier_and_dims_from_the_default(su
     assert analyzer.needs_samples and analyzer.emotion_net is None
     samples = (0.1 * RNG.standard_normal(16_000 * 5)).astype(np.float32)
     scores = analyzer.analyze(samples, [Segment(0, "window", 0, 3), Segment(1, "window", 3, 5)])
-    assert analyzer.model_ids["emotion"] == MODEL_ID and analyzer.model_ids["dims"] == "ser-crnn-v2"
+    assert analyzer.model_ids["emotion"] == MODEL_ID and analyzer.model_ids["dims"] == Registry.load().defaults["dims"]
     assert scores.columns["p_fear"] == pytest.approx([0, 0]) and set(scores.columns["emotion"]) <= {
         "neutral",
         "happy",
         "angry",
         "sad",
     }
-    assert np.all((scores.columns["valence"] > 0) & (scores.columns["valence"] < 1))  # from ser-crnn-v2
+    assert np.all((scores.columns["valence"] > 0) & (scores.columns["valence"] < 1))  # from the embedded default
 
 
 def test_a_users_own_registry_file_adds_a_checkpoint_with_its_label_map(offline_models, monkeypatch):

@@ -330,9 +330,9 @@ def test_train_speaker_branch_without_flags_leaves_the_project_models_alone(tmp_
     assert {p.name: p.read_bytes() for p in REGISTRY_FILE.parent.iterdir() if p.is_file()} == before
     written = tmp_path / "trained-models"
     models = {m["id"]: m for m in json.loads((written / "registry.json").read_text())["models"]}
-    assert set(models) == {"ser-crnn-v2", "ser-speaker-branch-v5"}
-    assert models["ser-crnn-v2"]["options"]["speaker_branch"]["sha256"] == models["ser-speaker-branch-v5"]["sha256"]
-    assert (written / "ser-speaker-branch-v5.safetensors").is_file()
+    assert set(models) == {"ser-crnn-v3", "ser-speaker-branch-v6"}
+    assert models["ser-crnn-v3"]["options"]["speaker_branch"]["sha256"] == models["ser-speaker-branch-v6"]["sha256"]
+    assert (written / "ser-speaker-branch-v6.safetensors").is_file()
 
 
 def test_publish_and_a_models_dir_exclude_each_other():

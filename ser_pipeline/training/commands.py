@@ -167,7 +167,7 @@ def train_emotion(
     held_out: HeldOutOption = "1,2,5,8,11",
     models_dir: ModelsDirOption = None,
     publish: PublishOption = False,
-    model_id: str = "ser-crnn-v2",
+    model_id: str = "ser-crnn-v3",
     members: Annotated[
         int, typer.Option(help="Networks trained side by side (seeds seed, seed + 1, ...), averaged.")
     ] = 2,
@@ -184,11 +184,11 @@ def train_emotion(
             help="Comma-separated training corpora: ravdess, tess, nemo (nEMO's development speakers only;"
             " its final-test speakers are never read)."
         ),
-    ] = "ravdess,tess",
+    ] = "ravdess,tess,nemo",
 ) -> None:
     """Train the emotion + sentiment + valence/arousal/dominance network and write it with its
-    card (the defaults give ser-crnn-v2; `--members 1 --no-speaker-context --model-id ser-crnn-v1`
-    the earlier one)."""
+    card (the defaults give ser-crnn-v3; `--corpora ravdess,tess --model-id ser-crnn-v2` the one before,
+    `--corpora ravdess,tess --members 1 --no-speaker-context --model-id ser-crnn-v1` the first)."""
     from ser_pipeline.training.workflows import train_emotion_network
 
     out = _output_dir(models_dir, publish)
@@ -197,8 +197,7 @@ def train_emotion(
     )
     command = (
         f"ser-pipeline train emotion --epochs {epochs} --seed {seed} --held-out {held_out} --members {members}"
-        f" --{'' if speaker_context else 'no-'}speaker-context"
-        + (f" --corpora {corpora}" if corpora != "ravdess,tess" else "")
+        f" --{'' if speaker_context else 'no-'}speaker-context" + f" --corpora {corpora}"
     )
     train_emotion_network(recipe, model_id, out, command, typer.echo)
 
@@ -305,7 +304,7 @@ def train_speaker_branch(
     held_out: HeldOutOption = "1,2,5,8,11",
     models_dir: ModelsDirOption = None,
     publish: PublishOption = False,
-    model_id: str = "ser-speaker-branch-v5",
+    model_id: str = "ser-speaker-branch-v6",
     network_inputs: Annotated[
         bool,
         typer.Option(
@@ -321,7 +320,7 @@ def train_speaker_branch(
     ] = Path("docs/emotion-cv.json"),
     attach: Annotated[
         str | None, typer.Option(help="Registry id of the emotion network whose probabilities the branch joins.")
-    ] = "ser-crnn-v2",
+    ] = "ser-crnn-v3",
     weight: Annotated[float, typer.Option(help="The branch's share of the fused log-probabilities.")] = 0.3,
     calibrate: Annotated[
         bool,

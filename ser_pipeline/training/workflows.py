@@ -106,7 +106,7 @@ class BranchRecipe:
     held_out_actors: tuple[int, ...]
     model_id: str
     weight: float = 0.3
-    attach: str | None = "ser-crnn-v2"
+    attach: str | None = "ser-crnn-v3"
     calibrate: bool = True
     cross_validation: dict | None = None  # with the network's inputs: the emotion CV document
 
