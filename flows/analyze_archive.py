@@ -156,9 +156,9 @@ def analyze_archive(archive: str, settings: RunSettings | None = None) -> list[d
     config = settings.run_config()
     run_id = str(flow_run.get_id() or "local")
     analyzer = settings.analyzer()
-    # A feed URL is mirrored into the cache (new enclosures downloaded) and read like a folder.
     for line in tidy(config.warehouse):
         logger.info("warehouse: %s", line)
+    # A feed URL is mirrored into the cache (new enclosures downloaded) and read like a folder.
     if is_remote(archive):
         limits = Limits.from_environment(allow_private=settings.allow_private_feeds)
         episodes = discover(mirror_feed(archive, limits=limits, say=logger.info))
