@@ -18,7 +18,7 @@ together), the unit the protocol generalises over.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,21 +64,33 @@ class ClipScores:
     confusions: dict[str, dict[str, int]] = field(default_factory=dict)  # true -> predicted -> clips
 
 
-def speaker_interval(
-    truth: list[str], predicted: list[str], speakers: list[str], labels: list[str], rounds: int = 1000, seed: int = 0
-) -> tuple[float, float]:
-    """95% interval of the UAR (over the classes present in each draw) by a bootstrap over speakers."""
+def _speaker_draws(speakers: list[str], rounds: int, seed: int) -> Iterator[list[int]]:
+    """Bootstrap rounds over speakers: each draws as many speakers as there are, with
+    replacement, and yields the rows of all their clips."""
     groups: dict[str, list[int]] = {}
     for index, speaker in enumerate(speakers):
         groups.setdefault(speaker, []).append(index)
     names = sorted(groups)
     rng = np.random.default_rng(seed)
-    values = []
     for _ in range(rounds):
-        rows = [i for name in rng.choice(names, len(names)) for i in groups[name]]
-        values.append(unweighted_average_recall([truth[i] for i in rows], [predicted[i] for i in rows], labels))
+        yield [i for name in rng.choice(names, len(names)) for i in groups[name]]
+
+
+def _interval(values: list[float]) -> tuple[float, float]:
     low, high = np.percentile(values, [2.5, 97.5])
     return round(float(low), 4), round(float(high), 4)
+
+
+def speaker_interval(
+    truth: list[str], predicted: list[str], speakers: list[str], labels: list[str], rounds: int = 1000, seed: int = 0
+) -> tuple[float, float]:
+    """95% interval of the UAR (over the classes present in each draw) by a bootstrap over speakers."""
+    return _interval(
+        [
+            unweighted_average_recall([truth[i] for i in rows], [predicted[i] for i in rows], labels)
+            for rows in _speaker_draws(speakers, rounds, seed)
+        ]
+    )
 
 
 def paired_speaker_interval(
@@ -93,21 +105,14 @@ def paired_speaker_interval(
     """95% interval of UAR(first) - UAR(second), two models' predictions of the same clips, by a
     bootstrap over speakers (both predictions of a drawn speaker's clips kept together): the test
     a default change must pass (the interval above zero)."""
-    groups: dict[str, list[int]] = {}
-    for index, speaker in enumerate(speakers):
-        groups.setdefault(speaker, []).append(index)
-    names = sorted(groups)
-    rng = np.random.default_rng(seed)
     differences = []
-    for _ in range(rounds):
-        rows = [i for name in rng.choice(names, len(names)) for i in groups[name]]
+    for rows in _speaker_draws(speakers, rounds, seed):
         drawn = [truth[i] for i in rows]
         differences.append(
             unweighted_average_recall(drawn, [first[i] for i in rows], labels)
             - unweighted_average_recall(drawn, [second[i] for i in rows], labels)
         )
-    low, high = np.percentile(differences, [2.5, 97.5])
-    return round(float(low), 4), round(float(high), 4)
+    return _interval(differences)
 
 
 def score_clips(
