@@ -318,6 +318,14 @@ def predict(
     emotion_model: EmotionModelOption = None,
     dims_model: DimsModelOption = None,
     laughter_model: LaughterModelOption = None,
+    speaker_from: Annotated[
+        str | None,
+        typer.Option(
+            help="Read each speaker's files together (speaker context, as in an episode): folder (the file's"
+            " folder), prefix (its name up to the first _ or -) or csv:PATH (columns file, speaker)."
+            " Without it, each file alone."
+        ),
+    ] = None,
 ) -> None:
     """Clip-level predictions: one CSV row per file (`file` exactly as given). A file that cannot
     be read or scored gets a row with the reason in `error` and empty scores; the others are
@@ -325,26 +333,23 @@ def predict(
     import csv
     import sys
 
+    from ser_pipeline.clip_prediction import predict_files, speaker_of
     from ser_pipeline.inference import Analyzer
-    from ser_pipeline.schema import PREDICTION_COLUMNS, SCORE_COLUMNS
+    from ser_pipeline.schema import PREDICTION_COLUMNS
 
+    try:
+        speaker = speaker_of(speaker_from) if speaker_from else None
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--speaker-from") from None
     with _model_problems_exit():
         analyzer = Analyzer(
             device=device, emotion_model=emotion_model, dims_model=dims_model, laughter_model=laughter_model
         )
-    rows, failed = [], 0
-    for file in files:
-        try:
-            if not file.is_file():
-                raise FileNotFoundError("no such file")
-            scores = analyzer.analyze_file(file)
-        except Exception as error:  # noqa: BLE001 - one bad file costs its row, not the batch
-            failed += 1
-            reason = " ".join(str(error).split()) or type(error).__name__
-            rows.append({"file": str(file), "error": reason})
-            typer.echo(f"failed: {file}: {reason}", err=True)
-            continue
-        rows.append({"file": str(file), **{c: scores.columns[c][0] for c in SCORE_COLUMNS}, "error": None})
+    predictions = predict_files(analyzer, files, speaker)
+    rows = [p.row() for p in predictions]
+    failed = [p for p in predictions if p.error]
+    for prediction in failed:
+        typer.echo(f"failed: {prediction.file}: {prediction.error}", err=True)
     handle = sys.stdout if output == "-" else open(output, "w", newline="")  # noqa: SIM115 - closed below
     try:
         writer = csv.DictWriter(handle, fieldnames=PREDICTION_COLUMNS)
