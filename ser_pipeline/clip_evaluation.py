@@ -119,16 +119,12 @@ def score_clips(
     analyzer, clips: list, context: str, read: Callable[[Path], np.ndarray], log: Callable[[str], None] = print
 ) -> list[tuple[str, str]]:
     """The predicted emotion and sentiment of each clip, read alone or with its speaker's other clips."""
-    from ser_pipeline.audio import SAMPLE_RATE
     from ser_pipeline.evaluation import clips_together_columns
-    from ser_pipeline.segmentation import Segment
 
     if context == "alone":
         predicted = []
         for number, clip in enumerate(clips, start=1):
-            samples = read(clip.path)
-            segment = Segment(0, "window", 0.0, len(samples) / SAMPLE_RATE)
-            columns = analyzer.analyze(samples, [segment]).columns
+            columns = analyzer.analyze_whole(read(clip.path)).columns
             predicted.append((str(columns["emotion"][0]), str(columns["sentiment"][0])))
             if number % 500 == 0:
                 log(f"  {number}/{len(clips)} clips")

@@ -49,9 +49,8 @@ def predict_files(analyzer, files: list[Path], speaker: Callable[[Path], str | N
     """One prediction per file, in the order given. Without `speaker`, or for files whose speaker
     is unknown, each file alone; otherwise a speaker's files together. A file that cannot be read
     or scored gets its reason and no scores; the others are scored."""
-    from ser_pipeline.audio import SAMPLE_RATE, decode
+    from ser_pipeline.audio import decode
     from ser_pipeline.evaluation import clips_together_columns
-    from ser_pipeline.segmentation import Segment
 
     predictions = [Prediction(str(file)) for file in files]
     samples: dict[int, np.ndarray] = {}
@@ -70,10 +69,8 @@ def predict_files(analyzer, files: list[Path], speaker: Callable[[Path], str | N
         batches = [[i] for i in indices] if who is None else [indices]
         for batch in batches:
             try:
-                if who is None:  # the whole file one segment, as `Analyzer.analyze_file`
-                    (i,) = batch
-                    whole = Segment(0, "window", 0.0, len(samples[i]) / SAMPLE_RATE)
-                    columns = analyzer.analyze(samples[i], [whole]).columns
+                if who is None:
+                    columns = analyzer.analyze_whole(samples[batch[0]]).columns
                 else:
                     columns = clips_together_columns(analyzer, [samples[i] for i in batch], who)
             except Exception as error:  # noqa: BLE001 - as above, for the files of this batch

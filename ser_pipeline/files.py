@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -21,3 +24,12 @@ def file_sha256(path: Path) -> str:
 def cache_root() -> Path:
     """Where downloads and generated files are kept: $SER_CACHE_DIR or ~/.cache/ser-pipeline."""
     return Path(os.environ.get("SER_CACHE_DIR", Path.home() / ".cache" / "ser-pipeline"))
+
+
+@contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Processes (and threads, each opening the file itself) entering with the same lock file
+    take turns; the kernel drops the lock if the holder dies."""
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield

@@ -24,7 +24,7 @@ from ser_pipeline.architectures import (
     speaker_relative,
     speaker_zscore,
 )
-from ser_pipeline.audio import GrowingArray, decode
+from ser_pipeline.audio import SAMPLE_RATE, GrowingArray, decode
 from ser_pipeline.devices import autocast_for, pick_device
 from ser_pipeline.features import (
     FrontEndConfig,
@@ -409,8 +409,11 @@ class Analyzer:
 
     def analyze_file(self, path: Path) -> EpisodeScores:
         """A whole file as one segment."""
-        audio = decode(path)
-        return self.analyze(audio.samples, [Segment(0, "window", 0.0, audio.duration_s)])
+        return self.analyze_whole(decode(path).samples)
+
+    def analyze_whole(self, samples: np.ndarray) -> EpisodeScores:
+        """Decoded audio (16 kHz mono) as one segment: a clip read alone, as `predict` reads a file."""
+        return self.analyze(samples, [Segment(0, "window", 0.0, len(samples) / SAMPLE_RATE)])
 
 
 class StreamingScorer:

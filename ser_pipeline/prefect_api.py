@@ -8,7 +8,6 @@ services) before torch and the models load, it comes up while they do.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import socket
 import subprocess
@@ -18,6 +17,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from ser_pipeline.files import exclusive_lock
 
 STARTUP_TIMEOUT_S = 180.0
 
@@ -126,8 +127,7 @@ def prefect_api(load: Callable[[], object] = lambda: None) -> Iterator[str]:
         # runs started together take turns until their server answers.
         home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
         home.mkdir(parents=True, exist_ok=True)
-        with (home / "ser-pipeline-server.lock").open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with exclusive_lock(home / "ser-pipeline-server.lock"):
             server = TemporaryServer()
             try:
                 from prefect.settings import PREFECT_API_URL

@@ -9,7 +9,6 @@ recorded as failed with it. Only http(s) is fetched: other schemes are refused.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import http.client
 import ipaddress
@@ -25,7 +24,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import quote, urljoin, urlsplit
 
 from ser_pipeline.archive import AUDIO_SUFFIXES, FEED_NAME, PODCAST_NS, PROBLEM_ATTRIBUTE
-from ser_pipeline.files import cache_root, file_sha256
+from ser_pipeline.files import cache_root, exclusive_lock, file_sha256
 from ser_pipeline.transcripts import MAX_TRANSCRIPT_BYTES, TRANSCRIPT_SUFFIXES
 
 _CHUNK = 1 << 20
@@ -265,8 +264,7 @@ def mirror_feed(url: str, cache: Path | None = None, limits: Limits | None = Non
     folder = cache / hashlib.sha256(url.encode()).hexdigest()[:16]
     folder.mkdir(parents=True, exist_ok=True)
     # Runs mirroring the same feed at once take turns: the second finds the first's downloads.
-    with (folder / ".mirror.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive_lock(folder / ".mirror.lock"):
         return _mirror_into(folder, url, limits, say, cache)
 
 

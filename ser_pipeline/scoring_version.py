@@ -22,7 +22,7 @@ SCORING_MODULES = (
     "archive", "audio", "architectures", "devices", "diarization", "features", "gillick", "hf_emotion",
     "inference", "laughter", "pipeline", "registry", "schema", "segmentation", "transcripts", "wav2vec2_dims",
 )  # fmt: skip
-RECORDED_SOURCE_SHA256 = "352ceac108d3e2ade56f842bb77a7a408d73a805a368172f3592a96d3072d97d"
+RECORDED_SOURCE_SHA256 = "283e7320e47803f4b902bf265eb09ffe1b5c88c7c9ea70cea092a8f677f675ce"
 
 PIPELINE_VERSION = f"{__version__}+scoring.{SCORING_VERSION}"  # the `pipeline_version` of the rows
 

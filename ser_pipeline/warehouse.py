@@ -16,7 +16,6 @@ anywhere, by the plain `duckdb` client too.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import re
@@ -29,7 +28,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ser_pipeline.files import PROJECT_ROOT
+from ser_pipeline.files import PROJECT_ROOT, exclusive_lock
 from ser_pipeline.schema import TABLES
 
 DATABASE_NAME = "podcasts.duckdb"
@@ -196,8 +195,7 @@ def refresh_views(warehouse: Path, wait_s: float | None = None) -> Path:
     statements += [f"CREATE OR REPLACE VIEW {name} AS {_table_source(warehouse, name)}" for name in TABLES]
     statements += [s for s in VIEWS_SQL.read_text().split(";") if s.strip()]
     database = database_path(warehouse)
-    with (warehouse / ".views.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive_lock(warehouse / ".views.lock"):
         connection = _open_for_writing(database, wait_s)
         with connection:
             for statement in statements:
@@ -206,22 +204,26 @@ def refresh_views(warehouse: Path, wait_s: float | None = None) -> Path:
 
 
 def _open_for_writing(database: Path, wait_s: float) -> duckdb.DuckDBPyConnection:
-    deadline, rebuilt = time.monotonic() + wait_s, False
+    try:
+        return _connect_waiting(database, wait_s, read_only=False)
+    except duckdb.IOException:  # unreadable: nothing but views is lost by starting it anew
+        _remove_database(database)
+        return _connect_waiting(database, wait_s, read_only=False)
+
+
+def _connect_waiting(path: Path, wait_s: float, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """A connection once no other process holds the database (lock errors only are waited for,
+    up to `wait_s`, then `WarehouseBusy`); any other error is raised at once."""
+    deadline = time.monotonic() + wait_s
     while True:
         try:
-            return duckdb.connect(str(database))
+            return duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as error:
-            if _is_lock_error(error):
-                if time.monotonic() >= deadline:
-                    raise WarehouseBusy(
-                        f"{database} is held by another process (waited {wait_s:.0f} s): {error}"
-                    ) from None
-                time.sleep(_LOCK_WAIT_S)
-            elif not rebuilt:  # unreadable: nothing but views is lost by starting it anew
-                _remove_database(database)
-                rebuilt = True
-            else:
+            if not _is_lock_error(error):
                 raise
+            if time.monotonic() >= deadline:
+                raise WarehouseBusy(f"{path} is held by another process (waited {wait_s:.0f} s): {error}") from None
+            time.sleep(_LOCK_WAIT_S)
 
 
 def _remove_database(database: Path) -> None:
@@ -238,16 +240,7 @@ def connect_read_only(warehouse: Path, wait_s: float | None = None) -> duckdb.Du
         raise FileNotFoundError(
             f"no warehouse database at {path}: run `ser-pipeline run ARCHIVE --warehouse {warehouse}` first"
         )
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            return duckdb.connect(str(path), read_only=True)
-        except duckdb.IOException as error:
-            if not _is_lock_error(error):
-                raise
-            if time.monotonic() >= deadline:
-                raise WarehouseBusy(f"{path} is held by another process (waited {wait_s:.0f} s): {error}") from None
-            time.sleep(_LOCK_WAIT_S)
+    return _connect_waiting(path, wait_s, read_only=True)
 
 
 def _is_lock_error(error: duckdb.Error) -> bool:
