@@ -165,7 +165,7 @@ def analyze_archive(archive: str, settings: RunSettings | None = None) -> list[d
     else:
         episodes = discover(Path(archive))
     logger.info(
-        "%d episode(s) in %s; models %s; device %s", len(episodes), archive, analyzer.model_ids, analyzer.device
+        "%d episode(s) in %s; models %s; device %s", len(episodes), archive, analyzer.models.ids, analyzer.device
     )
     outcomes, audio_s, began = [], 0.0, time.perf_counter()
     with _progress() as progress:
@@ -182,7 +182,7 @@ def analyze_archive(archive: str, settings: RunSettings | None = None) -> list[d
                 outcome = error.outcome
             else:  # given up after its retries: recorded without its inputs, so the next run tries again
                 outcome = record_failure(
-                    episode, config, run_id, analyzer.model_ids, f"{type(error).__name__}: {error}"
+                    episode, config, run_id, analyzer.models.ids, f"{type(error).__name__}: {error}"
                 )
             for warning in outcome.warnings:
                 logger.warning("%s: %s", name, warning)

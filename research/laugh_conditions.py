@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+from dataclasses import replace
 from pathlib import Path
 
 import librosa
@@ -41,7 +42,7 @@ def analyzer_for(weights: Path | None) -> Analyzer:
     """The pipeline's analyzer on CPU, with the laughter network of `weights` if given."""
     analyzer = Analyzer(device="cpu")
     if weights:
-        analyzer.laughter_net = load_network(weights).eval()
+        analyzer.models = replace(analyzer.models, laughter_net=load_network(weights).eval())
     return analyzer
 
 
@@ -117,7 +118,7 @@ def nearest_clips(analyzer: Analyzer, data: Path, count: int = 5) -> None:
     hidden layer (averaged over the clip; cosine): laughs, or the vocalizations it learnt to reject?
     Of an ensemble, its first network's."""
     captured = {}
-    network = getattr(analyzer.laughter_net, "members", [analyzer.laughter_net])[0]
+    network = getattr(analyzer.models.laughter_net, "members", [analyzer.models.laughter_net])[0]
     network.out.register_forward_hook(lambda module, inputs, output: captured.update(x=inputs[0]))
     clips = nonverbal_clips(data)
     embeddings = []

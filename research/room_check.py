@@ -131,7 +131,7 @@ def score(networks: list[Path], data: Path, rooms_file: Path, pipeline: str | No
 
         analyzer = Analyzer(device="cpu", emotion_model=pipeline or None, dims_model=pipeline or None)
         report = _clean_and_rooms(lambda x: _pipeline_scores(analyzer, x, clips), clean, in_rooms)
-        print("pipeline", analyzer.model_ids, json.dumps(report), flush=True)
+        print("pipeline", analyzer.models.ids, json.dumps(report), flush=True)
 
 
 def main() -> None:

@@ -543,14 +543,14 @@ def evaluate_clips(
     typer.echo(f"{len(clips)} {corpus} clips ({split}), {context}", err=True)
     say = lambda line: typer.echo(line, err=True)  # noqa: E731
     predictions = score_clips(analyzer, clips, context, corpora.read_clip, say)
-    result = {"model": analyzer.model_ids, **asdict(summarise(clips, predictions, corpus, split, context))}
+    result = {"model": analyzer.models.ids, **asdict(summarise(clips, predictions, corpus, split, context))}
     if other is not None:
         theirs = score_clips(other, clips, context, corpora.read_clip, say)
         compared = summarise(clips, theirs, corpus, split, context)
         truth, speakers = [c.label for c in clips], [c.speaker for c in clips]
         sentiment_truth = [EMOTION_TO_SENTIMENT[t] for t in truth]
         result["against"] = {
-            "model": other.model_ids,
+            "model": other.models.ids,
             "emotion_uar": compared.emotion_uar,
             "sentiment_uar": compared.sentiment_uar,
             "emotion_gain": round(result["emotion_uar"] - compared.emotion_uar, 4),

@@ -272,7 +272,7 @@ def laughter_false_alarms(
 
     def counted(audio: np.ndarray) -> dict:
         probs, fps = analyzer.laughter_probabilities(audio, analyzer.front_end.episode(audio, analyzer.device))
-        events = len(detect_events(probs, fps, analyzer.operating_point))
+        events = len(detect_events(probs, fps, analyzer.models.operating_point))
         return {"speech_hours": round(hours, 3), "false_alarms": events, "false_alarms_per_hour": events / hours}
 
     return counted(samples), counted(samples + rng.standard_normal(len(samples)).astype(np.float32) * noise_rms)

@@ -9,23 +9,21 @@ conveniences built on them, with the same results (batches are exact, see `archi
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from ser_pipeline.architectures import (
-    branch_features,
-    calibrate_dims,
-    fuse_dims,
-    fuse_emotions,
-    speaker_relative,
-    speaker_zscore,
-)
 from ser_pipeline.audio import SAMPLE_RATE, GrowingArray, decode
-from ser_pipeline.devices import autocast_for, pick_device
+from ser_pipeline.devices import autocast_for
+from ser_pipeline.episode_steps import (
+    Fused,
+    Readings,
+    calibrate_episode_dims,
+    fuse_with_speaker_branch,
+    read_with_speaker_context,
+)
 from ser_pipeline.features import (
     FrontEndConfig,
     LogMel,
@@ -34,22 +32,14 @@ from ser_pipeline.features import (
     utterance_statistics,
     voiced_span,
 )
-from ser_pipeline.gillick import GILLICK_FPS, GillickResNet, gillick_features, window_probabilities
-from ser_pipeline.laughter import LaughterEvent, OperatingPoint, detect_events, smooth
-from ser_pipeline.registry import (
-    ARCHITECTURES,
-    HF_AUDIO_CLASSIFICATION,
-    ModelSpec,
-    Registry,
-    load_network,
-    models_fingerprint,
-    resolve_weights,
-)
+from ser_pipeline.gillick import GILLICK_FPS, gillick_features, window_probabilities
+from ser_pipeline.laughter import LaughterEvent, detect_events, smooth
+from ser_pipeline.model_loading import load_models
+from ser_pipeline.registry import Registry
 from ser_pipeline.schema import (
     DIMENSIONS,
     EMOTION_PROB_COLUMNS,
     EMOTIONS,
-    SENTIMENT_OF_EMOTION,
     SENTIMENT_PROB_COLUMNS,
     SENTIMENTS,
 )
@@ -101,7 +91,9 @@ class SegmentScores:
 
 
 class Analyzer:
-    """Holds the loaded models and the device; scores episodes and files."""
+    """Scores episodes and files with the models of one configuration (`model_loading`): each
+    segment alone in batches (`score_segments`), the laughter frames (`laughter_frames`), then
+    the episode-level steps (`episode_readings`, see `episode_steps`)."""
 
     def __init__(
         self,
@@ -115,122 +107,30 @@ class Analyzer:
         max_batch_frames: int = 64 * 300,
         laughter_chunk_frames: int = 30_000,
     ):
-        registry = registry or Registry.load()
-        self.device = pick_device(device)
-        self.emotion_spec: ModelSpec = registry.choose("emotion", emotion_model)
-        self.dims_spec: ModelSpec = registry.choose("dims", dims_model)
-        self.laughter_spec: ModelSpec = registry.choose("laughter", laughter_model)
-        if operating_point not in self.laughter_spec.operating_points:
-            known = ", ".join(self.laughter_spec.operating_points) or "none"
-            raise ValueError(
-                f"model {self.laughter_spec.id} has no operating point {operating_point!r} (known: {known})"
-            )
-        self.operating_point_name = operating_point
-        self.operating_point = OperatingPoint(**self.laughter_spec.operating_points[operating_point])
-        # Emotion and sentiment: our network on the log-mel features, or a transformers audio
-        # classifier on the segments' waveforms.
-        self.emotion_net = self.waveform_emotion = None
-        if self.emotion_spec.architecture == HF_AUDIO_CLASSIFICATION:
-            from ser_pipeline.hf_emotion import AudioClassifierScorer
-
-            self.waveform_emotion = AudioClassifierScorer(self.emotion_spec, self.device)
-        else:
-            self.emotion_net = load_network(resolve_weights(self.emotion_spec)).to(self.device)
-        # With speaker context the network scores a named speaker's segments against each other
-        # once all of them are in (`with_speaker_context`); first each alone.
-        self.speaker_context = self.emotion_net is not None and bool(self.emotion_net.config.speaker_context)
-        self.description_width = self.emotion_net.description_width if self.speaker_context else 0
-        temperatures = self.emotion_spec.options.get("temperature", {})
-        self.temperatures = {head: float(temperatures.get(head, 1.0)) for head in ("emotion", "sentiment")}
-        self.fused_temperature = float(temperatures.get("fused_emotion", 1.0))
-        # The speaker branch: how each utterance departs from its speaker's usual voice, fused
-        # with the network's emotion probabilities (see `fuse_speakers`).
-        self.speaker_branch = None
-        branch = self.emotion_spec.options.get("speaker_branch")
-        if branch and self.emotion_net is not None:
-            self.speaker_branch = load_network(resolve_weights(registry.get(branch["model"]))).to(self.device)
-            self.branch_weight = float(branch["weight"])
-        # The dims of our networks are calibrated (mean and spread matched to the targets on
-        # held-out folds): "network" for every segment, "fused" where the branch joins in, which
-        # it does when it has a dims head and the dims are the emotion network's.
-        self.dims_calibration: dict = self.dims_spec.options.get("dims_calibration", {})
-        self.branch_fuses_dims = (
-            self.speaker_branch is not None
-            and self.speaker_branch.dims is not None
-            and self.dims_spec.id == self.emotion_spec.id
+        self.models = load_models(
+            registry, device, emotion_model, dims_model, laughter_model, operating_point, diarization
         )
-        # Valence/arousal/dominance: the emotion network's own head, another network on the same
-        # features, or a waveform model (wav2vec2) on the segments' audio.
-        self.dims_net = self.waveform_dims = None
-        if self.dims_spec.id != self.emotion_spec.id:
-            if self.dims_spec.architecture in ARCHITECTURES:
-                self.dims_net = load_network(resolve_weights(self.dims_spec)).to(self.device)
-            else:
-                from ser_pipeline.wav2vec2_dims import Wav2Vec2DimsScorer
-
-                self.waveform_dims = Wav2Vec2DimsScorer(self.dims_spec, self.device)
-        self.laughter_net = load_network(resolve_weights(self.laughter_spec), self.laughter_spec.architecture)
-        self.laughter_net.to(self.device)
+        self.device = self.models.device
         self.front_end = LogMel(FrontEndConfig()).to(self.device)
-        self.diarizer = None
-        if diarization:
-            from ser_pipeline.diarization import Diarizer
-
-            self.diarizer = Diarizer.load(diarization, self.device)
         self.max_batch_frames = max_batch_frames
         self.laughter_chunk_frames = laughter_chunk_frames
-
-    @property
-    def model_ids(self) -> dict[str, str]:
-        """What produced each group of columns, as recorded in the warehouse."""
-        ids = {
-            "emotion": self.emotion_spec.id,
-            "dims": self.dims_spec.id,
-            "laughter": f"{self.laughter_spec.id}@{self.operating_point_name}",
-        }
-        if self.speaker_branch is not None:  # joins in where segments have speakers
-            ids["emotion_branch"] = self.emotion_spec.options["speaker_branch"]["model"]
-        return {**ids, "diarization": self.diarizer.source} if self.diarizer else ids
-
-    @property
-    def model_fingerprints(self) -> dict[str, Any]:
-        """See `registry.models_fingerprint`."""
-        diarization = self.diarizer.source if self.diarizer else None
-        return models_fingerprint(
-            self.emotion_spec, self.dims_spec, self.laughter_spec, self.operating_point_name, diarization
-        )
-
-    @property
-    def reads_features(self) -> bool:
-        """Whether a model scores segments from the log-mel features (else only waveform models)."""
-        return self.emotion_net is not None or self.dims_net is not None
-
-    def _from_heads(self, out: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
-        """The emotion network's head outputs as the pipeline keeps them: emotion and sentiment
-        probabilities (calibrated by the model's temperatures), and dims if they are its."""
-        result = {
-            head: torch.softmax(out[head].float() / temperature, -1).cpu().numpy()
-            for head, temperature in self.temperatures.items()
-        }
-        if self.dims_spec.id == self.emotion_spec.id:
-            result["dims"] = out["dims"].float().cpu().numpy()
-        return result
 
     @torch.inference_mode()
     def emotion_batch(self, features: torch.Tensor, lengths: torch.Tensor) -> dict[str, np.ndarray]:
         """Fused features (batch, time, n_features) + lengths -> what the feature models give of
-        each utterance alone: emotion and sentiment probabilities and dims (see `_from_heads`),
+        each utterance alone: emotion and sentiment probabilities and dims (see `episode_steps.HeadReading`),
         and with speaker context the network's `description` of each."""
+        models = self.models
         features, lengths = features.to(self.device), lengths.to(self.device)
         result = {}
         with autocast_for(self.device):
-            if self.emotion_net is not None:
-                description = self.emotion_net.describe(features, lengths)
-                result.update(self._from_heads(self.emotion_net.heads(description)))
-                if self.speaker_context:
+            if models.emotion_net is not None:
+                description = models.emotion_net.describe(features, lengths)
+                result.update(models.heads(models.emotion_net.heads(description)))
+                if models.speaker_context:
                     result["description"] = description.float().cpu().numpy()
-            if self.dims_net is not None:
-                result["dims"] = self.dims_net(features, lengths)["dims"].float().cpu().numpy()
+            if models.dims_net is not None:
+                result["dims"] = models.dims_net(features, lengths)["dims"].float().cpu().numpy()
         return result
 
     @torch.inference_mode()
@@ -248,19 +148,19 @@ class Analyzer:
 
     def laughter_chunk(self, logmel: torch.Tensor, first: int, last: int) -> np.ndarray:
         """Probabilities of frames [first, last), read with the receptive field on both sides."""
-        config = self.laughter_net.config
+        config = self.models.laughter_net.config
         begin, end = max(first - config.receptive_frames, 0), min(last + config.receptive_frames, len(logmel))
         begin -= begin % config.stride  # the network's strided frames fall where one pass puts them
         with torch.inference_mode(), autocast_for(self.device):
-            logits = self.laughter_net(logmel[begin:end].to(self.device)[None])[0]
+            logits = self.models.laughter_net(logmel[begin:end].to(self.device)[None])[0]
         return torch.sigmoid(logits.float()).cpu().numpy()[first - begin : last - begin]
 
     def laughter_probabilities(self, samples: np.ndarray, logmel: torch.Tensor) -> tuple[np.ndarray, float]:
         """Laughter probability per frame and the frames' rate: our detector reads the shared
         log-mel frames; the Gillick ResNet reads its own 8 kHz features."""
-        if self.laughter_reads_waveform:
-            stride = int(self.laughter_spec.options.get("stride", 1))
-            probs = window_probabilities(self.laughter_net, gillick_features(samples), self.device, stride)
+        if self.models.laughter_reads_waveform:
+            stride = int(self.models.laughter_spec.options.get("stride", 1))
+            probs = window_probabilities(self.models.laughter_net, gillick_features(samples), self.device, stride)
             return probs, GILLICK_FPS
         return self.laughter_frames(logmel), self.front_end.config.frames_per_second
 
@@ -281,17 +181,6 @@ class Analyzer:
             current.append(index)
         return buckets + [current] if current else buckets
 
-    @property
-    def needs_samples(self) -> bool:
-        """Whether a model reads the waveform; otherwise the log-mel frames are all it needs."""
-        waveform_models = (self.waveform_emotion, self.waveform_dims, self.diarizer)
-        return any(m is not None for m in waveform_models) or self.laughter_reads_waveform
-
-    @property
-    def laughter_reads_waveform(self) -> bool:
-        """The Gillick ResNet reads its own 8 kHz features; our detector reads the log-mel frames."""
-        return isinstance(self.laughter_net, GillickResNet)
-
     def analyze(self, samples: np.ndarray, segments: list[Segment], clock: StageClock | None = None) -> EpisodeScores:
         """Score every segment of one decoded episode (16 kHz mono); `clock` times the stages."""
         clock = clock or StageClock()
@@ -306,74 +195,31 @@ class Analyzer:
         None unless `needs_samples`."""
         return StreamingScorer(self).finish(logmel, samples, segments, clock)
 
-    @torch.inference_mode()
-    def with_speaker_context(
-        self,
-        emotion: np.ndarray,
-        sentiment: np.ndarray,
-        dims: np.ndarray,
-        descriptions: np.ndarray,
-        speakers: list[str | None],
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """With speaker context, the network's outputs of segments whose speaker is heard in
-        enough segments, each read against the mean of that speaker's other segments; the
-        others keep their reading alone. Unchanged without speaker context."""
-        if not self.speaker_context:
-            return emotion, sentiment, dims
-        description = torch.from_numpy(descriptions)
-        relative, rows = speaker_relative(description, speakers, self.emotion_net.config.context_min_segments)
-        if not rows:
-            return emotion, sentiment, dims
-        with autocast_for(self.device):
-            out = self.emotion_net.heads(description[rows].to(self.device), relative[rows].to(self.device))
-        emotion, sentiment, dims = emotion.copy(), sentiment.copy(), dims.copy()
-        for name, values in self._from_heads(out).items():
-            {"emotion": emotion, "sentiment": sentiment, "dims": dims}[name][rows] = values
-        return emotion, sentiment, dims
-
-    def fuse_speakers(
-        self,
-        emotion: np.ndarray,
-        sentiment: np.ndarray,
-        dims: np.ndarray,
-        statistics: np.ndarray,
-        speakers: list[str | None],
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Emotion probabilities of segments whose speaker has enough segments in the episode,
-        fused with the speaker branch's reading of how each departs from that speaker's
-        baseline, and their sentiment summed from the fused emotions (cross-validated: UAR 0.78
-        against 0.73 from the sentiment head); their dims averaged with the branch's when it
-        has a dims head and the dims are the emotion network's. Segments of unknown or rarely
-        heard speakers keep the network's. Dims come back calibrated."""
-        calibrated = calibrate_dims(dims, self.dims_calibration.get("network"))
-        known = [i for i, s in enumerate(speakers) if s is not None]
-        if self.speaker_branch is None or not known:
-            return emotion, sentiment, calibrated
-        config = self.speaker_branch.config
-        features = branch_features(statistics[known], emotion[known], config)
-        zscored, enough = speaker_zscore(torch.from_numpy(features), [speakers[i] for i in known], config.min_segments)
-        rows = [known[i] for i in torch.nonzero(enough).flatten().tolist()]
-        if not rows:
-            return emotion, sentiment, calibrated
-        with torch.inference_mode():
-            branch_input = zscored[enough].to(self.device)
-            logits = self.speaker_branch(branch_input).float().cpu()
-            if self.branch_fuses_dims:
-                branch_dims = self.speaker_branch.dimensions(branch_input).float().cpu().numpy()
-        fused = fuse_emotions(torch.from_numpy(emotion[rows]), logits, self.branch_weight, self.fused_temperature)
-        emotion, sentiment = emotion.copy(), sentiment.copy()
-        emotion[rows] = fused.numpy()
-        sentiment[rows] = emotion[rows] @ SENTIMENT_OF_EMOTION
-        if self.branch_fuses_dims:
-            calibrated = calibrated.copy()
-            mixed = fuse_dims(dims[rows], branch_dims, self.branch_weight)
-            calibrated[rows] = calibrate_dims(mixed, self.dims_calibration.get("fused"))
-        return emotion, sentiment, calibrated
+    def episode_readings(self, scores: SegmentScores, speakers: list[str | None]) -> Readings:
+        """The episode-level steps on each segment's scores alone (`episode_steps`): speaker
+        context, the speaker branch, the dims calibration."""
+        models = self.models
+        readings = Readings(scores.emotion, scores.sentiment, scores.dims)
+        if models.speaker_context:
+            network = models.emotion_net
+            readings = read_with_speaker_context(
+                network.heads,
+                models.heads,
+                network.config.context_min_segments,
+                readings,
+                scores.descriptions,
+                speakers,
+                self.device,
+            )
+        fused = Fused(readings, [])
+        if models.branch is not None:
+            fused = fuse_with_speaker_branch(models.branch, readings, scores.statistics, speakers, self.device)
+        dims = calibrate_episode_dims(fused.readings.dims, models.dims_calibration, fused.dims_rows)
+        return replace(fused.readings, dims=dims)
 
     def empty_scores(self, segments: int = 0) -> SegmentScores:
         """`SegmentScores` of zeros with this analyzer's widths."""
-        width = self.speaker_branch.config.n_statistics if self.speaker_branch is not None else 0
-        return SegmentScores.zeros(segments, width, self.description_width)
+        return SegmentScores.zeros(segments, self.models.statistics_width, self.models.description_width)
 
     def score_segments(self, logmel: torch.Tensor, segments: list[Segment], fps: float) -> SegmentScores:
         """Emotion and sentiment probabilities and dims of each segment alone (zeros where a
@@ -383,11 +229,11 @@ class Analyzer:
         # weigh on the per-utterance normalisation, and a clip cut loosely or tightly around the
         # same speech should score the same.
         scores = self.empty_scores(len(segments))
-        if not self.reads_features:
+        if not self.models.reads_features:
             return scores
         spans = [self._voiced(logmel, *frame_span(s.start_s, s.end_s, fps, len(logmel))) for s in segments]
         n_mfcc = self.front_end.config.n_mfcc
-        if self.speaker_branch is not None:
+        if self.models.branch is not None:
             # Every segment's: a diarizer may name its speaker after it was scored (`finish`).
             for i, span in enumerate(spans):
                 scores.statistics[i] = utterance_statistics(logmel[slice(*span)], n_mfcc).numpy()
@@ -443,9 +289,9 @@ class StreamingScorer:
         if sum(self._frames(s) for s in self.ready.values()) >= self.analyzer.max_batch_frames:
             with clock.stage("emotion"):
                 self._score_ready(logmel)
-        if self.analyzer.laughter_reads_waveform:  # the Gillick ResNet reads the waveform in `finish`
+        if self.analyzer.models.laughter_reads_waveform:  # the Gillick ResNet reads the waveform in `finish`
             return
-        context, chunk = self.analyzer.laughter_net.config.receptive_frames, self.analyzer.laughter_chunk_frames
+        context, chunk = self.analyzer.models.laughter_net.config.receptive_frames, self.analyzer.laughter_chunk_frames
         done = self.laughter.rows
         if frames - context - done >= chunk:
             with clock.stage("laughter"):
@@ -469,25 +315,23 @@ class StreamingScorer:
             self.ready = {(s.start_s, s.end_s): s for s in segments if (s.start_s, s.end_s) not in self.scored}
             self._score_ready(logmel)
             scores = SegmentScores.stack([self.scored[(s.start_s, s.end_s)] for s in segments], analyzer.empty_scores())
-            speakers = [s.speaker for s in segments]
-            emotion, sentiment, dims = analyzer.with_speaker_context(
-                scores.emotion, scores.sentiment, scores.dims, scores.descriptions, speakers
-            )
-            emotion, sentiment, dims = analyzer.fuse_speakers(emotion, sentiment, dims, scores.statistics, speakers)
-        if analyzer.waveform_emotion is not None:
+            readings = analyzer.episode_readings(scores, [s.speaker for s in segments])
+        emotion, sentiment, dims = readings.emotion, readings.sentiment, readings.dims
+        models = analyzer.models
+        if models.waveform_emotion is not None:
             with clock.stage("emotion"):
-                emotion, sentiment = analyzer.waveform_emotion.score(samples, segments)
-        if analyzer.waveform_dims is not None:
+                emotion, sentiment = models.waveform_emotion.score(samples, segments)
+        if models.waveform_dims is not None:
             with clock.stage("dims"):
-                dims = analyzer.waveform_dims.score(samples, segments)
+                dims = models.waveform_dims.score(samples, segments)
         with clock.stage("laughter"):
-            if analyzer.laughter_reads_waveform:
+            if models.laughter_reads_waveform:
                 frame_probs, laughter_fps = analyzer.laughter_probabilities(samples, logmel)
             else:
                 self.laughter.append(analyzer.laughter_frames(logmel, first=self.laughter.rows))
                 frame_probs, laughter_fps = self.laughter.array(), self.fps
         with clock.stage("events"):
-            point = analyzer.operating_point
+            point = models.operating_point
             smoothed = smooth(frame_probs, laughter_fps, point.smooth_s)
             laughter_spans = [frame_span(s.start_s, s.end_s, laughter_fps, len(frame_probs)) for s in segments]
             laughter = np.array([smoothed[a:b].max() for a, b in laughter_spans], dtype=np.float32)

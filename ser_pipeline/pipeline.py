@@ -238,10 +238,10 @@ def process_episode(
     as a failed episode; anything else is raised so that the caller may retry it."""
     began = time.perf_counter()
     clock = clock or StageClock()
-    models = analyzer.model_ids
+    models = analyzer.models.ids
     with clock.stage("check"):
         previous = previous_row(config.warehouse, episode)
-        inputs = episode_inputs(episode, config, analyzer.model_fingerprints, previous)
+        inputs = episode_inputs(episode, config, analyzer.models.fingerprints, previous)
     if previous and previous["fingerprint"] == inputs.fingerprint and not config.reprocess:
         return EpisodeOutcome(
             episode.show, episode.episode_id, "skipped", previous["duration_s"] or 0.0, stage_seconds=clock.seconds
@@ -257,7 +257,7 @@ def process_episode(
 
     try:
         audio = decode_episode(
-            episode.audio_path, analyzer, analyzer.needs_samples or plan is None, clock, score_so_far
+            episode.audio_path, analyzer, analyzer.models.needs_samples or plan is None, clock, score_so_far
         )
     except AudioError as error:  # no retry can mend it: recorded as failed at once
         return record_failure(episode, config, run_id, models, str(error), inputs)
@@ -265,9 +265,9 @@ def process_episode(
         segments, warnings = segment_episode(episode, audio.samples, audio.duration_s, config)
     if not segments:
         warnings.append("no speech found (silence?): no segments")
-    if analyzer.diarizer is not None and any(s.speaker is None for s in segments):
+    if analyzer.models.diarizer is not None and any(s.speaker is None for s in segments):
         with clock.stage("diarize"):
-            segments = attribute(segments, analyzer.diarizer.turns(audio.samples))
+            segments = attribute(segments, analyzer.models.diarizer.turns(audio.samples))
     scores = scorer.finish(audio.logmel, audio.samples, segments, clock)
     warnings = [*episode.warnings, *audio.warnings, *warnings]
     with clock.stage("write"):

@@ -19,10 +19,11 @@ from ser_pipeline import __version__
 
 SCORING_VERSION = 3
 SCORING_MODULES = (
-    "archive", "audio", "architectures", "devices", "diarization", "features", "gillick", "hf_emotion",
-    "inference", "laughter", "pipeline", "registry", "schema", "segmentation", "transcripts", "wav2vec2_dims",
+    "archive", "audio", "architectures", "devices", "diarization", "episode_steps", "features", "gillick",
+    "hf_emotion", "inference", "laughter", "model_loading", "pipeline", "registry", "schema", "segmentation",
+    "transcripts", "wav2vec2_dims",
 )  # fmt: skip
-RECORDED_SOURCE_SHA256 = "283e7320e47803f4b902bf265eb09ffe1b5c88c7c9ea70cea092a8f677f675ce"
+RECORDED_SOURCE_SHA256 = "92c3c5e456a8e7856c4ce8bf45ff74828083d4d2ac82cc6f8945ffc834e53dcf"
 
 PIPELINE_VERSION = f"{__version__}+scoring.{SCORING_VERSION}"  # the `pipeline_version` of the rows
 

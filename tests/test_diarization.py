@@ -5,6 +5,7 @@ downloaded, so the labels mean nothing, but every step a real pipeline takes is 
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -93,7 +94,7 @@ def test_a_local_pyannote_pipeline_labels_the_speakers_of_unattributed_segments(
         16_000,
     )
     spy = Spy(_local_pipeline())
-    monkeypatch.setattr(analyzer, "diarizer", Diarizer(spy, "local-test-pipeline"))
+    monkeypatch.setattr(analyzer, "models", replace(analyzer.models, diarizer=Diarizer(spy, "local-test-pipeline")))
     episode = Episode("show", "ep", "ep", audio)
     config = RunConfig(tmp_path / "wh", Segmentation.window, window_s=2.0)
     outcome = process_episode(episode, config, analyzer, "run-1")

@@ -93,10 +93,12 @@ def test_probabilities_are_the_checkpoints_own_mapped_onto_seven_columns(superb_
 
 def test_analyzer_takes_emotion_from_the_classifier_and_dims_from_the_default(superb_dir):
     analyzer = Analyzer(device="cpu", emotion_model=MODEL_ID)
-    assert analyzer.needs_samples and analyzer.emotion_net is None
+    assert analyzer.models.needs_samples and analyzer.models.emotion_net is None
     samples = (0.1 * RNG.standard_normal(16_000 * 5)).astype(np.float32)
     scores = analyzer.analyze(samples, [Segment(0, "window", 0, 3), Segment(1, "window", 3, 5)])
-    assert analyzer.model_ids["emotion"] == MODEL_ID and analyzer.model_ids["dims"] == Registry.load().defaults["dims"]
+    assert (
+        analyzer.models.ids["emotion"] == MODEL_ID and analyzer.models.ids["dims"] == Registry.load().defaults["dims"]
+    )
     assert scores.columns["p_fear"] == pytest.approx([0, 0]) and set(scores.columns["emotion"]) <= {
         "neutral",
         "happy",
@@ -191,4 +193,6 @@ def test_temperatures_in_the_registry_calibrate_the_embedded_network(tmp_path):
     fingerprints = [
         Analyzer(device="cpu", registry=Registry.load(tmp_path / f"{n}.json", extra=[])) for n in ("plain", "warm")
     ]
-    assert fingerprints[0].model_fingerprints != fingerprints[1].model_fingerprints  # a new temperature redoes episodes
+    assert (
+        fingerprints[0].models.fingerprints != fingerprints[1].models.fingerprints
+    )  # a new temperature redoes episodes

@@ -109,7 +109,7 @@ def talking_speakers(count: int = 30) -> tuple[np.ndarray, list[Segment]]:
 def test_speaker_context_scores_a_batch_as_segments_one_at_a_time(analyzer):
     """The embedded default reads its speakers' other segments: whatever the batches, and in
     whatever order the segments come, every segment gets the same scores."""
-    assert analyzer.speaker_context
+    assert analyzer.models.speaker_context
     samples, segments = talking_speakers()
     batched = analyzer.analyze(samples, segments)
     budget = analyzer.max_batch_frames
@@ -194,8 +194,8 @@ def test_outputs_are_distributions_and_dims_in_range(analyzer):
 
 def test_every_model_id_is_recorded(analyzer):
     registry = Registry.load()
-    assert analyzer.model_ids["emotion"] == registry.defaults["emotion"]
-    assert analyzer.model_ids["laughter"].startswith(registry.defaults["laughter"] + "@")
+    assert analyzer.models.ids["emotion"] == registry.defaults["emotion"]
+    assert analyzer.models.ids["laughter"].startswith(registry.defaults["laughter"] + "@")
 
 
 @needs_shared
@@ -258,15 +258,15 @@ def test_a_strided_laughter_network_scores_chunks_like_one_pass(analyzer, stride
     logmel = analyzer.front_end.episode(speechlike(12.0, seed=stride), torch.device("cpu"))
     with torch.inference_mode():
         assert network(logmel[None]).shape == (1, len(logmel))
-    saved = analyzer.laughter_net, analyzer.laughter_chunk_frames
-    analyzer.laughter_net = network
+    saved = analyzer.models, analyzer.laughter_chunk_frames
+    analyzer.models = replace(analyzer.models, laughter_net=network)
     try:
         whole = analyzer.laughter_frames(logmel)
         analyzer.laughter_chunk_frames = 101  # chunks starting off the stride
         chunked = analyzer.laughter_frames(logmel)
         later = analyzer.laughter_frames(logmel, first=57)
     finally:
-        analyzer.laughter_net, analyzer.laughter_chunk_frames = saved
+        analyzer.models, analyzer.laughter_chunk_frames = saved
     assert len(whole) == len(logmel)
     assert np.allclose(whole, chunked, atol=1e-5)
     assert np.allclose(whole[57:], later, atol=1e-5)

@@ -120,8 +120,8 @@ def test_segments_of_often_heard_speakers_are_fused_the_rest_keep_the_network(br
     samples, segments = episode_of_speakers(["host"] * 9 + ["guest"] * 3 + [None] * 4)
     plain = Analyzer(device="cpu", registry=registry_with(tmp_path, "plain.json", None))
     fused = Analyzer(device="cpu", registry=branch_registry)
-    assert fused.speaker_branch is not None and plain.speaker_branch is None
-    assert fused.model_fingerprints != plain.model_fingerprints  # adding the branch redoes episodes
+    assert fused.models.branch is not None and plain.models.branch is None
+    assert fused.models.fingerprints != plain.models.fingerprints  # adding the branch redoes episodes
     a, b = (analyzer.analyze(samples, segments).columns for analyzer in (plain, fused))
     probabilities = list(EMOTION_PROB_COLUMNS)
     before = np.stack([a[c] for c in probabilities], 1)
@@ -160,7 +160,7 @@ def test_a_branch_reading_the_network_hears_each_emotion_relative_to_the_speaker
     )
     log_probs = torch.log(torch.from_numpy(network[:9]))
     relative = (log_probs - log_probs.mean(0)) / (log_probs.std(0) + 1e-4)
-    expected = fuse_emotions(torch.from_numpy(network[:9]), 2 * relative, 0.5, fused.fused_temperature)
+    expected = fuse_emotions(torch.from_numpy(network[:9]), 2 * relative, 0.5, fused.models.branch.temperature)
     assert after[:9] == pytest.approx(expected.numpy(), abs=2e-4)
     assert np.abs(after[:9] - network[:9]).max() > 0.01
     assert after[9:] == pytest.approx(network[9:], abs=1e-6)

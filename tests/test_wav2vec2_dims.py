@@ -79,7 +79,7 @@ def test_analyzer_uses_it_for_the_dims_columns_and_records_it(model_dir):
     scores = analyzer.analyze(
         np.zeros(16_000 * 5, np.float32) + 0.01, [Segment(0, "window", 0, 3), Segment(1, "window", 3, 5)]
     )
-    assert analyzer.model_ids["dims"] == MODEL_ID and analyzer.model_ids["emotion"] != MODEL_ID
+    assert analyzer.models.ids["dims"] == MODEL_ID and analyzer.models.ids["emotion"] != MODEL_ID
     assert scores.columns["valence"] == pytest.approx([0.1, 0.1]) and scores.columns["arousal"] == pytest.approx(
         [0.9, 0.9]
     )
