@@ -14,6 +14,9 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
+import defusedxml.ElementTree as SafeET  # refuses entity declarations (billion laughs, external entities)
+from defusedxml import DefusedXmlException
+
 from ser_pipeline.transcripts import TRANSCRIPT_SUFFIXES
 
 AUDIO_SUFFIXES: tuple[str, ...] = (".mp3", ".wav", ".flac", ".ogg", ".m4a", ".aac", ".mp4", ".opus")
@@ -74,8 +77,8 @@ def _parse_date(text: str | None) -> datetime | None:
 
 def _feed_episodes(folder: Path, feed_path: Path, default_show: str) -> tuple[str, list[Episode]]:
     try:
-        channel = ET.parse(feed_path).getroot().find("channel")
-    except (ET.ParseError, OSError) as error:
+        channel = SafeET.parse(feed_path).getroot().find("channel")
+    except (ET.ParseError, DefusedXmlException, OSError) as error:
         raise ArchiveError(f"{feed_path.name}: not a readable RSS feed ({error})") from None
     if channel is None:
         raise ArchiveError(f"{feed_path.name}: RSS feed has no <channel>")

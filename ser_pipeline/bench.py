@@ -27,6 +27,7 @@ import soundfile as sf
 import soxr
 
 from ser_pipeline.audio import SAMPLE_RATE, decode, iter_blocks
+from ser_pipeline.files import atomic_write
 
 BENCH_RATE = 44_100
 UNIT_S = 300
@@ -93,9 +94,8 @@ def mp3_stream(data: bytes) -> bytes:
 
 def _encode(audio: np.ndarray, path: Path) -> None:
     """Constant bitrate (libsndfile writes VBR unless a compression level is given too)."""
-    partial = path.with_suffix(".part")
-    sf.write(partial, audio, BENCH_RATE, format="MP3", bitrate_mode="CONSTANT", compression_level=0.5)
-    partial.replace(path)
+    with atomic_write(path) as partial:
+        sf.write(partial, audio, BENCH_RATE, format="MP3", bitrate_mode="CONSTANT", compression_level=0.5)
 
 
 def bench_archive(minutes: float, source: Path, cache: Path) -> Path:
@@ -115,10 +115,8 @@ def bench_archive(minutes: float, source: Path, cache: Path) -> Path:
         if not tail.is_file():
             _encode(_unit_audio(source, rest), tail)
         parts.append(mp3_stream(tail.read_bytes()))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".part")
-    partial.write_bytes(b"".join(parts))
-    partial.replace(target)
+    with atomic_write(target) as partial:
+        partial.write_bytes(b"".join(parts))
     return folder
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,3 +34,18 @@ def exclusive_lock(path: Path) -> Iterator[None]:
     with path.open("w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
+
+
+@contextmanager
+def atomic_write(target: Path) -> Iterator[Path]:
+    """A temporary path beside `target` to write to; on leaving the block without an error it
+    replaces `target` in one step (readers see the old file or the new one, never a part), else
+    it is removed. The name is unique per process and thread, so concurrent writers of the same
+    target do not write into each other's file: the last to finish wins."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        yield temporary
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)

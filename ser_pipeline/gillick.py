@@ -10,8 +10,6 @@ scored in batches every `stride` frames and the probabilities in between are int
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,37 +105,29 @@ def window_probabilities(
     return np.interp(np.arange(frames), starts, np.concatenate(scores)).astype(np.float32)
 
 
-def download_checkpoint(
-    url: str, sha256: str, target: Path, max_bytes: int = 50_000_000, timeout_s: float = 60
-) -> Path:
-    """Fetch the upstream `best.pth.tar` over http(s), check its published sha256, and convert it to
-    safetensors at `target` (the checkpoint is read with `torch.load(weights_only=True)` only after
-    the hash matched: nothing unverified is unpickled)."""
-    import hashlib
-
+def download_checkpoint(url: str, sha256: str, target: Path, max_bytes: int = 50_000_000) -> Path:
+    """Fetch the upstream `best.pth.tar` (with the feeds' downloader, `remote.fetch`: resumed,
+    retried, bounded, no address inside the network), check its published sha256, and convert it
+    to safetensors at `target` (the checkpoint is read with `torch.load(weights_only=True)` only
+    after the hash matched: nothing unverified is unpickled). Raises `remote.DownloadError`
+    (offline, refused, too large) or ValueError (another file)."""
     from safetensors.torch import save_file
 
-    if not url.startswith(("https://", "http://")):
-        raise ValueError(f"refusing to download {url!r}: only http(s) URLs")
+    from ser_pipeline.files import atomic_write, file_sha256
+    from ser_pipeline.remote import Limits, fetch
+
+    raw = target.with_name(target.name + ".pth.tar")
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:
-            payload = response.read(max_bytes + 1)
-    except (urllib.error.URLError, TimeoutError, OSError) as error:
-        raise ConnectionError(
-            f"cannot download {url} ({error}); offline? Put the converted file on SER_MODEL_PATH"
-        ) from None
-    if len(payload) > max_bytes:
-        raise ValueError(f"{url} is larger than {max_bytes} bytes; refusing it")
-    if hashlib.sha256(payload).hexdigest() != sha256:
-        raise ValueError(f"{url} does not match the published sha256 {sha256}; refusing it")
-    raw = target.with_suffix(".pth.tar")
-    raw.parent.mkdir(parents=True, exist_ok=True)
-    raw.write_bytes(payload)
-    checkpoint = torch.load(raw, map_location="cpu", weights_only=True)
+        fetch(url, raw, Limits.from_environment(max_bytes=max_bytes, deadline_s=900.0))
+        if file_sha256(raw) != sha256:
+            raise ValueError(f"{url} does not match the published sha256 {sha256}; refusing it")
+        checkpoint = torch.load(raw, map_location="cpu", weights_only=True)
+    finally:
+        raw.unlink(missing_ok=True)
     state = checkpoint.get("state_dict", checkpoint)
     state = {key.removeprefix("module."): value.contiguous() for key, value in state.items()}
     # The same metadata as the conversion published beside the project, so the files match.
     metadata = {key: str(checkpoint[key]) for key in ("best_val_loss", "epoch") if key in checkpoint}
-    save_file(state, str(target), metadata=metadata)
-    raw.unlink()
+    with atomic_write(target) as temporary:
+        save_file(state, str(temporary), metadata=metadata)
     return target

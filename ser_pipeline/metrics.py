@@ -5,23 +5,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import sklearn.metrics
 
 
 def confusion(truth: Sequence[str], predicted: Sequence[str], labels: Sequence[str]) -> np.ndarray:
     """Counts, rows = true label, columns = predicted label, in `labels` order."""
-    index = {label: i for i, label in enumerate(labels)}
-    matrix = np.zeros((len(labels), len(labels)), dtype=np.int64)
-    for t, p in zip(truth, predicted, strict=True):
-        matrix[index[t], index[p]] += 1
-    return matrix
+    return sklearn.metrics.confusion_matrix(list(truth), list(predicted), labels=list(labels))
 
 
 def unweighted_average_recall(truth: Sequence[str], predicted: Sequence[str], labels: Sequence[str]) -> float:
     """Mean per-class recall over the classes present in `truth` (chance = 1 / classes)."""
-    matrix = confusion(truth, predicted, labels)
-    support = matrix.sum(axis=1)
-    present = support > 0
-    return float((np.diag(matrix)[present] / support[present]).mean())
+    present = [label for label in labels if label in set(truth)]
+    return float(
+        sklearn.metrics.recall_score(list(truth), list(predicted), labels=present, average="macro", zero_division=0)
+    )
 
 
 def uar_difference_interval(
@@ -51,7 +48,7 @@ def uar_difference_interval(
 
 
 def accuracy(truth: Sequence[str], predicted: Sequence[str]) -> float:
-    return float(np.mean([t == p for t, p in zip(truth, predicted, strict=True)]))
+    return float(sklearn.metrics.accuracy_score(list(truth), list(predicted)))
 
 
 def concordance_correlation(truth: np.ndarray, predicted: np.ndarray) -> float:

@@ -162,7 +162,7 @@ def resolve_weights(spec: ModelSpec, explicit: Path | None = None) -> Path:
         target = cache_dir() / spec.weights
         try:
             download_checkpoint(spec.url, spec.options["checkpoint_sha256"], target)
-        except (ConnectionError, ValueError) as error:
+        except (OSError, ValueError) as error:  # remote.DownloadError is an OSError
             raise ModelNotFoundError(
                 f"weights {spec.weights!r} of model {spec.id} not found (looked in {where}) and the download failed: "
                 f"{error}. Download {spec.url} elsewhere, or point SER_MODEL_PATH at a folder holding {spec.weights}"

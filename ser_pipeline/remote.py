@@ -23,8 +23,11 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote, urljoin, urlsplit
 
+import defusedxml.ElementTree as SafeET  # refuses entity declarations (billion laughs, external entities)
+from defusedxml import DefusedXmlException
+
 from ser_pipeline.archive import AUDIO_SUFFIXES, FEED_NAME, PODCAST_NS, PROBLEM_ATTRIBUTE
-from ser_pipeline.files import cache_root, exclusive_lock, file_sha256
+from ser_pipeline.files import atomic_write, cache_root, exclusive_lock, file_sha256
 from ser_pipeline.transcripts import MAX_TRANSCRIPT_BYTES, TRANSCRIPT_SUFFIXES
 
 _CHUNK = 1 << 20
@@ -251,9 +254,8 @@ class _Manifest:
 
     def record(self, url: str, path: Path) -> None:
         self.entries[url] = {"file": path.name, "bytes": path.stat().st_size, "sha256": file_sha256(path)}
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        temporary.write_text(json.dumps(self.entries, indent=1, sort_keys=True))
-        os.replace(temporary, self.path)
+        with atomic_write(self.path) as temporary:
+            temporary.write_text(json.dumps(self.entries, indent=1, sort_keys=True))
 
 
 def mirror_feed(url: str, cache: Path | None = None, limits: Limits | None = None, say=lambda message: None) -> Path:
@@ -295,8 +297,8 @@ def _mirror_into(folder: Path, url: str, limits: Limits, say, cache: Path) -> Pa
     source = folder / "feed.source.xml"
     source.with_name(source.name + ".part").unlink(missing_ok=True)
     try:
-        root = ET.fromstring(fetch(url, source, replace(limits, max_bytes=limits.max_feed_bytes)).read_bytes())
-    except ET.ParseError as error:
+        root = SafeET.fromstring(fetch(url, source, replace(limits, max_bytes=limits.max_feed_bytes)).read_bytes())
+    except (ET.ParseError, DefusedXmlException) as error:
         raise DownloadError(f"{url} is not a readable RSS feed ({error})") from None
     manifest = _Manifest(folder / "downloads.json")
     budget = _CacheBudget(cache, limits.cache_budget_bytes)
@@ -343,7 +345,6 @@ def _mirror_into(folder: Path, url: str, limits: Limits, say, cache: Path) -> Pa
                 say(f"transcript not downloaded: {error}")
                 item.remove(transcript)
     feed = folder / FEED_NAME
-    temporary = feed.with_name(FEED_NAME + ".tmp")
-    ET.ElementTree(root).write(temporary, encoding="utf-8", xml_declaration=True)
-    os.replace(temporary, feed)
+    with atomic_write(feed) as temporary:
+        ET.ElementTree(root).write(temporary, encoding="utf-8", xml_declaration=True)
     return folder

@@ -16,6 +16,7 @@ import pandas as pd
 import plotly
 import plotly.graph_objects as go
 
+from ser_pipeline.files import atomic_write
 from ser_pipeline.schema import DIMENSIONS, EMOTION_PROB_COLUMNS, EMOTIONS
 from ser_pipeline.warehouse import connect_read_only, episode_key
 
@@ -285,6 +286,12 @@ def _index_page(summary: pd.DataFrame, failed: pd.DataFrame) -> str:
     )
 
 
+def _write_page(page: Path, text: str) -> None:
+    """A page replaced in one step: a browser reloading during a run never reads half of one."""
+    with atomic_write(page) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+
+
 def build_reports(warehouse: Path, out: Path, window_s: float = 60.0) -> list[Path]:
     """Write every episode page, the index and one plotly.js into `out`; returns the pages."""
     out.mkdir(parents=True, exist_ok=True)
@@ -304,12 +311,8 @@ def build_reports(warehouse: Path, out: Path, window_s: float = 60.0) -> list[Pa
         own_events = (events.show == episode.show) & (events.episode_id == episode.episode_id)
         body = episode_page(episode, segments[own], events[own_events], window_s)
         page = out / page_name(episode.show, episode.episode_id)
-        page.write_text(
-            _PAGE.format(title=html.escape(episode.title), plotly_js=PLOTLY_JS, body=body), encoding="utf-8"
-        )
+        _write_page(page, _PAGE.format(title=html.escape(episode.title), plotly_js=PLOTLY_JS, body=body))
         pages.append(page)
     index = out / "index.html"
-    index.write_text(
-        _PAGE.format(title="Podcast archive", plotly_js=PLOTLY_JS, body=_index_page(summary, failed)), encoding="utf-8"
-    )
+    _write_page(index, _PAGE.format(title="Podcast archive", plotly_js=PLOTLY_JS, body=_index_page(summary, failed)))
     return [index, *pages]

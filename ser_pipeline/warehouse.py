@@ -28,7 +28,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ser_pipeline.files import PROJECT_ROOT, exclusive_lock
+from ser_pipeline.files import PROJECT_ROOT, atomic_write, exclusive_lock
 from ser_pipeline.schema import TABLES
 
 DATABASE_NAME = "podcasts.duckdb"
@@ -65,13 +65,8 @@ def table_file(warehouse: Path, table: str, show: str, episode_id: str) -> Path:
 
 
 def _write_atomically(table: pa.Table, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_write(target) as temporary:
         pq.write_table(table, temporary)
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def tidy(warehouse: Path) -> list[str]:

@@ -70,11 +70,20 @@ BILLION_LAUGHS = (
     + "".join(f'<!ENTITY {n} "{("&" + p + ";") * 10}">' for p, n in zip("abcdefgh", "bcdefghi"))
     + "]><rss><channel><title>&i;</title></channel></rss>"
 )
+EXTERNAL_ENTITY = (
+    '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/hostname">]>'
+    "<rss><channel><title>&x;</title></channel></rss>"
+)
 
 
 @pytest.mark.parametrize(
     "content, reason",
-    [("<rss><channel>", "not a readable RSS feed"), ("<rss/>", "no <channel>"), (BILLION_LAUGHS, "not a readable")],
+    [
+        ("<rss><channel>", "not a readable RSS feed"),
+        ("<rss/>", "no <channel>"),
+        (BILLION_LAUGHS, "not a readable RSS feed (EntitiesForbidden"),
+        (EXTERNAL_ENTITY, "not a readable RSS feed (EntitiesForbidden"),
+    ],
 )
 def test_an_unreadable_feed_fails_its_show_only(tmp_path, content, reason):
     touch(tmp_path / "bad" / "a.mp3")

@@ -96,8 +96,13 @@ def test_pinned_download_is_verified_then_converted_to_safetensors(tmp_path, mon
         sha256=None,
         options={"checkpoint_sha256": "0" * 64},
     )
+    # The feeds' downloader fetches it: an address inside the network is refused unless allowed.
+    with pytest.raises(ModelNotFoundError, match="refusing 127.0.0.1"):
+        resolve_weights(spec)
+    monkeypatch.setenv("SER_FEED_ALLOW_PRIVATE", "1")
     with pytest.raises(ModelNotFoundError, match="does not match the published sha256"):
         resolve_weights(spec)
+    assert not list((tmp_path / "cache").rglob("*.*"))  # nothing unverified is kept
     spec = dataclasses.replace(spec, options={"checkpoint_sha256": checkpoint_sha})
     path = resolve_weights(spec)
     assert path.suffix == ".safetensors" and not list(path.parent.glob("*.pth.tar"))

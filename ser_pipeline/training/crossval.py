@@ -17,6 +17,8 @@ from multiprocessing import get_context
 from typing import Any
 
 import numpy as np
+import scipy.optimize
+import scipy.special
 
 from ser_pipeline.architectures import calibrate_dims
 from ser_pipeline.schema import EMOTION_TO_SENTIMENT, EMOTIONS, SENTIMENTS
@@ -57,24 +59,26 @@ def _run_fold(recipe: EmotionRecipe, threads: int) -> FoldResult:
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    scaled = logits / temperature
-    scaled = scaled - scaled.max(axis=1, keepdims=True)
-    exp = np.exp(scaled)
-    return exp / exp.sum(axis=1, keepdims=True)
+    """Row-wise softmax of logits / temperature."""
+    return scipy.special.softmax(np.asarray(logits) / temperature, axis=1)
 
 
 def negative_log_likelihood(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
-    probs = softmax(logits, temperature)
-    return float(-np.log(probs[np.arange(len(labels)), labels] + 1e-12).mean())
+    """Mean -log softmax(logits / T)[label]."""
+    log_probs = scipy.special.log_softmax(np.asarray(logits, np.float64) / temperature, axis=1)
+    return float(-log_probs[np.arange(len(labels)), labels].mean())
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """The temperature T minimising the negative log-likelihood of softmax(logits / T): a coarse
-    grid over 0.05..20, then a finer one around the best point."""
-    grid = np.exp(np.linspace(np.log(0.05), np.log(20.0), 121))
-    best = min(grid, key=lambda t: negative_log_likelihood(logits, labels, t))
-    fine = best * np.exp(np.linspace(-0.06, 0.06, 61))
-    return float(min(fine, key=lambda t: negative_log_likelihood(logits, labels, t)))
+    """The temperature T in 0.05..20 minimising the negative log-likelihood of softmax(logits / T),
+    by a bounded scalar search over log T (the likelihood is smooth and, in log T, unimodal)."""
+    result = scipy.optimize.minimize_scalar(
+        lambda log_t: negative_log_likelihood(logits, labels, float(np.exp(log_t))),
+        bounds=(np.log(0.05), np.log(20.0)),
+        method="bounded",
+        options={"xatol": 1e-5},
+    )
+    return float(np.exp(result.x))
 
 
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> float:
