@@ -231,6 +231,7 @@ def naive_reference(path: Path, minutes: float, analyzer) -> float:
     import torch
 
     from ser_pipeline.features import FrontEndConfig
+    from ser_pipeline.segmentation import Segment
 
     front = FrontEndConfig()
     began = time.perf_counter()
@@ -243,7 +244,10 @@ def naive_reference(path: Path, minutes: float, analyzer) -> float:
             logmel = np.log(librosa.feature.melspectrogram(y=window, **spectral) + 1e-6).T
             mfcc = librosa.feature.mfcc(y=window, n_mfcc=front.n_mfcc, **spectral).T
             features = torch.from_numpy(np.concatenate([logmel, mfcc], axis=1))[None]
-            analyzer.emotion_batch(features, torch.tensor([len(features[0])]))
+            if analyzer.models.waveform_emotion is not None:  # the Whisper head: one call per window too
+                analyzer.models.waveform_emotion.score(window, [Segment(0, "window", 0.0, WINDOW_S)])
+            else:
+                analyzer.emotion_batch(features, torch.tensor([len(features[0])]))
             analyzer.laughter_frames(torch.from_numpy(logmel))
     return time.perf_counter() - began
 
@@ -411,8 +415,10 @@ _NOTES = """
   the critical path: it answers about 7 s after it starts on an idle machine (importing
   `prefect.server.api.server` alone takes 5.3 s), nearer 9 s beside torch's import; `run`
   starts it before importing Prefect itself (2 s), which took the fixed cost from 14 to 11 s.
-- Memory: the episode's waveform is never held (only its log-mel frames, 25 MB an hour), unless
-  a model reads waveforms (wav2vec2 dims, the Gillick ResNet) or segmentation is by voice
+- Memory: the episode's waveform is held (230 MB an hour) because the default emotion model,
+  the Whisper head, reads waveforms; with `--emotion-model ser-crnn-v3 --dims-model ser-crnn-v3`
+  it is never held (only its log-mel frames, 25 MB an hour), unless another model reads
+  waveforms (wav2vec2 dims, the Gillick ResNet) or segmentation is by voice
   activity. The baseline is torch's CUDA build (about 650 MB resident after import) plus Prefect.
 - On a GPU (`--device auto` picks CUDA): log-mel frames are computed on the GPU from
   page-locked blocks, the models run in float16 autocast, batches are bounded by

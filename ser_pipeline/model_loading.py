@@ -16,8 +16,9 @@ from ser_pipeline.episode_steps import BranchFusion, HeadReading
 from ser_pipeline.gillick import GillickResNet
 from ser_pipeline.laughter import OperatingPoint
 from ser_pipeline.registry import (
-    ARCHITECTURES,
+    FEATURE_NETWORKS,
     HF_AUDIO_CLASSIFICATION,
+    WHISPER_EMOTION_HEAD,
     ModelSpec,
     Registry,
     load_network,
@@ -31,10 +32,12 @@ class LoadedModels:
     """The models of one configuration, loaded on `device`.
 
     Emotion and sentiment come from `emotion_net` (our network on the log-mel features) or
-    `waveform_emotion` (a transformers audio classifier on the segments' waveforms); dims from
-    the emotion network's own head, `dims_net` (another network on the same features) or
-    `waveform_dims` (wav2vec2 on the waveforms); laughter from `laughter_net` (ours on the
-    log-mel frames, or the Gillick ResNet on its own 8 kHz features)."""
+    `waveform_emotion` (a transformers audio classifier, or the Whisper head, on the segments'
+    waveforms); dims from `emotion_net`'s own head (with a waveform emotion model, `emotion_net`
+    is the dims model, run for its dims alone), the Whisper head's emotions through its lexicon
+    (`dims_from_emotion`), `dims_net` (another network on the same features) or `waveform_dims`
+    (wav2vec2, or the Whisper head beside another emotion model, on the waveforms); laughter from
+    `laughter_net` (ours on the log-mel frames, or the Gillick ResNet on its own 8 kHz features)."""
 
     device: torch.device
     emotion_spec: ModelSpec
@@ -43,10 +46,12 @@ class LoadedModels:
     operating_point_name: str
     operating_point: OperatingPoint
     emotion_net: torch.nn.Module | None
-    waveform_emotion: Any | None  # hf_emotion.AudioClassifierScorer
+    waveform_emotion: Any | None  # hf_emotion.AudioClassifierScorer or whisper_emotion.WhisperEmotionScorer
+    dims_from_emotion: bool  # `waveform_emotion.dims(emotion)` gives the dims
     heads: HeadReading
     speaker_context: bool  # the emotion network reads a speaker's segments against each other
     branch: BranchFusion | None
+    branch_id: str | None  # the branch's registry id
     dims_net: torch.nn.Module | None
     waveform_dims: Any | None  # wav2vec2_dims.Wav2Vec2DimsScorer
     dims_calibration: dict
@@ -87,8 +92,8 @@ class LoadedModels:
             "dims": self.dims_spec.id,
             "laughter": f"{self.laughter_spec.id}@{self.operating_point_name}",
         }
-        if self.branch is not None:  # joins in where segments have speakers
-            ids["emotion_branch"] = self.emotion_spec.options["speaker_branch"]["model"]
+        if self.branch_id is not None:  # joins in where segments have speakers
+            ids["emotion_branch"] = self.branch_id
         return {**ids, "diarization": self.diarizer.source} if self.diarizer else ids
 
     @property
@@ -123,12 +128,24 @@ def load_models(
         from ser_pipeline.hf_emotion import AudioClassifierScorer
 
         waveform_emotion = AudioClassifierScorer(emotion_spec, on)
+    elif emotion_spec.architecture == WHISPER_EMOTION_HEAD:
+        from ser_pipeline.whisper_emotion import WhisperEmotionScorer
+
+        waveform_emotion = WhisperEmotionScorer(load_network(resolve_weights(emotion_spec)), on)
     else:
         emotion_net = load_network(resolve_weights(emotion_spec)).to(on)
-    temperatures = emotion_spec.options.get("temperature", {})
-    dims_are_the_networks = dims_spec.id == emotion_spec.id
+    # A waveform model reads emotion and sentiment only. When the dims model is one of our emotion
+    # networks, that network runs as it would as the emotion model (speaker context, its speaker
+    # branch, its calibration), and only its dims are kept.
+    network_spec = emotion_spec
+    network_dims = dims_spec.id != emotion_spec.id and dims_spec.architecture in FEATURE_NETWORKS
+    if waveform_emotion is not None and network_dims and "emotion" in dims_spec.tasks:
+        network_spec = dims_spec
+        emotion_net = load_network(resolve_weights(dims_spec)).to(on)
+    temperatures = network_spec.options.get("temperature", {})
+    dims_are_the_networks = dims_spec.id == network_spec.id
     branch = None
-    branch_option = emotion_spec.options.get("speaker_branch")
+    branch_option = network_spec.options.get("speaker_branch")
     if branch_option and emotion_net is not None:
         branch_net = load_network(resolve_weights(registry.get(branch_option["model"]))).to(on)
         branch = BranchFusion(
@@ -139,8 +156,12 @@ def load_models(
         )
     dims_net = waveform_dims = None
     if not dims_are_the_networks:
-        if dims_spec.architecture in ARCHITECTURES:
+        if dims_spec.architecture in FEATURE_NETWORKS:
             dims_net = load_network(resolve_weights(dims_spec)).to(on)
+        elif dims_spec.architecture == WHISPER_EMOTION_HEAD:  # its emotions through the lexicon
+            from ser_pipeline.whisper_emotion import WhisperDims, WhisperEmotionScorer
+
+            waveform_dims = WhisperDims(WhisperEmotionScorer(load_network(resolve_weights(dims_spec)), on))
         else:
             from ser_pipeline.wav2vec2_dims import Wav2Vec2DimsScorer
 
@@ -160,11 +181,14 @@ def load_models(
         operating_point=OperatingPoint(**laughter_spec.operating_points[operating_point]),
         emotion_net=emotion_net,
         waveform_emotion=waveform_emotion,
+        # The Whisper head gives dims too: its emotion probabilities through the lexicon.
+        dims_from_emotion=waveform_emotion is not None and dims_spec.id == emotion_spec.id,
         heads=HeadReading(
             {head: float(temperatures.get(head, 1.0)) for head in ("emotion", "sentiment")}, dims_are_the_networks
         ),
         speaker_context=emotion_net is not None and bool(emotion_net.config.speaker_context),
         branch=branch,
+        branch_id=branch_option["model"] if branch is not None else None,
         dims_net=dims_net,
         waveform_dims=waveform_dims,
         # "network" (every segment) and "fused" (segments whose dims the branch joined) affines,

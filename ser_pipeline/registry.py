@@ -30,7 +30,10 @@ ARCHITECTURES = (
     "laughter-tcn-ensemble",
     "gillick-resnet",
     "speaker-branch",
+    "whisper-emotion-head",  # reads the frozen Whisper encoder's descriptions (whisper_emotion)
 )
+WHISPER_EMOTION_HEAD = "whisper-emotion-head"
+FEATURE_NETWORKS = ("emotion-net", "emotion-net-ensemble")  # emotion/dims networks on the shared log-mel frames
 HF_AUDIO_CLASSIFICATION = "hf-audio-classification"  # any transformers audio classifier (emotion)
 HF_WAV2VEC2_DIMS = "hf-wav2vec2-dims"  # audEERING's wav2vec2 dimensional model layout
 
@@ -49,6 +52,7 @@ def _architecture(name: str) -> tuple[type, type]:
         SpeakerBranchConfig,
     )
     from ser_pipeline.gillick import GillickConfig, GillickResNet
+    from ser_pipeline.whisper_emotion import WhisperEmotionHead, WhisperHeadConfig
 
     return {
         "emotion-net": (EmotionNet, EmotionNetConfig),
@@ -57,6 +61,7 @@ def _architecture(name: str) -> tuple[type, type]:
         "laughter-tcn": (LaughterNet, LaughterNetConfig),
         "laughter-tcn-ensemble": (LaughterEnsemble, LaughterEnsembleConfig),
         "gillick-resnet": (GillickResNet, GillickConfig),
+        WHISPER_EMOTION_HEAD: (WhisperEmotionHead, WhisperHeadConfig),
     }[name]
 
 

@@ -17,13 +17,13 @@ from pathlib import Path
 
 from ser_pipeline import __version__
 
-SCORING_VERSION = 3
+SCORING_VERSION = 4
 SCORING_MODULES = (
     "archive", "audio", "architectures", "devices", "diarization", "episode_steps", "features", "gillick",
     "hf_emotion", "inference", "laughter", "model_loading", "pipeline", "registry", "schema", "segmentation",
-    "transcripts", "wav2vec2_dims",
+    "transcripts", "wav2vec2_dims", "whisper_emotion", "whisper_encoder",
 )  # fmt: skip
-RECORDED_SOURCE_SHA256 = "92c3c5e456a8e7856c4ce8bf45ff74828083d4d2ac82cc6f8945ffc834e53dcf"
+RECORDED_SOURCE_SHA256 = "7d52dc1c9aa17092e03d97c1e271bbc2a9813ea745e43c14f6d6dca774c9730f"
 
 PIPELINE_VERSION = f"{__version__}+scoring.{SCORING_VERSION}"  # the `pipeline_version` of the rows
 

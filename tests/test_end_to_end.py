@@ -94,7 +94,7 @@ def test_window_run_covers_each_episode_with_contiguous_windows(tmp_path, env):
         assert all(w[2] - w[1] <= 3.0 + 1e-9 for w in windows)
         assert len(windows) == -(-duration // 3)
     models = json.loads(rows(warehouse, "SELECT models FROM episodes LIMIT 1")[0][0])
-    assert set(models) == {"emotion", "dims", "laughter", "emotion_branch"}
+    assert set(models) == {"emotion", "dims", "laughter"}  # the default Whisper head has no speaker branch
 
 
 @needs_shared

@@ -169,7 +169,8 @@ def test_a_hub_model_without_a_pinned_revision_is_never_downloaded(tmp_path, mon
 
 def test_temperatures_in_the_registry_calibrate_the_embedded_network(tmp_path):
     document = json.loads(REGISTRY_FILE.read_text())
-    default = document["defaults"]["emotion"]
+    default = "ser-crnn-v3"  # the embedded network
+    document["defaults"] |= {"emotion": default, "dims": default}
     plain = dict(document, models=[dict(m, options={}) if m["id"] == default else m for m in document["models"]])
     warm = dict(
         document,

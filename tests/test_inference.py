@@ -16,11 +16,18 @@ from ser_pipeline.architectures import (
     EmotionNetConfig,
     speaker_relative,
 )
-from ser_pipeline.inference import StreamingScorer
+from ser_pipeline.inference import Analyzer, StreamingScorer
 from ser_pipeline.registry import Registry
 from ser_pipeline.schema import EMOTION_PROB_COLUMNS, SENTIMENT_PROB_COLUMNS
 from ser_pipeline.segmentation import Segment, window_segments
 from ser_pipeline.timing import StageClock
+
+
+@pytest.fixture(scope="module")
+def analyzer():
+    """The embedded log-mel network (`ser-crnn-v3`, speaker context and branch): these tests are
+    about its batches, chunks and streaming (the Whisper head: tests/test_whisper_encoder.py)."""
+    return Analyzer(device="cpu", emotion_model="ser-crnn-v3", dims_model="ser-crnn-v3")
 
 
 def speechlike(seconds: float, seed: int = 0) -> np.ndarray:
@@ -194,13 +201,14 @@ def test_outputs_are_distributions_and_dims_in_range(analyzer):
 
 def test_every_model_id_is_recorded(analyzer):
     registry = Registry.load()
-    assert analyzer.models.ids["emotion"] == registry.defaults["emotion"]
+    assert analyzer.models.ids["emotion"] == analyzer.models.ids["dims"] == "ser-crnn-v3"
+    assert analyzer.models.ids["emotion_branch"] == registry.get("ser-crnn-v3").options["speaker_branch"]["model"]
     assert analyzer.models.ids["laughter"].startswith(registry.defaults["laughter"] + "@")
 
 
 @needs_shared
 def test_the_embedded_models_beat_chance_on_held_out_actors(analyzer):
-    """Actor 01 is held out of the default emotion model's training (see its model card)."""
+    """Actor 01 is held out of the network's training (see its model card)."""
     from ser_pipeline.schema import EMOTIONS
     from ser_pipeline.training.data import RAVDESS_EMOTIONS
 

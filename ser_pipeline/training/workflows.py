@@ -70,6 +70,67 @@ def train_emotion_network(recipe, model_id: str, models_dir: Path, command: str,
     return weights
 
 
+def train_whisper_emotion_head(recipe, model_id: str, models_dir: Path, command: str, device: str, log: Log) -> Path:
+    """Fit the Whisper emotion head and publish it; its card states the data, split and licences
+    (the measured figures are added by `ser-pipeline evaluate-clips`, under the protocol)."""
+    from ser_pipeline.devices import pick_device
+    from ser_pipeline.schema import EMOTIONS
+    from ser_pipeline.training.publish import publish
+    from ser_pipeline.training.whisper_head import train_head
+    from ser_pipeline.whisper_encoder import WHEEL
+
+    head = train_head(recipe, pick_device(device), log)
+    corpora = " and ".join(_CORPUS_NAMES[c] for c in recipe.corpora)
+    weights = publish(
+        head,
+        model_id=model_id,
+        architecture="whisper-emotion-head",
+        models_dir=models_dir,
+        entry={
+            "tasks": ["emotion", "sentiment", "dims"],
+            "input": f"16 kHz mono; frozen Whisper tiny.en encoder ({WHEEL}) layer means and spreads",
+            "labels": list(EMOTIONS),
+            "licence": f"head: CC BY-NC-SA 4.0 (trained on {corpora}; non-commercial); encoder: MIT (OpenAI Whisper,"
+            f" shipped in the {WHEEL} wheel)",
+            "scores": {"held_out_actors": list(recipe.held_out_actors)},
+        },
+        card_body=whisper_head_card(recipe, command),
+    )
+    log(f"wrote {weights}")
+    return weights
+
+
+def whisper_head_card(recipe, command: str) -> str:
+    from ser_pipeline.clip_evaluation import NEMO_FINAL_TEST
+    from ser_pipeline.whisper_encoder import WHEEL
+
+    corpora = ", ".join(_CORPUS_NAMES[c] for c in recipe.corpora)
+    return f"""
+A linear emotion head on the frozen Whisper tiny.en encoder: each segment is described by the mean
+and standard deviation of the encoder's five layer outputs (3840 numbers); one multinomial logistic
+regression reads the description standardised over the training clips (a clip alone), another
+the description z-scored over the speaker's segments (speakers heard in at least
+{recipe.config.min_segments} segments). Sentiment is the sum of the emotion probabilities; valence,
+arousal and dominance are the emotion probabilities through the NRC VAD lexicon's coordinates of
+the seven emotions (carried in the file). Training clips are described clean and in
+{recipe.noisy_copies} recording conditions (per speaker one room, gain and noise bed).
+
+## Data and split
+Trained on the development speakers of {corpora}: RAVDESS without actors
+{", ".join(f"{a:02d}" for a in recipe.held_out_actors)}, TESS, nEMO without its final-test speakers
+({", ".join(NEMO_FINAL_TEST)}), which no decision looked at. Logistic regression C =
+{recipe.regularisation:g}, chosen on development speakers.
+
+## Licences
+The head: CC BY-NC-SA 4.0 (its training corpora are non-commercial). The encoder: OpenAI Whisper
+tiny.en, MIT, read from the `{WHEEL}` wheel's CTranslate2 `model.bin` (named tensors, sha256
+pinned in `ser_pipeline/whisper_encoder.py`; nothing is unpickled).
+
+## Reproduce
+`{command}`
+"""
+
+
 def publish_cross_validation(
     document: dict, data: Path, output: Path, calibrate: str | None, models_dir: Path, log: Log
 ) -> None:
