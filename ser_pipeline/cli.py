@@ -16,6 +16,27 @@ app = typer.Typer(
 )
 app.add_typer(train_app, name="train")
 
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        from ser_pipeline.scoring_version import PIPELINE_VERSION
+
+        typer.echo(f"ser-pipeline {PIPELINE_VERSION}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version (with its scoring version)."
+        ),
+    ] = False,
+) -> None:
+    """Emotion, valence/arousal/dominance and laughter analytics for podcast archives."""
+
+
 EmotionModelOption = Annotated[
     str | None,
     typer.Option(
@@ -39,7 +60,16 @@ WarehouseOption = Annotated[Path, typer.Option(help="Warehouse folder (Parquet f
 SegmentationOption = Annotated[str, typer.Option(help="sentence (transcript, else voice activity) | window | vad.")]
 WindowOption = Annotated[float, typer.Option(help="Window length in seconds (--segmentation window).")]
 HopOption = Annotated[float | None, typer.Option(help="Window hop in seconds (default: the window length).")]
-DeviceOption = Annotated[str, typer.Option(help="auto | cpu | cuda.")]
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _check_device(device: str) -> str:
+    if device not in DEVICES:
+        raise typer.BadParameter(f"{device!r}: choose auto, cpu or cuda", param_hint="--device")
+    return device
+
+
+DeviceOption = Annotated[str, typer.Option(help="auto | cpu | cuda.", callback=_check_device)]
 ReportsOption = Annotated[Path | None, typer.Option(help="Report folder (default: reports/ beside the warehouse).")]
 ReportWindowOption = Annotated[float, typer.Option(help="Rolling-mean window of the report charts, seconds.")]
 ReprocessOption = Annotated[
@@ -314,7 +344,7 @@ def _print_run_summary(outcomes: list[dict], seconds: float, warehouse: Path) ->
 def predict(
     files: Annotated[list[Path], typer.Argument(help="Audio files; each whole file is one segment.")],
     output: Annotated[str, typer.Option("--output", "-o", help="CSV file to write; - for standard output.")],
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
+    device: DeviceOption = "auto",
     emotion_model: EmotionModelOption = None,
     dims_model: DimsModelOption = None,
     laughter_model: LaughterModelOption = None,
@@ -467,6 +497,11 @@ def evaluate(
     sources = sources or truth.parent
     lexicon = sources / "lexicon" / "emotion_vad.csv"
     result = evaluate_warehouse(warehouse, truth, lexicon if lexicon.is_file() else None)
+    if not result["per_episode"]:
+        typer.echo(
+            f"error: nothing to compare: no ok episode in {warehouse} has a <episode>.truth.csv under {truth}", err=True
+        )
+        raise typer.Exit(EXIT_NOTHING_RAN)
     if clips or false_alarm_minutes:
         with _model_problems_exit():
             analyzer = Analyzer(
@@ -483,6 +518,13 @@ def evaluate(
         clean, in_noise = laughter_false_alarms(analyzer, speech, false_alarm_minutes)
         result["laughter_free_speech"], result["laughter_free_speech_in_noise"] = clean, in_noise
     typer.echo(json.dumps(result, indent=2))
+    if not result["sentences_matched"]:
+        typer.echo(
+            "error: no sentence segment matched the truth (scored with --segmentation window or vad?): the emotion"
+            " figures are null; only laughter was compared",
+            err=True,
+        )
+        raise typer.Exit(EXIT_EPISODES_FAILED)
 
 
 @app.command("evaluate-clips")
@@ -584,7 +626,7 @@ def bench(
     source: Annotated[
         Path | None, typer.Option(help="Audio to loop into episodes (default: the shared episodes, else the demo).")
     ] = None,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
+    device: DeviceOption = "auto",
     output: Annotated[
         Path | None, typer.Option(help="Write the results as Markdown here (docs/benchmarks.md).")
     ] = None,

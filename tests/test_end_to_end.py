@@ -95,6 +95,13 @@ def test_window_run_covers_each_episode_with_contiguous_windows(tmp_path, env):
         assert len(windows) == -(-duration // 3)
     models = json.loads(rows(warehouse, "SELECT models FROM episodes LIMIT 1")[0][0])
     assert set(models) == {"emotion", "dims", "laughter"}  # the default Whisper head has no speaker branch
+    # Nothing to compare: windows match no sentence (laughter is still compared), or no truth at all.
+    windows = cli(env, "evaluate", EPISODES, "--warehouse", warehouse, check=False)
+    assert windows.returncode == 1 and "no sentence segment matched the truth" in windows.stderr
+    assert json.loads(windows.stdout)["sentences_matched"] == 0
+    (tmp_path / "no-truth").mkdir()
+    nothing = cli(env, "evaluate", tmp_path / "no-truth", "--warehouse", warehouse, check=False)
+    assert nothing.returncode == 3 and "nothing to compare" in nothing.stderr and not nothing.stdout
 
 
 @needs_shared

