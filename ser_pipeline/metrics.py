@@ -15,7 +15,8 @@ def confusion(truth: Sequence[str], predicted: Sequence[str], labels: Sequence[s
 
 def unweighted_average_recall(truth: Sequence[str], predicted: Sequence[str], labels: Sequence[str]) -> float:
     """Mean per-class recall over the classes present in `truth` (chance = 1 / classes)."""
-    present = [label for label in labels if label in set(truth)]
+    held = set(truth)
+    present = [label for label in labels if label in held]
     return float(
         sklearn.metrics.recall_score(list(truth), list(predicted), labels=present, average="macro", zero_division=0)
     )
