@@ -400,7 +400,7 @@ def noise_bed(rng: np.random.Generator) -> np.ndarray:
     return (noise_level(rng) * colored_noise(30 * SAMPLE_RATE, rng)).astype(np.float32)
 
 
-def _condition(rng: np.random.Generator, recipe: EmotionRecipe) -> tuple[float, np.ndarray | None]:
+def recording_condition(rng: np.random.Generator, recipe: EmotionRecipe) -> tuple[float, np.ndarray | None]:
     """One recording condition: a gain, and (for `noise_share` of them) a `noise_bed` that a
     speaker's crops are laid over."""
     gain = 10 ** (rng.uniform(-6, 6) / 20)
@@ -428,7 +428,7 @@ def _context_epoch(network, optimisation, material, recipe, rng, noise_rng) -> t
     for groups in _speaker_groups(material.clips, rng, recipe.batch_size):
         features, levels, batch, speakers, keep = [], [], [], [], []
         for number, group in enumerate(groups):
-            condition, speed = _condition(noise_rng, recipe), speed_factor(noise_rng, recipe)
+            condition, speed = recording_condition(noise_rng, recipe), speed_factor(noise_rng, recipe)
             room = room_response(noise_rng, recipe)
             given = rng.random() >= CONTEXT_DROPOUT
             for i in group:

@@ -51,29 +51,27 @@ def training_clips(recipe: WhisperHeadRecipe) -> list[Clip]:
 
 @dataclass(frozen=True)
 class Condition:
-    """A recording condition shared by one speaker's clips: a room's impulse response (None: dry),
-    a gain, and a background noise bed (None: silent)."""
+    """A recording condition shared by one speaker's clips: a room's impulse response (None: dry)
+    and the emotion recipe's `recording_condition` (a gain, a noise bed or None)."""
 
     room: np.ndarray | None
-    gain: float
-    noise: np.ndarray | None
+    level: tuple[float, np.ndarray | None]
 
     def apply(self, samples: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         from ser_pipeline.training.emotion import in_condition, reverberate
 
-        return in_condition(reverberate(samples, self.room), (self.gain, self.noise), rng)
+        return in_condition(reverberate(samples, self.room), self.level, rng)
 
 
 def conditions(speakers: list[str], recipe: WhisperHeadRecipe, rng: np.random.Generator) -> dict[str, Condition]:
-    """One recording condition per speaker: a room (or none), a gain, a noise bed (or none)."""
-    from ser_pipeline.training.emotion import EmotionRecipe, noise_bed, room_response
+    """One recording condition per speaker, drawn as the emotion recipe draws them."""
+    from ser_pipeline.training.emotion import EmotionRecipe, recording_condition, room_response
 
-    rooms = EmotionRecipe(data=recipe.data, reverb_share=recipe.reverb_share)
-    drawn = {}
-    for speaker in sorted(set(speakers)):
-        room, gain = room_response(rng, rooms), 10 ** (rng.uniform(-6, 6) / 20)
-        drawn[speaker] = Condition(room, gain, noise_bed(rng) if rng.random() < recipe.noise_share else None)
-    return drawn
+    shares = EmotionRecipe(data=recipe.data, reverb_share=recipe.reverb_share, noise_share=recipe.noise_share)
+    return {
+        speaker: Condition(room_response(rng, shares), recording_condition(rng, shares))
+        for speaker in sorted(set(speakers))
+    }
 
 
 def clip_descriptions(
