@@ -165,6 +165,43 @@ class GrowingArray:
         return self._data[: self.rows]
 
 
+class SampleTail:
+    """The latest stretch of a stream of samples: blocks appended at the end, dropped from the
+    start once nothing will read them, read by absolute sample index. Holds what is still to be
+    read rather than the whole stream (an hour of 16 kHz float32 is 230 MB)."""
+
+    def __init__(self) -> None:
+        self._blocks: list[tuple[int, np.ndarray]] = []  # (absolute index of the first sample, block)
+        self.end = 0  # absolute index one past the last sample appended
+
+    def append(self, block: np.ndarray) -> None:
+        if len(block):
+            self._blocks.append((self.end, block))
+            self.end += len(block)
+
+    def drop_before(self, index: int) -> None:
+        """Forget the blocks that end at or before absolute sample `index`."""
+        while self._blocks and self._blocks[0][0] + len(self._blocks[0][1]) <= index:
+            self._blocks.pop(0)
+
+    @property
+    def start(self) -> int:
+        """Absolute index of the first sample still held."""
+        return self._blocks[0][0] if self._blocks else self.end
+
+    def read(self, first: int, last: int) -> np.ndarray:
+        """Samples [first, last) (absolute; `last` clipped to the end appended so far)."""
+        if first < self.start:
+            raise ValueError(f"samples from {first} were dropped (held from {self.start})")
+        last = min(last, self.end)
+        parts = [
+            block[max(first - at, 0) : max(last - at, 0)]
+            for at, block in self._blocks
+            if at < last and at + len(block) > first
+        ]
+        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+
 class Decoding:
     """One streaming pass over a file: `blocks()` yields 16 kHz mono float32 blocks; once they
     are exhausted, `samples` (their count) and `warnings` hold. The source-rate channels are
@@ -185,7 +222,7 @@ class Decoding:
     def blocks(self, background: bool = False) -> Iterator[np.ndarray]:
         """16 kHz mono blocks. With `background`, decoding and resampling run in a thread, a
         few blocks ahead of whatever the caller does with each block."""
-        return in_background(self._resampled()) if background else self._resampled()
+        return InBackground(self._resampled()) if background else self._resampled()
 
     def _resampled(self) -> Iterator[np.ndarray]:
         self._counts = {"source_frames": 0, "clipped": 0, "nonfinite": 0}
@@ -243,46 +280,69 @@ def decode(path: Path) -> DecodedAudio:
     return DecodedAudio(samples.array(), decoding.source.rate, decoding.source.channels, decoding.warnings)
 
 
-def in_background(items: Iterator[T], depth: int = 3) -> Iterator[T]:
+class InBackground(Iterator[T]):
     """`items`, produced by a thread up to `depth` ahead of the consumer. Decoding (libsndfile,
     soxr) and the log-mel pass (torch) both release the GIL, so they run on two cores at once.
-    An exception in the producer is raised in the consumer; a consumer that stops early stops
-    the producer."""
-    queue: Queue = Queue(maxsize=depth)
-    stop, finished = threading.Event(), object()
+    An exception in the producer is raised in the consumer; a consumer that stops early (or
+    drops the iterator) stops the producer. Inside `held()` the producer starts no new item, so
+    long work of the consumer's has the cores to itself."""
 
-    def put(entry: tuple) -> bool:
-        while not stop.is_set():
+    _finished = object()
+
+    def __init__(self, items: Iterator[T], depth: int = 3):
+        self._queue: Queue = Queue(maxsize=depth)
+        self._stop, self._running = threading.Event(), threading.Event()
+        self._running.set()
+        self._items = items
+        self._thread = threading.Thread(target=self._produce, name="decoder", daemon=True)
+        self._thread.start()
+
+    def _put(self, entry: tuple) -> bool:
+        while not self._stop.is_set():
             try:
-                queue.put(entry, timeout=0.1)
+                self._queue.put(entry, timeout=0.1)
                 return True
             except Full:
                 continue
         return False
 
-    def produce() -> None:
+    def _produce(self) -> None:
         try:
-            for item in items:
-                if not put((item, None)):
+            while not self._stop.is_set():
+                if not self._running.wait(0.1):  # held
+                    continue
+                item = next(self._items, self._finished)
+                if not self._put((item, None)) or item is self._finished:
                     return
-            put((finished, None))
         except BaseException as error:  # handed to the consumer, raised there
-            put((finished, error))
+            self._put((self._finished, error))
 
-    thread = threading.Thread(target=produce, name="decoder", daemon=True)
-    thread.start()
-    try:
+    def __next__(self) -> T:
         while True:
             try:
-                item, error = queue.get(timeout=0.1)
+                item, error = self._queue.get(timeout=0.1)
             except Empty:
-                if not thread.is_alive():
+                if not self._thread.is_alive():
+                    self._stop.set()
                     raise RuntimeError("the decoding thread ended without a result") from None
                 continue
-            if item is finished:
+            if item is self._finished:
+                self._stop.set()
                 if error is not None:
                     raise error
-                return
-            yield item
-    finally:
-        stop.set()
+                raise StopIteration
+            return item
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        self._running.clear()
+        try:
+            yield
+        finally:
+            self._running.set()
+
+    def close(self) -> None:
+        self._stop.set()
+
+    def __del__(self) -> None:
+        self._stop.set()

@@ -415,11 +415,16 @@ _NOTES = """
   the critical path: it answers about 7 s after it starts on an idle machine (importing
   `prefect.server.api.server` alone takes 5.3 s), nearer 9 s beside torch's import; `run`
   starts it before importing Prefect itself (2 s), which took the fixed cost from 14 to 11 s.
-- Memory: the episode's waveform is held (230 MB an hour) because the default emotion model,
-  the Whisper head, reads waveforms; with `--emotion-model ser-crnn-v3 --dims-model ser-crnn-v3`
-  it is never held (only its log-mel frames, 25 MB an hour), unless another model reads
-  waveforms (wav2vec2 dims, the Gillick ResNet) or segmentation is by voice
-  activity. The baseline is torch's CUDA build (about 650 MB resident after import) plus Prefect.
+- Memory: with windows or a transcript's sentences (segments known before decoding), the
+  default emotion model, the Whisper head, describes each 2 minutes' worth of complete segments
+  as their audio arrives (the decoder held meanwhile, torch on every core), so only the samples
+  that segments still to come may read are kept, not the episode's waveform (230 MB an hour;
+  peak RSS on 180 min 2.4 GB when it was held, same machine). The log-mel frames are kept (25
+  MB an hour), and the waveform too where another model reads it (wav2vec2 dims, the Gillick
+  ResNet, a diarizer) or segmentation is by voice activity. The baseline is torch's CUDA build
+  (about 650 MB resident after import) plus Prefect, and the Whisper encoder's working memory
+  (about 400 MB: a batch of 40 three-second windows; half the batch saved 100 MB at 8-10% of
+  the emotion stage, so it stays).
 - On a GPU (`--device auto` picks CUDA): log-mel frames are computed on the GPU from
   page-locked blocks, the models run in float16 autocast, batches are bounded by
   `max_batch_frames`, and decoding overlaps inference as on the CPU. The models then cost

@@ -39,11 +39,22 @@ def matmul_autocast_for(device: torch.device):
 def cpu_threads_beside_decoder(device: torch.device):
     """While a decoding thread runs, torch on the CPU keeps to one fewer intra-op thread: its
     threads otherwise wait on each other whenever one shares a core with the decoder (measured
-    on 2 cores: decode + log-mel of an hour 8.4 s with 2 torch threads, 7.2 s with 1)."""
+    on 2 cores: decode + log-mel of an hour 8.4 s with 2 torch threads, 7.2 s with 1). Yields a
+    context manager giving torch its threads back, for work done while the decoder is held."""
     before = torch.get_num_threads()
     if device.type == "cpu" and before > 1:
         torch.set_num_threads(before - 1)
+
+    @contextlib.contextmanager
+    def every_thread():
+        now = torch.get_num_threads()
+        torch.set_num_threads(before)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(now)
+
     try:
-        yield
+        yield every_thread
     finally:
         torch.set_num_threads(before)

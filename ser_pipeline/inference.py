@@ -8,14 +8,17 @@ conveniences built on them, with the same results (batches are exact, see `archi
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ser_pipeline.audio import SAMPLE_RATE, GrowingArray, decode
+from ser_pipeline.audio import SAMPLE_RATE, GrowingArray, SampleTail, decode
 from ser_pipeline.devices import autocast_for
 from ser_pipeline.episode_steps import (
     Fused,
@@ -45,6 +48,9 @@ from ser_pipeline.schema import (
 )
 from ser_pipeline.segmentation import Segment
 from ser_pipeline.timing import StageClock
+
+# A context for long work done while decoding goes on (the decoder held, torch on every core).
+Foreground = Callable[[], AbstractContextManager[None]]
 
 
 @dataclass(frozen=True)
@@ -270,16 +276,33 @@ class StreamingScorer:
     never change, and segments are looked up by their time span, so one cut differently at the
     end (the last window, a clipped sentence) is scored again."""
 
-    def __init__(self, analyzer: Analyzer):
+    def __init__(self, analyzer: Analyzer, stream_samples: bool = False):
+        """`stream_samples` (only where `models.describes_while_decoding`): `update` is given
+        each decoded block, and the Whisper head describes segments as their audio arrives,
+        keeping only the samples that segments still to come may read; `finish` needs none."""
         self.analyzer = analyzer
         self.fps = analyzer.front_end.config.frames_per_second
         self.scored: dict[tuple[float, float], SegmentScores] = {}  # one row each
         self.ready: dict[tuple[float, float], Segment] = {}
         self.waiting: list[Segment] = []
         self.laughter = GrowingArray(0)  # probabilities of the frames scored so far
+        self.tail = SampleTail() if stream_samples else None
+        self.to_describe: dict[tuple[float, float], Segment] = {}
+        self.described: dict[tuple[float, float], np.ndarray] = {}  # the Whisper head's descriptions
 
-    def update(self, logmel: torch.Tensor, new_segments: list[Segment], clock: StageClock) -> None:
-        """`new_segments`: segments not given before whose time span the frames so far cover."""
+    def update(
+        self,
+        logmel: torch.Tensor,
+        new_segments: list[Segment],
+        clock: StageClock,
+        block: np.ndarray | None = None,
+        pending_start_s: float = 0.0,
+        foreground: Foreground = contextlib.nullcontext,
+    ) -> None:
+        """`new_segments`: segments not given before whose time span the frames so far cover;
+        `block`: the samples decoded since the last call; `pending_start_s`: the earliest start of
+        the segments still to be given (both read only with `stream_samples`); `foreground`: where
+        the Whisper head describes segments (the decoder would otherwise take a core from it)."""
         frames = len(logmel)
         self.waiting += new_segments
         # Complete: every frame a segment covers has arrived (one spare frame for rounding).
@@ -289,6 +312,8 @@ class StreamingScorer:
         if sum(self._frames(s) for s in self.ready.values()) >= self.analyzer.max_batch_frames:
             with clock.stage("emotion"):
                 self._score_ready(logmel)
+        if self.tail is not None:
+            self._describe_so_far(complete, block, pending_start_s, clock, foreground)
         if self.analyzer.models.laughter_reads_waveform:  # the Gillick ResNet reads the waveform in `finish`
             return
         context, chunk = self.analyzer.models.laughter_net.config.receptive_frames, self.analyzer.laughter_chunk_frames
@@ -299,6 +324,47 @@ class StreamingScorer:
 
     def _frames(self, segment: Segment) -> int:
         return max(int((segment.end_s - segment.start_s) * self.fps), 1)
+
+    def _describe_so_far(
+        self,
+        complete: list[Segment],
+        block: np.ndarray | None,
+        pending_start_s: float,
+        clock: StageClock,
+        foreground: Foreground,
+    ) -> None:
+        """Whisper descriptions of the complete segments, a full encoder batch at a time; then
+        the samples before every segment still to be described are dropped."""
+        from ser_pipeline.whisper_emotion import BATCH_MEL_FRAMES
+
+        if block is not None:
+            self.tail.append(block)
+        self.to_describe.update({(s.start_s, s.end_s): s for s in complete})
+        if sum(self._frames(s) for s in self.to_describe.values()) >= BATCH_MEL_FRAMES:
+            with clock.stage("emotion"), foreground():
+                self._describe(list(self.to_describe.values()))
+            self.to_describe.clear()
+        needed = [s.start_s for s in (*self.waiting, *self.to_describe.values())]
+        keep_from = min([pending_start_s, self.tail.end / SAMPLE_RATE, *needed])
+        self.tail.drop_before(int(keep_from * SAMPLE_RATE))
+
+    def _describe(self, segments: list[Segment]) -> None:
+        from ser_pipeline.whisper_emotion import sample_spans
+
+        stretches = [self.tail.read(first, last) for first, last in sample_spans(segments)]
+        descriptions = self.analyzer.models.waveform_emotion.describe(stretches)
+        for segment, description in zip(segments, descriptions, strict=True):
+            self.described[(segment.start_s, segment.end_s)] = description
+
+    def _streamed_descriptions(self, segments: list[Segment]) -> np.ndarray:
+        """Every segment's description: those taken while decoding, the rest (the last ones,
+        a segment cut differently at the end) from the samples still held."""
+        from ser_pipeline.whisper_emotion import N_DESCRIPTION
+
+        missing = {(s.start_s, s.end_s): s for s in segments if (s.start_s, s.end_s) not in self.described}
+        self._describe(list(missing.values()))
+        rows = [self.described[(s.start_s, s.end_s)] for s in segments]
+        return np.stack(rows) if rows else np.zeros((0, N_DESCRIPTION), np.float32)
 
     def _score_ready(self, logmel: torch.Tensor) -> None:
         segments = list(self.ready.values())
@@ -320,7 +386,12 @@ class StreamingScorer:
         models = analyzer.models
         if models.waveform_emotion is not None:
             with clock.stage("emotion"):
-                emotion, sentiment = models.waveform_emotion.score(samples, segments)
+                if self.tail is not None:
+                    descriptions = self._streamed_descriptions(segments)
+                    speakers = [s.speaker for s in segments]
+                    emotion, sentiment = models.waveform_emotion.probabilities(descriptions, speakers)
+                else:
+                    emotion, sentiment = models.waveform_emotion.score(samples, segments)
                 if models.dims_from_emotion:
                     dims = models.waveform_emotion.dims(emotion)
         if models.waveform_dims is not None:

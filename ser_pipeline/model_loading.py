@@ -85,6 +85,16 @@ class LoadedModels:
         return any(m is not None for m in waveform_models) or self.laughter_reads_waveform
 
     @property
+    def describes_while_decoding(self) -> bool:
+        """Whether the only model reading the waveform is the Whisper head, whose per-segment
+        descriptions can be taken as each segment's audio arrives (`StreamingScorer`), so that
+        the episode's waveform need not be kept."""
+        from ser_pipeline.whisper_emotion import WhisperEmotionScorer
+
+        only_whisper = self.waveform_dims is None and self.diarizer is None and not self.laughter_reads_waveform
+        return only_whisper and isinstance(self.waveform_emotion, WhisperEmotionScorer)
+
+    @property
     def ids(self) -> dict[str, str]:
         """What produced each group of columns, as recorded in the warehouse."""
         ids = {

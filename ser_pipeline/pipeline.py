@@ -7,13 +7,16 @@ Plain functions, no Prefect: the flow in `flows/` calls `process_episode` per ep
 from __future__ import annotations
 
 import bisect
+import contextlib
+import itertools
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -26,7 +29,7 @@ from ser_pipeline.devices import cpu_threads_beside_decoder
 from ser_pipeline.diarization import attribute
 from ser_pipeline.features import LogMelStream
 from ser_pipeline.fingerprints import Inputs, RunConfig, episode_inputs, previous_row
-from ser_pipeline.inference import Analyzer, EpisodeScores, StreamingScorer
+from ser_pipeline.inference import Analyzer, EpisodeScores, Foreground, StreamingScorer
 from ser_pipeline.scoring_version import PIPELINE_VERSION
 from ser_pipeline.segmentation import Segment, Segmentation, sentence_segments, vad_segments, window_segments
 from ser_pipeline.timing import StageClock
@@ -72,39 +75,65 @@ def segment_episode(
     return sentence_segments(sentences), warnings
 
 
-def segment_plan(episode: Episode, config: RunConfig) -> Callable[[float], list[Segment]] | None:
-    """A function giving the segments, not given before, that the first `seconds` of audio
-    hold whole, so that they are scored while decoding goes on; None when segmentation reads
-    the waveform (voice activity), which decoding must then keep. (A transcript whose every
-    cue lies past the audio's end is the one case this cannot foresee: `segment_episode`
-    decodes the file again for it.)"""
+class SegmentPlan(Protocol):
+    """Segments known before decoding (windows, or a transcript's sentences), handed out as the
+    audio arrives: `due(seconds)` gives those, not given before, that the first `seconds` hold
+    whole; `pending_start_s` is the earliest start of those not given yet (inf when none is left),
+    so a streamed waveform before it is read by no segment still to come."""
+
+    def due(self, seconds: float) -> list[Segment]: ...
+
+    @property
+    def pending_start_s(self) -> float: ...
+
+
+class WindowPlan:
+    def __init__(self, window_s: float, hop_s: float | None):
+        self.window, self.hop, self.given = window_s, hop_s or window_s, 0
+
+    def due(self, seconds: float) -> list[Segment]:
+        # Windows ending at or before `seconds`: full length, so the same as window_segments'.
+        first, self.given = self.given, max(math.floor((seconds - self.window) / self.hop + 1e-9) + 1, self.given)
+        return [
+            Segment(i, Segmentation.window.value, i * self.hop, i * self.hop + self.window)
+            for i in range(first, self.given)
+        ]
+
+    @property
+    def pending_start_s(self) -> float:
+        return self.given * self.hop  # the last, shorter window (if any) starts there or later
+
+
+class SentencePlan:
+    def __init__(self, sentences: list[Segment]):
+        self.by_end, self.given = sorted(sentences, key=lambda s: s.end_s), 0
+        self.ends = [s.end_s for s in self.by_end]
+        # The earliest start among the sentences from each position of `by_end` on.
+        self.later_starts = list(itertools.accumulate(reversed([s.start_s for s in self.by_end]), min))[::-1]
+
+    def due(self, seconds: float) -> list[Segment]:
+        first, self.given = self.given, bisect.bisect_right(self.ends, seconds, lo=self.given)
+        return self.by_end[first : self.given]
+
+    @property
+    def pending_start_s(self) -> float:
+        return self.later_starts[self.given] if self.given < len(self.by_end) else math.inf
+
+
+def segment_plan(episode: Episode, config: RunConfig) -> SegmentPlan | None:
+    """The segments to score while decoding goes on; None when segmentation reads the waveform
+    (voice activity), which decoding must then keep. (A transcript whose every cue lies past the
+    audio's end is the one case this cannot foresee: `segment_episode` decodes the file again
+    for it.)"""
     if config.segmentation is Segmentation.window:
-        window, hop, given = config.window_s, config.hop_s or config.window_s, 0
-
-        def windows(seconds: float) -> list[Segment]:
-            # Windows ending at or before `seconds`: full length, so the same as window_segments'.
-            nonlocal given
-            first, given = given, max(math.floor((seconds - window) / hop + 1e-9) + 1, given)
-            return [Segment(i, Segmentation.window.value, i * hop, i * hop + window) for i in range(first, given)]
-
-        return windows
+        return WindowPlan(config.window_s, config.hop_s)
     if config.segmentation is Segmentation.vad or episode.transcript_path is None:
         return None
     try:
         sentences = sentence_segments(clean_sentences(read_transcript(episode.transcript_path), math.inf)[0])
     except TranscriptError:
         return None
-    if not sentences:
-        return None
-    by_end, given = sorted(sentences, key=lambda s: s.end_s), 0
-    ends = [s.end_s for s in by_end]
-
-    def sentences_by(seconds: float) -> list[Segment]:
-        nonlocal given
-        first, given = given, bisect.bisect_right(ends, seconds, lo=given)
-        return by_end[first:given]
-
-    return sentences_by
+    return SentencePlan(sentences) if sentences else None
 
 
 @dataclass(frozen=True)
@@ -120,28 +149,38 @@ def decode_episode(
     analyzer: Analyzer,
     keep_samples: bool,
     clock: StageClock,
-    on_frames: Callable[[torch.Tensor], None] = lambda frames: None,
+    on_frames: Callable[[torch.Tensor, np.ndarray, Foreground], None] = lambda frames, block, foreground: None,
 ) -> DecodedEpisode:
     """One streaming pass: each decoded 16 kHz block goes straight into the log-mel frames,
     so an episode costs its frames (25 MB an hour) and not its waveform (230 MB an hour)
-    unless `keep_samples`; `on_frames` sees the frames so far after each block. Decoding and
+    unless `keep_samples`; `on_frames` sees the frames so far and the block after each block,
+    with a `Foreground` for long work (the decoder held, torch on every thread). Decoding and
     resampling run in a thread beside the log-mel pass and `on_frames`; the "decode" stage is
     the time spent waiting for them."""
     decoding = Decoding(path)
     features = LogMelStream(analyzer.front_end, analyzer.device, decoding.expected_samples)
     samples = GrowingArray(decoding.expected_samples) if keep_samples else None
     blocks = decoding.blocks(background=True)
-    with cpu_threads_beside_decoder(analyzer.device):
-        while True:
-            with clock.stage("decode"):
-                block = next(blocks, None)
-            if block is None:
-                break
-            if samples is not None:
-                samples.append(block)
-            with clock.stage("features"):
-                features.push(block)
-            on_frames(features.frames_so_far())
+    with cpu_threads_beside_decoder(analyzer.device) as every_thread:
+
+        @contextlib.contextmanager
+        def foreground() -> Iterator[None]:
+            with blocks.held(), every_thread():
+                yield
+
+        try:
+            while True:
+                with clock.stage("decode"):
+                    block = next(blocks, None)
+                if block is None:
+                    break
+                if samples is not None:
+                    samples.append(block)
+                with clock.stage("features"):
+                    features.push(block)
+                on_frames(features.frames_so_far(), block, foreground)
+        finally:
+            blocks.close()
         with clock.stage("features"):
             logmel = features.finish()
     return DecodedEpisode(
@@ -249,16 +288,20 @@ def process_episode(
     older_code = bool(previous) and previous["pipeline_version"] != PIPELINE_VERSION
     if episode.problem:
         return record_failure(episode, config, run_id, models, episode.problem, inputs)
-    plan, scorer = segment_plan(episode, config), StreamingScorer(analyzer)
+    plan = segment_plan(episode, config)
+    # With its segments known in advance, the Whisper head describes them as their audio
+    # arrives, so the waveform need not be kept (see StreamingScorer).
+    streamed = plan is not None and analyzer.models.describes_while_decoding
+    scorer = StreamingScorer(analyzer, stream_samples=streamed)
     fps = analyzer.front_end.config.frames_per_second
 
-    def score_so_far(frames: torch.Tensor) -> None:
-        scorer.update(frames, plan(len(frames) / fps) if plan else [], clock)
+    def score_so_far(frames: torch.Tensor, block: np.ndarray, foreground: Foreground) -> None:
+        due = plan.due(len(frames) / fps) if plan else []
+        scorer.update(frames, due, clock, block, plan.pending_start_s if plan else 0.0, foreground)
 
+    keep_samples = (analyzer.models.needs_samples and not streamed) or plan is None
     try:
-        audio = decode_episode(
-            episode.audio_path, analyzer, analyzer.models.needs_samples or plan is None, clock, score_so_far
-        )
+        audio = decode_episode(episode.audio_path, analyzer, keep_samples, clock, score_so_far)
     except AudioError as error:  # no retry can mend it: recorded as failed at once
         return record_failure(episode, config, run_id, models, str(error), inputs)
     with clock.stage("segment"):

@@ -17,13 +17,13 @@ from pathlib import Path
 
 from ser_pipeline import __version__
 
-SCORING_VERSION = 4
+SCORING_VERSION = 5
 SCORING_MODULES = (
     "archive", "audio", "architectures", "devices", "diarization", "episode_steps", "features", "gillick",
     "hf_emotion", "inference", "laughter", "model_loading", "pipeline", "registry", "schema", "segmentation",
     "transcripts", "wav2vec2_dims", "whisper_emotion", "whisper_encoder",
 )  # fmt: skip
-RECORDED_SOURCE_SHA256 = "7d52dc1c9aa17092e03d97c1e271bbc2a9813ea745e43c14f6d6dca774c9730f"
+RECORDED_SOURCE_SHA256 = "3de3f5c5032cb5a9f32714e765fd8e632f50952bf9bdab64239db319ba1b7b68"
 
 PIPELINE_VERSION = f"{__version__}+scoring.{SCORING_VERSION}"  # the `pipeline_version` of the rows
 

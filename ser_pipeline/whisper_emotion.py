@@ -44,6 +44,7 @@ from ser_pipeline.whisper_encoder import (
 N_DESCRIPTION = (LAYERS + 1) * WIDTH * 2
 MIN_SAMPLES = SAMPLE_RATE // 5  # a shorter segment is padded with silence to 0.2 s (10 encoder frames)
 PIECE_SAMPLES = MAX_FRAMES * SAMPLES_PER_FRAME  # 30 s: the encoder's longest input
+BATCH_MEL_FRAMES = 12_000  # mel frames (10 ms) encoded in one batch: 2 minutes of audio
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def describe_many(
     encoder: nn.Module,
     clips: list[np.ndarray],
     device: torch.device,
-    max_batch_frames: int = 12_000,
+    max_batch_frames: int = BATCH_MEL_FRAMES,
     fast: bool = True,
 ) -> np.ndarray:
     """(clips, n_features): each clip's layer means and standard deviations over its encoder frames
@@ -157,6 +158,11 @@ def speaker_zscored(
     return zscored, sorted(rows)
 
 
+def sample_spans(segments: list[Segment]) -> list[tuple[int, int]]:
+    """Each segment's [first, last) sample indices at 16 kHz: the stretch the head describes."""
+    return [(int(s.start_s * SAMPLE_RATE), int(s.end_s * SAMPLE_RATE)) for s in segments]
+
+
 class WhisperEmotionScorer:
     """Scores the segments of a decoded episode: the Whisper description of each, then the head."""
 
@@ -166,9 +172,12 @@ class WhisperEmotionScorer:
         self.device = device
 
     def descriptions(self, samples: np.ndarray, segments: list[Segment]) -> np.ndarray:
-        if not segments:
+        return self.describe([samples[first:last] for first, last in sample_spans(segments)])
+
+    def describe(self, stretches: list[np.ndarray]) -> np.ndarray:
+        """(stretches, N_DESCRIPTION): each stretch of 16 kHz samples described on its own."""
+        if not stretches:
             return np.zeros((0, N_DESCRIPTION), np.float32)
-        stretches = [samples[int(s.start_s * SAMPLE_RATE) : int(s.end_s * SAMPLE_RATE)] for s in segments]
         return describe_many(self.encoder, stretches, self.device)
 
     def score(self, samples: np.ndarray, segments: list[Segment]) -> tuple[np.ndarray, np.ndarray]:

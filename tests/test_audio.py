@@ -129,3 +129,27 @@ def test_a_decoder_failing_midway_says_how_far_it_got(tmp_path, monkeypatch, bac
     decoding = audio_module.Decoding(path)
     with pytest.raises(AudioError, match=r"^decoding stopped after 3\.0s: corrupt frame at byte 1234$"):
         list(decoding.blocks(background=background))
+
+
+def test_a_held_background_producer_starts_no_new_item_until_released():
+    import time
+
+    from ser_pipeline.audio import InBackground
+
+    produced = []
+
+    def items():
+        for index in range(50):
+            produced.append(index)
+            yield index
+
+    background = InBackground(items(), depth=2)
+    assert next(background) == 0
+    with background.held():
+        time.sleep(0.3)  # the producer fills the queue, then waits
+        before = len(produced)
+        taken = [next(background) for _ in range(2)]  # room in the queue: still nothing new
+        time.sleep(0.3)
+        assert len(produced) == before and taken == [1, 2]
+    assert list(background) == list(range(3, 50))  # released: the rest, in order
+    background.close()

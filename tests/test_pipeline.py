@@ -56,9 +56,10 @@ def test_no_transcript_means_voice_activity_and_window_ignores_transcripts(tmp_p
 
 def test_segment_plan_gives_each_whole_window_once_as_window_segments_would():
     plan = segment_plan(episode(None), config(Segmentation.window))
-    given = [s for seconds in (0.5, 3.0, 3.0, 7.9, 10.0, 10.0) for s in plan(seconds)]
+    given = [s for seconds in (0.5, 3.0, 3.0, 7.9, 10.0, 10.0) for s in plan.due(seconds)]
     final = window_segments(11.2)
     assert [(s.start_s, s.end_s) for s in given] == [(s.start_s, s.end_s) for s in final[:3]]
+    assert plan.pending_start_s == 9.0  # the last, shorter window (if any) starts there
 
 
 def test_segment_plan_gives_sentences_once_in_order_of_their_end(tmp_path):
@@ -68,9 +69,12 @@ def test_segment_plan_gives_sentences_once_in_order_of_their_end(tmp_path):
         "3\n00:00:05,000 --> 00:00:06,000\nlast\n"
     )
     plan = segment_plan(episode(transcript), config(Segmentation.sentence))
-    assert [s.text for s in plan(2.5)] == ["short"]
-    assert [s.text for s in plan(4.0)] == ["long"]
-    assert plan(4.5) == [] and [s.text for s in plan(60.0)] == ["last"]
+    assert plan.pending_start_s == 0.0
+    assert [s.text for s in plan.due(2.5)] == ["short"]
+    assert plan.pending_start_s == 0.0  # "long", still to come, began at 0
+    assert [s.text for s in plan.due(4.0)] == ["long"] and plan.pending_start_s == 5.0
+    assert plan.due(4.5) == [] and [s.text for s in plan.due(60.0)] == ["last"]
+    assert plan.pending_start_s == float("inf")
     assert segment_plan(episode(None), config(Segmentation.sentence)) is None  # voice activity: reads samples
     assert segment_plan(episode(transcript), config(Segmentation.vad)) is None
 
