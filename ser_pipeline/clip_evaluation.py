@@ -64,7 +64,7 @@ class ClipScores:
     confusions: dict[str, dict[str, int]] = field(default_factory=dict)  # true -> predicted -> clips
 
 
-def _speaker_draws(speakers: list[str], rounds: int, seed: int) -> Iterator[list[int]]:
+def speaker_draws(speakers: list[str], rounds: int, seed: int) -> Iterator[list[int]]:
     """Bootstrap rounds over speakers: each draws as many speakers as there are, with
     replacement, and yields the rows of all their clips."""
     groups: dict[str, list[int]] = {}
@@ -76,7 +76,7 @@ def _speaker_draws(speakers: list[str], rounds: int, seed: int) -> Iterator[list
         yield [i for name in rng.choice(names, len(names)) for i in groups[name]]
 
 
-def _interval(values: list[float]) -> tuple[float, float]:
+def percentile_interval(values: list[float]) -> tuple[float, float]:
     low, high = np.percentile(values, [2.5, 97.5])
     return round(float(low), 4), round(float(high), 4)
 
@@ -85,10 +85,10 @@ def speaker_interval(
     truth: list[str], predicted: list[str], speakers: list[str], labels: list[str], rounds: int = 1000, seed: int = 0
 ) -> tuple[float, float]:
     """95% interval of the UAR (over the classes present in each draw) by a bootstrap over speakers."""
-    return _interval(
+    return percentile_interval(
         [
             unweighted_average_recall([truth[i] for i in rows], [predicted[i] for i in rows], labels)
-            for rows in _speaker_draws(speakers, rounds, seed)
+            for rows in speaker_draws(speakers, rounds, seed)
         ]
     )
 
@@ -106,13 +106,13 @@ def paired_speaker_interval(
     bootstrap over speakers (both predictions of a drawn speaker's clips kept together): the test
     a default change must pass (the interval above zero)."""
     differences = []
-    for rows in _speaker_draws(speakers, rounds, seed):
+    for rows in speaker_draws(speakers, rounds, seed):
         drawn = [truth[i] for i in rows]
         differences.append(
             unweighted_average_recall(drawn, [first[i] for i in rows], labels)
             - unweighted_average_recall(drawn, [second[i] for i in rows], labels)
         )
-    return _interval(differences)
+    return percentile_interval(differences)
 
 
 def score_clips(

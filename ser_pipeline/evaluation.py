@@ -247,27 +247,35 @@ def clip_versus_sentence(warehouse: Path, episodes_dir: Path, sources: Path, ana
 EPISODE_NOISE_RMS = 2e-3
 
 
-def laughter_false_alarms(
-    analyzer, speech_files: list[Path], minutes: float = 30.0, seed: int = 0, noise_rms: float = EPISODE_NOISE_RMS
-) -> tuple[dict, dict]:
-    """Laughter events detected in laughter-free speech: clips strung together with short,
-    lightly noisy gaps (as in a podcast), `minutes` long, read once and scored twice: as is, and
-    with white noise at `noise_rms` under all of it. Returns (as is, in noise), events per hour."""
+def strung_speech(speech_files: list[Path], rng: np.random.Generator, minutes: float | None = None) -> np.ndarray:
+    """Clips strung together in a random order with short (0.25-0.9 s), lightly noisy gaps, as
+    speech runs in a podcast: all of them, or until `minutes` are reached."""
     import soundfile as sf
 
     from ser_pipeline.audio import SAMPLE_RATE
-    from ser_pipeline.laughter import detect_events
 
-    rng = np.random.default_rng(seed)
     pieces, total = [], 0
     for index in rng.permutation(len(speech_files)):
         clip, _ = sf.read(speech_files[index], dtype="float32")
         gap = rng.standard_normal(int(rng.uniform(0.25, 0.9) * SAMPLE_RATE)).astype(np.float32) * 1e-3
         pieces += [clip, gap]
         total += len(clip) + len(gap)
-        if total >= minutes * 60 * SAMPLE_RATE:
+        if minutes is not None and total >= minutes * 60 * SAMPLE_RATE:
             break
-    samples = np.concatenate(pieces)
+    return np.concatenate(pieces)
+
+
+def laughter_false_alarms(
+    analyzer, speech_files: list[Path], minutes: float = 30.0, seed: int = 0, noise_rms: float = EPISODE_NOISE_RMS
+) -> tuple[dict, dict]:
+    """Laughter events detected in laughter-free speech: clips strung together with short,
+    lightly noisy gaps (as in a podcast), `minutes` long, read once and scored twice: as is, and
+    with white noise at `noise_rms` under all of it. Returns (as is, in noise), events per hour."""
+    from ser_pipeline.audio import SAMPLE_RATE
+    from ser_pipeline.laughter import detect_events
+
+    rng = np.random.default_rng(seed)
+    samples = strung_speech(speech_files, rng, minutes)
     hours = len(samples) / SAMPLE_RATE / 3600
 
     def counted(audio: np.ndarray) -> dict:

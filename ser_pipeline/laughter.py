@@ -68,10 +68,10 @@ def detect_events(probs: np.ndarray, frames_per_second: float, point: OperatingP
     return events
 
 
-def match_events(
+def matched_pairs(
     truth: list[tuple[float, float]], detected: list[tuple[float, float]], min_iou: float = 0.3
-) -> tuple[int, int, int]:
-    """One-to-one matching at IoU >= min_iou, best pairs first: (true positives, false positives, misses)."""
+) -> list[tuple[int, int]]:
+    """One-to-one matching at IoU >= min_iou, best pairs first: (truth index, detected index) pairs."""
     pairs = []
     for i, (ts, te) in enumerate(truth):
         for j, (ds, de) in enumerate(detected):
@@ -80,10 +80,18 @@ def match_events(
                 iou = overlap / (max(te, de) - min(ts, ds))
                 if iou >= min_iou:
                     pairs.append((iou, i, j))
-    used_truth, used_detected = set(), set()
+    used_truth, used_detected, matched = set(), set(), []
     for _, i, j in sorted(pairs, reverse=True):
         if i not in used_truth and j not in used_detected:
             used_truth.add(i)
             used_detected.add(j)
-    hits = len(used_truth)
+            matched.append((i, j))
+    return matched
+
+
+def match_events(
+    truth: list[tuple[float, float]], detected: list[tuple[float, float]], min_iou: float = 0.3
+) -> tuple[int, int, int]:
+    """One-to-one matching at IoU >= min_iou, best pairs first: (true positives, false positives, misses)."""
+    hits = len(matched_pairs(truth, detected, min_iou))
     return hits, len(detected) - hits, len(truth) - hits

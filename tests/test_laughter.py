@@ -182,3 +182,35 @@ def test_pcen_runs_in_float32_for_half_precision_input_and_under_autocast():
         inside = pcen(logmel.half(), half_window=5)
     assert inside.dtype == torch.float32 and torch.isfinite(inside).all()
     assert torch.equal(inside, pcen(logmel, half_window=5))
+
+
+def test_scenes_put_laughs_over_the_end_of_speech_and_into_rooms_when_asked():
+    import random
+    from pathlib import Path
+
+    from ser_pipeline.training.laughter import LaughterRecipe, SceneMaker
+
+    speech = [np.sin(np.arange(16_000) * 2 * np.pi * 150 / 16_000).astype(np.float32)]  # 1 s of 150 Hz
+    laughs = [np.sin(np.arange(8_000) * 2 * np.pi * 500 / 16_000).astype(np.float32)]  # 0.5 s of 500 Hz
+    plain = LaughterRecipe(data=Path("."), augment=False, laughter_share=0.5, vocalization_share=0.0)
+
+    def scene(**changes):
+        from dataclasses import replace
+
+        return SceneMaker(laughs, [], speech, replace(plain, **changes), random.Random(3)).scene()
+
+    def speech_under_laughs(samples, mask):  # the 150 Hz speech's energy inside the laughs' spans
+        spectrum = np.abs(np.fft.rfft(np.where(mask, samples, 0)))
+        hz = np.fft.rfftfreq(len(samples), 1 / 16_000)
+        return spectrum[(hz > 140) & (hz < 160)].sum() / spectrum.sum()
+
+    before, mask_before = scene()
+    overlapped, mask_overlapped = scene(overlap_share=1.0)
+    assert mask_before.any() and mask_overlapped.any()
+    assert speech_under_laughs(before, mask_before) < 0.01 < speech_under_laughs(overlapped, mask_overlapped)
+    dry, _ = scene(room_share=0.0)
+    roomy, mask = scene(room_share=1.0)
+    assert np.array_equal(dry, before)  # no room asked: the scene as before, draw for draw
+    after_laughs = ~mask & (np.cumsum(mask) > 0)
+    tail = np.abs(roomy[after_laughs]).mean() / (np.abs(dry[after_laughs]).mean() + 1e-9)
+    assert tail > 1.0  # a room's tail sounds where the dry scene had gaps and noise

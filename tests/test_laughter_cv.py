@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from conftest import SHARED_DATA, needs_shared
+from ser_pipeline.audio import SAMPLE_RATE
 from ser_pipeline.training.laughter import DEFAULT_HELD_OUT_LAUGHERS, LaughterRecipe
 from ser_pipeline.training.laughter_cv import (
     BALANCED,
+    HARD_CONDITIONS,
     THRESHOLDS,
     cross_validate_laughers,
     laugher_folds,
@@ -30,11 +33,20 @@ def test_each_held_out_laugh_sits_inside_its_scene_between_speech():
     recipe = LaughterRecipe(data=SHARED_DATA)
     fold = laugher_folds(recipe)[0]
     scenes = scenes_around_laughs(recipe, fold)
-    assert len(scenes) == 3 * len(fold)  # one clip per laugher: whole, and two excerpts
-    for scene in scenes:
+    plain = [s for s in scenes if s["condition"] == "plain"]
+    assert len(plain) == 3 * len(fold)  # one clip per laugher: whole, and two excerpts
+    assert [s["condition"] for s in scenes if s["condition"] != "plain"] == list(HARD_CONDITIONS) * len(fold)
+    for scene in plain:
         start, end = scene["laugh"]
         assert 0.5 < start < end < len(scene["samples"]) / 16_000 - 0.5
         assert scene["laugher"] in fold
+    for scene in scenes:
+        if scene["condition"] == "close, over the sentence's end":  # starts before the speech before it ends
+            start, end = scene["laugh"]
+            before = scene["samples"][: int(start * 16_000)]
+            assert np.abs(before[-int(0.15 * 16_000) :]).max() > 0.01
+    again = scenes_around_laughs(recipe, fold)  # the same scenes each time (the folds' truth)
+    assert all(np.array_equal(a["samples"], b["samples"]) for a, b in zip(scenes, again, strict=True))
 
 
 def test_everyone_else_is_dealt_into_folds_once():
@@ -56,6 +68,7 @@ def test_a_fold_trains_without_its_laughers_and_reports_each_of_them():
     assert "laughing" not in result["per_vocalization"]
     assert set(result["vocalizations_by_threshold"]) == {str(t) for t in THRESHOLDS}
     assert result["laughs"] == 3 * len(fold) and set(result["per_laugher"]) == set(fold)
+    assert [result["hard_conditions"][c]["laughs"] for c in HARD_CONDITIONS] == [len(fold)] * len(HARD_CONDITIONS)
     assert 0.0 <= result["laugh_recall"] <= 1.0 and result["false_alarms_per_speech_hour"] >= 0.0
     assert sum(e["found"] for e in result["per_laugher"].values()) == round(result["laugh_recall"] * result["laughs"])
     assert set(result["by_threshold"]) == {str(t) for t in THRESHOLDS}
@@ -82,3 +95,24 @@ def test_the_recipe_trains_on_the_chosen_vocalization_classes_and_names_unknown_
     assert result.exit_code == 2 and "giggling" in result.output and "throat-clearing" in result.output
     negative_window = CliRunner().invoke(app, ["train", "laughter", "--data", str(SHARED_DATA), "--pcen-window", "-1"])
     assert negative_window.exit_code == 2 and "--pcen-window" in negative_window.output
+    for option, value in (("--speech-corpora", "ravdess,klingon"), ("--held-out-actors", "1,two")):
+        wrong = CliRunner().invoke(app, ["train", "laughter", "--data", str(SHARED_DATA), option, value])
+        assert wrong.exit_code == 2 and option in wrong.output, wrong.output
+    unknown_model = CliRunner().invoke(app, ["train", "laughter-speech", "--model", "no-such-model"])
+    assert unknown_model.exit_code == 2 and "no-such-model" in unknown_model.output
+
+
+def test_laugh_types_and_the_paired_recall_interval():
+    from ser_pipeline.training.laughter_cv import laugh_types, recall_difference_interval
+
+    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+    voiced = (0.3 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
+    high = (0.3 * np.sin(2 * np.pi * 900 * t)).astype(np.float32)
+    breath = (0.05 * np.random.default_rng(0).standard_normal(SAMPLE_RATE)).astype(np.float32)
+    assert laugh_types(voiced) == () and laugh_types(high) == ("high-pitched",)
+    assert laugh_types(breath) == ("breathy",)
+    same = {"a": {"laughs": 3, "found": 3}, "b": {"laughs": 3, "found": 1}}
+    assert recall_difference_interval(same, same) == (0.0, 0.0)
+    better = {"a": {"laughs": 3, "found": 3}, "b": {"laughs": 3, "found": 3}}
+    low, high_end = recall_difference_interval(better, same)
+    assert 0.0 <= low and 0 < high_end <= 0.6667  # rounded to 4 places

@@ -54,10 +54,44 @@ NegativeClassesOption = Annotated[
         " (default: the nine a podcast holds, named in the model card)."
     ),
 ]
-
+SpeechCorporaOption = Annotated[
+    str,
+    typer.Option(
+        help="Comma-separated speech corpora the scenes draw on, as many clips from each: ravdess, tess, nemo"
+        " (nEMO's development speakers only)."
+    ),
+]
+ExpressiveShareOption = Annotated[
+    float,
+    typer.Option(
+        min=0.0,
+        max=1.0,
+        help="Share of placed speech drawn from angry, happy, fearful and surprised clips (hard negatives).",
+    ),
+]
+RoomShareOption = Annotated[
+    float, typer.Option(min=0.0, max=1.0, help="Share of scenes whose placed clips sound in a synthetic room.")
+]
+OverlapShareOption = Annotated[
+    float,
+    typer.Option(min=0.0, max=1.0, help="Share of laughs that start 0.2-0.8 s before the clip before them ends."),
+]
+LaughterHeldOutOption = Annotated[
+    str, typer.Option(help="Comma-separated RAVDESS actors whose speech is kept out of the scenes ('' for none).")
+]
 
 # The options of the `train laughter*` commands that are LaughterRecipe fields as they are.
-_RECIPE_OPTIONS = ("epochs", "seed", "members", "sharpen_share", "bandlimit_share", "vocalization_share")
+_RECIPE_OPTIONS = (
+    "epochs",
+    "seed",
+    "members",
+    "sharpen_share",
+    "bandlimit_share",
+    "vocalization_share",
+    "expressive_share",
+    "room_share",
+    "overlap_share",
+)
 
 
 def _laughter_recipe(params: dict):
@@ -65,11 +99,13 @@ def _laughter_recipe(params: dict):
     from dataclasses import replace
 
     from ser_pipeline.training.data import nonverbal_clips, shared_data_dir
-    from ser_pipeline.training.laughter import LaughterRecipe
+    from ser_pipeline.training.laughter import SPEECH_CORPORA, LaughterRecipe
     from ser_pipeline.training.laughter import negative_classes as chosen_classes
 
     options = {name: params[name] for name in _RECIPE_OPTIONS}
     options["network"] = replace(LaughterRecipe.network, pcen_half_window=params["pcen_window"])
+    options["speech_corpora"] = tuple(name for name in params["speech_corpora"].split(",") if name)
+    options["held_out_actors"] = _actors(params["held_out_actors"], "--held-out-actors")
     if (negative_classes := params["negative_classes"]) is not None:
         options["vocalization_classes"] = None if negative_classes == "all" else tuple(negative_classes.split(","))
     recipe = LaughterRecipe(data=params["data"] or shared_data_dir(), **options)
@@ -77,6 +113,11 @@ def _laughter_recipe(params: dict):
         chosen_classes(recipe, nonverbal_clips(recipe.data))
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--negative-classes") from None
+    unknown = set(recipe.speech_corpora) - set(SPEECH_CORPORA)
+    if unknown or not recipe.speech_corpora:
+        known = ", ".join(SPEECH_CORPORA)
+        message = f"unknown speech corpora {sorted(unknown)}" if unknown else "no speech corpus given"
+        raise typer.BadParameter(f"{message}; known: {known}", param_hint="--speech-corpora")
     return recipe
 
 
@@ -152,11 +193,11 @@ def _emotion_recipe(
     )
 
 
-def _actors(held_out: str) -> tuple[int, ...]:
+def _actors(held_out: str, hint: str = "--held-out") -> tuple[int, ...]:
     try:
         return tuple(int(a) for a in held_out.split(",") if a)
     except ValueError:
-        raise typer.BadParameter(f"{held_out!r}: comma-separated actor numbers", param_hint="--held-out") from None
+        raise typer.BadParameter(f"{held_out!r}: comma-separated actor numbers", param_hint=hint) from None
 
 
 @train_app.command("emotion")
@@ -411,9 +452,14 @@ def train_laughter(
     vocalization_share: VocalizationShareOption = 0.25,
     negative_classes: NegativeClassesOption = None,
     pcen_window: PcenOption = 150,
+    speech_corpora: SpeechCorporaOption = "ravdess,tess,nemo",
+    expressive_share: ExpressiveShareOption = 0.5,
+    held_out_actors: LaughterHeldOutOption = "1,2,5,8,11",
+    room_share: RoomShareOption = 0.0,
+    overlap_share: OverlapShareOption = 0.0,
     models_dir: ModelsDirOption = None,
     publish: PublishOption = False,
-    model_id: str = "laughter-tcn-v6",
+    model_id: str = "laughter-tcn-v7",
 ) -> None:
     """Train the frame-level laughter detector, evaluate it on the shared episodes, write it."""
     from ser_pipeline.training.workflows import train_laughter as train
@@ -425,7 +471,10 @@ def train_laughter(
         f" --sharpen-share {sharpen_share} --bandlimit-share {bandlimit_share}"
         f" --vocalization-share {vocalization_share}"
         + (f" --negative-classes {negative_classes}" if negative_classes else "")
-        + f" --pcen-window {pcen_window}"
+        + f" --pcen-window {pcen_window} --speech-corpora {speech_corpora} --expressive-share {expressive_share}"
+        + (f" --held-out-actors {held_out_actors}" if held_out_actors else "")
+        + (f" --room-share {room_share}" if room_share else "")
+        + (f" --overlap-share {overlap_share}" if overlap_share else "")
     )
     train(recipe, model_id, out, command, typer.echo)
 
@@ -440,7 +489,8 @@ def train_laughter_cv(
     baseline: Annotated[
         bool,
         typer.Option(
-            help="Also the v5 recipe (log-mel input instead of PCEN), v4 (v5 with all 15 other vocalization"
+            help="Also the v6 recipe (no expressive hard negatives, no nEMO speech), v5 (v6 with log-mel input"
+            " instead of PCEN), v4 (v5 with all 15 other vocalization"
             " classes as negatives), v3 (v4 without band shift), v2 (v3 without laughing together) and v1 (no"
             " augmentation, 0.32 s context)."
         ),
@@ -453,6 +503,11 @@ def train_laughter_cv(
     vocalization_share: VocalizationShareOption = 0.25,
     negative_classes: NegativeClassesOption = None,
     pcen_window: PcenOption = 150,
+    speech_corpora: SpeechCorporaOption = "ravdess,tess,nemo",
+    expressive_share: ExpressiveShareOption = 0.5,
+    held_out_actors: LaughterHeldOutOption = "1,2,5,8,11",
+    room_share: RoomShareOption = 0.0,
+    overlap_share: OverlapShareOption = 0.0,
     vocalization_ablation: Annotated[
         bool, typer.Option(help="Also the recipe without the other vocalizations as negatives (speech only).")
     ] = False,
@@ -469,7 +524,9 @@ def train_laughter_cv(
     recipe = _laughter_recipe(ctx.params)
     recipes = {"default": recipe}
     if baseline:
-        recipes["v5 recipe"] = v5 = replace(recipe, network=replace(recipe.network, pcen_half_window=0))
+        v6 = replace(recipe, speech_corpora=("ravdess", "tess"), held_out_actors=(), expressive_share=0.0)
+        recipes["v6 recipe"] = v6
+        recipes["v5 recipe"] = v5 = replace(v6, network=replace(recipe.network, pcen_half_window=0))
         recipes["v4 recipe"] = v4 = replace(v5, vocalization_classes=None)
         recipes["v3 recipe"] = replace(v4, band_shift=0)
         recipes["v2 recipe"] = replace(v4, band_shift=0, together_share=0.0)
@@ -484,8 +541,98 @@ def train_laughter_cv(
         "bandlimit_share": bandlimit_share,
         "vocalization_share": vocalization_share,
         "pcen_window": pcen_window,
+        "speech_corpora": recipe.speech_corpora,
+        "expressive_share": expressive_share,
+        "held_out_actors": recipe.held_out_actors,
+        "room_share": room_share,
+        "overlap_share": overlap_share,
     }
     document = laughter_cross_validation(recipes, folds, jobs, settings, typer.echo)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(document, indent=1) + "\n")
     typer.echo(f"wrote {output}")
+
+
+@train_app.command("laughter-speech")
+def train_laughter_speech(
+    models: Annotated[
+        list[str],
+        typer.Option(
+            "--model",
+            help="Laughter models of the registry to compare (repeat; with SER_REGISTRY for trained candidates);"
+            " the first is the reference of the paired differences.",
+        ),
+    ],
+    data: DataOption = None,
+    operating_point: str = "balanced",
+    output: Annotated[Path | None, typer.Option(help="Where the JSON of the figures goes.")] = None,
+) -> None:
+    """Laughter false alarms per hour on laughter-free expressive and calm speech, speaker by speaker:
+    nEMO's final-test speakers (Polish), its development speakers, RAVDESS's held-out and other
+    actors, TESS; as recorded and in the episodes' noise, with bootstrap intervals over speakers."""
+    import json
+
+    from ser_pipeline.registry import ModelNotFoundError
+    from ser_pipeline.training.data import shared_data_dir
+    from ser_pipeline.training.laughter_speech import count_false_alarms, registry_detector, speech_groups
+
+    try:
+        detectors = {model: registry_detector(model, operating_point) for model in models}
+    except (KeyError, ValueError, ModelNotFoundError) as error:
+        raise typer.BadParameter(str(error), param_hint="--model") from None
+    results = count_false_alarms(detectors, speech_groups(data or shared_data_dir()), log=typer.echo)
+    document = {"operating_point": operating_point, "models": models, "groups": []}
+    for counted in results:
+        summary = counted.summary(models)
+        for other in models[1:]:
+            summary[f"{other} - {models[0]}"] = {
+                "interval": counted.difference_interval(other, models[0]),
+                "interval_in_noise": counted.difference_interval(other, models[0], noisy=True),
+            }
+        document["groups"].append(summary)
+        typer.echo(json.dumps(summary))
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(document, indent=1) + "\n")
+        typer.echo(f"wrote {output}")
+
+
+@train_app.command("laughter-episodes")
+def train_laughter_episodes(
+    models: Annotated[
+        list[str],
+        typer.Option("--model", help="Laughter models of the registry to score (repeat; SER_REGISTRY for candidates)."),
+    ],
+    data: DataOption = None,
+    episodes: Annotated[int, typer.Option(min=1, help="Test episodes built (conditions dealt as a grid).")] = 16,
+    minutes: Annotated[float, typer.Option(min=0.5, help="Length of each episode.")] = 3.0,
+    operating_point: str = "balanced",
+    output: Annotated[Path | None, typer.Option(help="Where the JSON of the figures goes.")] = None,
+) -> None:
+    """Laughter on test episodes from a generator unlike the shared episodes': unheard voices, laughs
+    2-6 dB above the speech and over the ends of sentences, music beds, rooms, five noises."""
+    import json
+
+    from ser_pipeline.registry import ModelNotFoundError
+    from ser_pipeline.training.data import shared_data_dir
+    from ser_pipeline.training.laughter_episodes import build_episodes, score_episodes
+    from ser_pipeline.training.laughter_speech import registry_detector
+
+    try:
+        detectors = {model: registry_detector(model, operating_point) for model in models}
+    except (KeyError, ValueError, ModelNotFoundError) as error:
+        raise typer.BadParameter(str(error), param_hint="--model") from None
+    built = build_episodes(data or shared_data_dir(), episodes, minutes)
+    scores = score_episodes(detectors, built, log=typer.echo)
+    document = {
+        "operating_point": operating_point,
+        "episodes": episodes,
+        "minutes": minutes,
+        "models": {name: score.summary() for name, score in scores.items()},
+    }
+    for name, score in scores.items():
+        typer.echo(f"{name}: {json.dumps(score.summary()['overall'])}")
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(document, indent=1) + "\n")
+        typer.echo(f"wrote {output}")

@@ -16,6 +16,7 @@ import math
 import random
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import librosa
 import numpy as np
@@ -25,14 +26,22 @@ from torch import nn
 
 from ser_pipeline.architectures import LaughterEnsemble, LaughterEnsembleConfig, LaughterNet, LaughterNetConfig
 from ser_pipeline.audio import SAMPLE_RATE, decode
+from ser_pipeline.clip_evaluation import in_split
 from ser_pipeline.evaluation import laughter_scores, read_truth
 from ser_pipeline.features import FrontEndConfig, LogMel
 from ser_pipeline.laughter import OperatingPoint, detect_events
-from ser_pipeline.training.data import nonverbal_clips, ravdess_clips, read_clip, tess_clips
-from ser_pipeline.training.emotion import colored_noise
+from ser_pipeline.training.data import Clip, nemo_clips, nonverbal_clips, ravdess_clips, read_clip, tess_clips
+from ser_pipeline.training.emotion import colored_noise, reverberate, room_response
 
 # The laughers of ../shared/data/episodes (first field of the nonverbal file names).
 DEFAULT_HELD_OUT_LAUGHERS: tuple[str, ...] = ("3S0D", "4NEJ", "87LX", "BYYM", "CGFR", "GETF")
+
+ALWAYS_A_ROOM = SimpleNamespace(reverb_share=1.0)  # room_response always draws a room
+
+# The speech corpora scenes may draw on (nEMO: its development speakers only, never the final test).
+SPEECH_CORPORA = {"ravdess": ravdess_clips, "tess": tess_clips, "nemo": nemo_clips}
+# Speech that a laughter detector takes for laughter most often: loud, breathy, broken by bursts.
+EXPRESSIVE_EMOTIONS: tuple[str, ...] = ("angry", "happy", "fear", "surprise")
 
 # The other vocalizations the recipe trains on as negatives: those a podcast holds. Crying,
 # moaning, panting, screaming and teeth chattering or grinding are left out: as negatives they
@@ -71,7 +80,11 @@ class LaughterRecipe:
     batch_size: int = 16
     learning_rate: float = 2e-3
     seed: int = 0
-    speech_clips: int = 1500
+    speech_clips: int = 1500  # drawn evenly from the speech corpora
+    speech_corpora: tuple[str, ...] = ("ravdess", "tess", "nemo")  # of SPEECH_CORPORA (v6: RAVDESS and TESS)
+    # RAVDESS actors whose speech is kept out, so false alarms are measured on unheard voices (v6: none).
+    held_out_actors: tuple[int, ...] = (1, 2, 5, 8, 11)
+    expressive_share: float = 0.5  # placed speech drawn from EXPRESSIVE_EMOTIONS this often: hard negatives (v6: 0)
     laughter_share: float = 0.3
     vocalization_share: float = 0.25  # placed clips drawn from the other vocalizations (the rest: speech)
     vocalization_classes: tuple[str, ...] | None = PODCAST_VOCALIZATIONS  # which of them are negatives (None: all 15)
@@ -86,6 +99,8 @@ class LaughterRecipe:
     bandlimit_share: float = 0.0  # placed clips (laughs, vocalizations, speech) low-passed this often, before the noise
     bandlimit_hz: tuple[float, float] = (2500.0, 6000.0)  # at a cutoff drawn from this range
     members: int = 1  # networks trained with seeds seed, seed + 1, ..., their logits averaged
+    room_share: float = 0.0  # scenes whose placed clips sound in a synthetic room (before the noise) this often
+    overlap_share: float = 0.0  # laughs that start 0.2-0.8 s before the clip placed before them ends, this often
     # PCEN input (1.5 s each side): a steady noise floor looks alike at any level, so a laugh with
     # no breath above 4 kHz is not lost to faint room noise there (0: log-mel, the v5 recipe).
     network: LaughterNetConfig = LaughterNetConfig(stride=2, dilations=(1, 2, 4, 8, 16, 32), pcen_half_window=150)
@@ -171,9 +186,20 @@ class SceneMaker:
         speech: list[np.ndarray],
         recipe: LaughterRecipe,
         rng: random.Random,
+        expressive: list[np.ndarray] | None = None,
     ):
+        """`expressive`: the speech drawn `recipe.expressive_share` of the time instead of `speech`."""
         self.laughs, self.others, self.speech = laughs, others, speech
+        self.expressive = expressive or speech
         self.recipe, self.rng = recipe, rng
+
+    def _pool(self, is_laugh: bool, other: bool) -> list[np.ndarray]:
+        if is_laugh:
+            return self.laughs
+        if other:
+            return self.others
+        hard = self.recipe.expressive_share and self.rng.random() < self.recipe.expressive_share
+        return self.expressive if hard else self.speech
 
     def scene(self) -> tuple[np.ndarray, np.ndarray]:
         """(samples, per-sample laughter mask) of one scene."""
@@ -182,14 +208,15 @@ class SceneMaker:
         noise_rng, augment = np.random.default_rng(rng.getrandbits(32)), self.recipe.augment
         noise = colored_noise(length, noise_rng) if augment else noise_rng.standard_normal(length)
         audio = noise.astype(np.float32) * 10 ** (noise_db / 20)
+        dry = np.zeros(length, np.float32)  # the placed clips, before a room
         mask = np.zeros(length, dtype=bool)
         cursor = int(rng.uniform(0, 0.8) * SAMPLE_RATE)
+        last_end = None  # where the clip placed last ended
         while cursor < length:
             draw = rng.random()
             is_laugh = draw < self.recipe.laughter_share
-            others = draw < self.recipe.laughter_share + self.recipe.vocalization_share
-            pool = self.laughs if is_laugh else self.others if others else self.speech
-            clip = rng.choice(pool)
+            other = draw < self.recipe.laughter_share + self.recipe.vocalization_share
+            clip = rng.choice(self._pool(is_laugh, other))
             if augment and is_laugh and rng.random() < self.recipe.laugh_excerpt_share:
                 clip = excerpt(clip, rng)
             if augment and is_laugh and self.recipe.together_share and rng.random() < self.recipe.together_share:
@@ -201,11 +228,18 @@ class SceneMaker:
             if augment and self.recipe.bandlimit_share and rng.random() < self.recipe.bandlimit_share:
                 clip = bandlimit(clip, rng.uniform(*self.recipe.bandlimit_hz))
             clip = at_level(clip, rng.uniform(-34, -14))
+            overlap = self.recipe.overlap_share and is_laugh and last_end is not None
+            if overlap and rng.random() < self.recipe.overlap_share:  # laughing before the sentence ends
+                cursor = max(last_end - int(rng.uniform(0.2, 0.8) * SAMPLE_RATE), 0)
             piece = clip[: length - cursor]
-            audio[cursor : cursor + len(piece)] += piece
+            dry[cursor : cursor + len(piece)] += piece
             if is_laugh:
                 mask[cursor : cursor + len(piece)] = True
+            last_end = cursor + len(piece)
             cursor += len(piece) + int(rng.uniform(0.1, 1.2) * SAMPLE_RATE)
+        if self.recipe.room_share and rng.random() < self.recipe.room_share:
+            dry = reverberate(dry, room_response(noise_rng, ALWAYS_A_ROOM))
+        audio += dry
         return np.clip(_tilt(audio, rng) if augment else audio, -1, 1), mask
 
 
@@ -282,6 +316,20 @@ def negative_classes(recipe: LaughterRecipe, clips) -> set[str]:
     return chosen
 
 
+def speech_clips(recipe: LaughterRecipe, rng: random.Random) -> list[Clip]:
+    """The speech clips scenes draw on: `recipe.speech_clips` in all, as many from each corpus
+    (fewer where a corpus has fewer), without the held-out RAVDESS actors or nEMO's final test."""
+    if unknown := set(recipe.speech_corpora) - set(SPEECH_CORPORA):
+        raise ValueError(f"unknown speech corpora {sorted(unknown)}; known: {', '.join(SPEECH_CORPORA)}")
+    held_out = {f"ravdess-{actor:02d}" for actor in recipe.held_out_actors}
+    each = recipe.speech_clips // len(recipe.speech_corpora)
+    chosen = []
+    for name in recipe.speech_corpora:
+        clips = [c for c in SPEECH_CORPORA[name](recipe.data) if in_split(c, "dev") and c.speaker not in held_out]
+        chosen += rng.sample(clips, min(each, len(clips)))
+    return chosen
+
+
 def _train_network(recipe: LaughterRecipe, log) -> LaughterNet:
     random.seed(recipe.seed)
     torch.manual_seed(recipe.seed)
@@ -294,15 +342,15 @@ def _train_network(recipe: LaughterRecipe, log) -> LaughterNet:
     laughs = [trim_silence(read_clip(c.path)) for c in nonverbal if c.label == "laughing"]
     negatives = negative_classes(recipe, nonverbal)
     others = [trim_silence(read_clip(c.path)) for c in nonverbal if c.label in negatives]
-    speech_pool = ravdess_clips(recipe.data) + tess_clips(recipe.data)
-    speech = [
-        trim_silence(read_clip(c.path)) for c in rng.sample(speech_pool, min(recipe.speech_clips, len(speech_pool)))
-    ]
+    chosen = speech_clips(recipe, rng)
+    speech = [trim_silence(read_clip(c.path)) for c in chosen]
+    expressive = [s for s, c in zip(speech, chosen, strict=True) if c.label in EXPRESSIVE_EMOTIONS]
     log(
         f"{len(laughs)} laughter clips (held out: {_listed(recipe.held_out_laughers)}),"
         f" {len(others)} other vocalizations ({len(negatives)} classes), {len(speech)} speech clips"
+        f" ({', '.join(recipe.speech_corpora)}; {len(expressive)} expressive)"
     )
-    maker = SceneMaker(laughs, others, speech, recipe, rng)
+    maker = SceneMaker(laughs, others, speech, recipe, rng, expressive)
 
     def batch(count: int) -> tuple[torch.Tensor, torch.Tensor]:
         scenes = [maker.scene() for _ in range(count)]

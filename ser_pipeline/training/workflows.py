@@ -237,14 +237,25 @@ def _fusion_calibration(recipe: BranchRecipe, registry_file: Path, branch, log: 
 
 
 def train_laughter(recipe, model_id: str, models_dir: Path, command: str, log: Log) -> Path:
-    """Train the frame-level laughter detector, evaluate it on the shared episodes, publish it."""
-    from ser_pipeline.training.cards import laughter_card
+    """Train the frame-level laughter detector, count its false alarms on speech no recipe trains
+    on, evaluate it on the shared episodes (development data), publish it."""
+    from ser_pipeline.training.cards import laughter_card, laughter_licence
     from ser_pipeline.training.laughter import OPERATING_POINTS, evaluate_on_episodes, train
+    from ser_pipeline.training.laughter_episodes import build_episodes, score_episodes
+    from ser_pipeline.training.laughter_speech import count_false_alarms, network_detector, unheard_groups
     from ser_pipeline.training.publish import publish
 
     network = train(recipe, log=log)
-    scores = evaluate_on_episodes(network, recipe.data / "episodes", OPERATING_POINTS["balanced"])
+    point = OPERATING_POINTS["balanced"]
+    detector = {model_id: network_detector(network, point)}
+    speech = [c.summary([model_id]) for c in count_false_alarms(detector, unheard_groups(recipe), log=log)]
+    test_episodes = score_episodes(detector, build_episodes(recipe.data), log=log)[model_id].summary()
+    scores = evaluate_on_episodes(network, recipe.data / "episodes", point)
     summary = {k: round(v, 4) for k, v in scores.items() if isinstance(v, float)}
+    unheard = {
+        f"false_alarms_per_hour {g['group']} {g['kind']}": [g[model_id]["per_hour"], g[model_id]["per_hour_in_noise"]]
+        for g in speech
+    }
     weights = publish(
         network,
         model_id=model_id,
@@ -254,11 +265,16 @@ def train_laughter(recipe, model_id: str, models_dir: Path, command: str, log: L
             "tasks": ["laughter"],
             "input": "16 kHz mono; 64 log-mel per 10 ms frame",
             "labels": ["laughter"],
-            "licence": "CC BY-NC-ND 4.0 (trained on Nonverbal Vocalization, RAVDESS, TESS; non-commercial)",
-            "scores": {"evaluated_on": "shared episodes, held-out laughers", **summary},
+            "licence": laughter_licence(recipe),
+            "scores": {
+                "evaluated_on": "shared episodes, held-out laughers",
+                **summary,
+                **{f"test_episodes_event_{k}": test_episodes["overall"][k] for k in ("precision", "recall", "f1")},
+                **unheard,
+            },
             "operating_points": {name: asdict(point) for name, point in OPERATING_POINTS.items()},
         },
-        card_body=laughter_card(recipe, scores, OPERATING_POINTS["balanced"], command),
+        card_body=laughter_card(recipe, scores, speech, test_episodes, model_id, point, command),
     )
     log(f"wrote {weights}: " + ", ".join(f"{k}={v}" for k, v in summary.items()))
     return weights
