@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from ser_pipeline.query_output import OutputFormat
 from ser_pipeline.training.commands import train_app
 
 app = typer.Typer(
@@ -54,7 +55,9 @@ OperatingPointOption = Annotated[
 ]
 EXIT_EPISODES_FAILED, EXIT_NOTHING_RAN = 1, 3  # 2: a bad option or argument (typer's usage errors)
 
-WarehouseOption = Annotated[Path, typer.Option(help="Warehouse folder (Parquet files and podcasts.duckdb).")]
+WarehouseOption = Annotated[
+    Path, typer.Option(envvar="SER_WAREHOUSE", help="Warehouse folder (Parquet files and podcasts.duckdb).")
+]
 
 
 SegmentationOption = Annotated[str, typer.Option(help="sentence (transcript, else voice activity) | window | vad.")]
@@ -147,6 +150,9 @@ def run(
     dask_address: DaskAddressOption = None,
     diarization: DiarizationOption = None,
     allow_private_feeds: AllowPrivateFeedsOption = False,
+    json_summary: Annotated[
+        bool, typer.Option("--json", help="Print the summary as JSON on standard output (messages go to stderr).")
+    ] = False,
 ) -> None:
     """Analyze every episode of ARCHIVE with the Prefect flow `analyze-archive`.
 
@@ -157,12 +163,14 @@ def run(
     """
     options = dict(locals())
     archive = _archive_argument(options.pop("archive"), "ARCHIVE")
+    as_json = options.pop("json_summary")
     settings = _settings(**options)
     began = time.perf_counter()
     if not settings.reprocess and (episodes := _unchanged_archive(archive, settings)):
         outcomes = [{"status": "skipped", "duration_s": 0.0} for _ in range(episodes)]
-        _print_run_summary(outcomes, time.perf_counter() - began, settings.warehouse)
-        typer.echo("nothing changed since the recorded runs: no flow run started (--reprocess redoes them)")
+        _print_run_summary(outcomes, time.perf_counter() - began, settings.warehouse, as_json)
+        message = "nothing changed since the recorded runs: no flow run started (--reprocess redoes them)"
+        typer.echo(message, err=as_json)
         raise typer.Exit(0)
     from ser_pipeline.prefect_api import PrefectServerError, prefect_api
 
@@ -179,7 +187,7 @@ def run(
     else:
         outcomes = result
     failed = [o for o in outcomes if o["status"] == "failed"]
-    _print_run_summary(outcomes, time.perf_counter() - began, settings.warehouse)
+    _print_run_summary(outcomes, time.perf_counter() - began, settings.warehouse, as_json)
     for outcome in failed:
         typer.echo(f"failed: {outcome['show']}/{outcome['episode_id']}: {outcome['error']}", err=True)
     raise typer.Exit(EXIT_EPISODES_FAILED if failed else 0)
@@ -316,15 +324,33 @@ def _archive_argument(archive: str, hint: str) -> str:
     return str(Path(archive).resolve())
 
 
-def _print_run_summary(outcomes: list[dict], seconds: float, warehouse: Path) -> None:
+def _print_run_summary(outcomes: list[dict], seconds: float, warehouse: Path, as_json: bool = False) -> None:
+    """The run's counts and speed: a table, or with `as_json` one JSON object (with every
+    episode's outcome) on standard output and the notes on stderr."""
+    audio_s = sum(o["duration_s"] for o in outcomes if o["status"] != "skipped")  # audio analyzed now
+    statuses = [o["status"] for o in outcomes]
+    older = sum(o.get("older_code", False) for o in outcomes)
+    if as_json:
+        import json
+
+        summary = {
+            "warehouse": str(warehouse),
+            "episodes": len(outcomes),
+            **{status: statuses.count(status) for status in ("ok", "failed", "skipped")},
+            "audio_hours": round(audio_s / 3600, 4),
+            "seconds": round(seconds, 2),
+            "x_real_time": round(audio_s / max(seconds, 1e-9), 1),
+            "scored_again_by_newer_code": older,
+            "outcomes": [o for o in outcomes if "episode_id" in o],
+        }
+        typer.echo(json.dumps(summary, default=str))
+        return
     from rich.console import Console
     from rich.table import Table
 
-    audio_s = sum(o["duration_s"] for o in outcomes if o["status"] != "skipped")  # audio analyzed now
     table = Table(
         "episodes", "ok", "failed", "skipped", "hours of audio", "time taken", "x real time", title="run summary"
     )
-    statuses = [o["status"] for o in outcomes]
     table.add_row(
         str(len(outcomes)),
         str(statuses.count("ok")),
@@ -335,7 +361,7 @@ def _print_run_summary(outcomes: list[dict], seconds: float, warehouse: Path) ->
         f"{audio_s / max(seconds, 1e-9):.0f}",
     )
     Console().print(table)
-    if older := sum(o.get("older_code", False) for o in outcomes):
+    if older:
         typer.echo(f"{older} episode(s) scored again: their rows were scored by older scoring code")
     typer.echo(f"warehouse: {warehouse} (query with `ser-pipeline query`)")
 
@@ -395,41 +421,83 @@ def predict(
 @app.command()
 def query(
     sql: Annotated[
-        str, typer.Argument(help="SQL over the views episodes, segments, laughter_events, episode_summary, ...")
-    ],
+        str | None,
+        typer.Argument(
+            help="SQL over the views episodes, segments, laughter_events, episode_summary, ...; '-' (or none,"
+            " piped) reads it from standard input."
+        ),
+    ] = None,
     warehouse: WarehouseOption = Path("warehouse/data"),
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="Read the SQL from this file (warehouse/example_queries.sql).")
+    ] = None,
+    output_format: Annotated[
+        OutputFormat | None,
+        typer.Option(
+            "--format",
+            help="table | csv | json | parquet (default: from --output's extension, else a table on a terminal and"
+            " csv when piped). csv and json keep full precision.",
+        ),
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the results to this file.")] = None,
 ) -> None:
-    """Run SQL on the warehouse and print each result as a table. Only SELECT statements run
-    (WITH, FROM, DESCRIBE, SHOW and SUMMARIZE included), on a connection that reads nothing but
-    the warehouse: no other files, no network, no writes."""
+    """Run SQL on the warehouse. Only SELECT statements run (WITH, FROM, DESCRIBE, SHOW and
+    SUMMARIZE included), on a connection that reads nothing but the warehouse: no other files,
+    no network, no writes. Several statements (and -- comments) run in order, a result each."""
+    import sys
+
     import duckdb
-    from rich.console import Console
-    from rich.table import Table
 
     from ser_pipeline.query import QueryRefused, run_query
+    from ser_pipeline.query_output import OutputRefused, choose_format, write_results
     from ser_pipeline.warehouse import WarehouseBusy
 
+    text = _query_text(sql, file)
+    fmt = choose_format(output_format, output, sys.stdout.isatty())
     try:
-        results = run_query(warehouse, sql)
-    except (QueryRefused, WarehouseBusy, duckdb.Error, FileNotFoundError) as error:
+        results = run_query(warehouse, text)
+        write_results([result.table for result in results], fmt, output, sys.stdout)
+    except (QueryRefused, OutputRefused, WarehouseBusy, duckdb.Error, FileNotFoundError, OSError) as error:
         typer.echo(f"error: {' '.join(str(error).split())}", err=True)
         raise typer.Exit(2) from None
-    for result in results:
-        table = Table(*result.columns)
-        for row in result.rows:
-            table.add_row(*("" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
-        Console().print(table)
+
+
+def _query_text(sql: str | None, file: Path | None) -> str:
+    """The SQL from the argument, `--file` or standard input (exactly one of them)."""
+    import sys
+
+    if sql is not None and file is not None:
+        raise typer.BadParameter("give SQL as an argument or with --file, not both", param_hint="--file")
+    if file is not None:
+        try:
+            return file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise typer.BadParameter(f"cannot read {file}: {error}", param_hint="--file") from None
+    if sql == "-" or (sql is None and not sys.stdin.isatty()):
+        return sys.stdin.read()
+    if sql is None:
+        raise typer.BadParameter("give SQL as an argument, with --file, or on standard input", param_hint="SQL")
+    return sql
 
 
 @app.command()
-def models() -> None:
+def models(
+    as_json: Annotated[bool, typer.Option("--json", help="The registry as JSON (defaults and every entry).")] = False,
+) -> None:
     """List the model registry: id, tasks, source, licence, measured scores."""
-    from rich.console import Console
-    from rich.table import Table
-
     from ser_pipeline.registry import Registry
 
     registry = Registry.load()
+    if as_json:
+        import json
+        from dataclasses import asdict
+
+        document = {"defaults": registry.defaults, "models": [asdict(spec) for spec in registry.models.values()]}
+        typer.echo(json.dumps(document, indent=1))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table("id", "tasks", "source", "licence", "measured", "default for")
     for spec in registry.models.values():
         scores = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in spec.scores.items())

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from ser_pipeline.schema import TABLES
 from ser_pipeline.warehouse import connect_read_only
@@ -22,8 +23,17 @@ class QueryRefused(ValueError):
 
 @dataclass(frozen=True)
 class QueryResult:
-    columns: list[str]
-    rows: list[tuple]
+    """One statement's result, its column types and values as DuckDB gave them."""
+
+    table: pa.Table
+
+    @property
+    def columns(self) -> list[str]:
+        return self.table.column_names
+
+    @property
+    def rows(self) -> list[tuple]:
+        return list(zip(*(column.to_pylist() for column in self.table.columns), strict=True))
 
 
 def check_statements(sql: str) -> list[str]:
@@ -65,5 +75,5 @@ def run_query(warehouse: Path, sql: str, wait_s: float | None = None) -> list[Qu
         results = []
         for statement in statements:
             relation = connection.sql(statement)
-            results.append(QueryResult(list(relation.columns), relation.fetchall()))
+            results.append(QueryResult(relation.to_arrow_table() if relation is not None else pa.table({})))
         return results

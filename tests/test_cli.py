@@ -1,4 +1,4 @@
-"""The command line's own options: `--version`, and a device it does not know refused before
+"""The command line's own options: `--version`, `models --json`, and a device it does not know refused before
 anything starts (exit 2, as a usage mistake)."""
 
 from __future__ import annotations
@@ -29,3 +29,17 @@ def test_an_unknown_device_is_a_usage_error_before_anything_starts(arguments, tm
     result = CliRunner().invoke(app, arguments)
     assert result.exit_code == 2 and "'tpu': choose auto, cpu or cuda" in result.output
     assert list(tmp_path.iterdir()) == []  # no warehouse, no output, no cache
+
+
+def test_models_json_lists_the_registry_with_its_defaults():
+    import json
+
+    from ser_pipeline.registry import Registry
+
+    result = CliRunner().invoke(app, ["models", "--json"])
+    document = json.loads(result.stdout)
+    ids = [m["id"] for m in document["models"]]
+    assert result.exit_code == 0 and set(document["defaults"].values()) <= set(ids)
+    assert document["defaults"] == Registry.load().defaults and len(ids) == len(Registry.load().models)
+    laughter = next(m for m in document["models"] if m["id"] == document["defaults"]["laughter"])
+    assert laughter["tasks"] == ["laughter"] and laughter["sha256"] and "balanced" in laughter["operating_points"]

@@ -4,6 +4,7 @@ refused, and the warehouse, the file system and the network are untouched."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 
 import pytest
@@ -80,3 +81,56 @@ def test_a_relative_warehouse_path_from_another_directory_works(warehouse, monke
     monkeypatch.chdir(warehouse.parent)
     (result,) = run_query(type(warehouse)(os.path.relpath(warehouse)), "SELECT count(*) FROM segments")
     assert result.rows == [(4,)]
+
+
+def _cli(*arguments, **kwargs):
+    from typer.testing import CliRunner
+
+    from ser_pipeline.cli import app
+
+    return CliRunner().invoke(app, ["query", *arguments], **kwargs)
+
+
+def test_piped_output_is_csv_at_full_precision_and_json_keeps_types(warehouse):
+    sql = "SELECT 3456.789::DOUBLE AS start_s, NULL AS speaker, DATE '2026-01-02' AS day, 'a,b' AS text"
+    piped = _cli(sql, "--warehouse", str(warehouse))  # not a terminal: CSV
+    assert piped.exit_code == 0 and piped.stdout == 'start_s,speaker,day,text\n3456.789,,2026-01-02,"a,b"\n'
+    as_json = _cli(sql + "; SELECT 1 AS one", "--warehouse", str(warehouse), "--format", "json")
+    assert json.loads(as_json.stdout) == [
+        [{"start_s": 3456.789, "speaker": None, "day": "2026-01-02", "text": "a,b"}],
+        [{"one": 1}],
+    ]
+    table = _cli(sql, "--warehouse", str(warehouse), "--format", "table")
+    assert "3456.789" in table.stdout and "start_s" in table.stdout
+
+
+def test_sql_comes_from_a_file_or_standard_input_and_the_warehouse_from_the_environment(warehouse, tmp_path):
+    queries = tmp_path / "q.sql"
+    queries.write_text(
+        '-- segments per show\nSELECT "show", count(*) AS n FROM segments GROUP BY 1;\n\n-- and\nSELECT 2 AS two;\n'
+    )
+    from_file = _cli("--file", str(queries), "--warehouse", str(warehouse))
+    assert from_file.exit_code == 0 and from_file.stdout == "show,n\nShow A,4\n\ntwo\n2\n"
+    from_stdin = _cli("-", input="SELECT count(*) AS n FROM episodes", env={"SER_WAREHOUSE": str(warehouse)})
+    assert from_stdin.exit_code == 0 and from_stdin.stdout == "n\n1\n"
+    both = _cli("SELECT 1", "--file", str(queries), "--warehouse", str(warehouse))
+    assert both.exit_code == 2 and "not both" in both.output
+
+
+def test_results_go_to_a_file_in_the_format_of_its_extension(warehouse, tmp_path):
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "segments.parquet"
+    written = _cli(
+        "SELECT start_s, valence FROM segments ORDER BY start_s", "--warehouse", str(warehouse), "-o", str(out)
+    )
+    assert written.exit_code == 0 and written.stdout == ""
+    table = pq.read_table(out)
+    assert table.column_names == ["start_s", "valence"] and table.num_rows == 4
+    assert str(table.schema.field("start_s").type) == "double"
+    refused = _cli("SELECT 1; SELECT 2", "--warehouse", str(warehouse), "-o", str(tmp_path / "two.parquet"))
+    assert refused.exit_code == 2 and "one result" in refused.output and not (tmp_path / "two.parquet").exists()
+    as_csv = _cli("SELECT 1 AS one", "--warehouse", str(warehouse), "-o", str(tmp_path / "one.csv"))
+    assert as_csv.exit_code == 0 and (tmp_path / "one.csv").read_text() == "one\n1\n"
+    unpiped = _cli("SELECT 1", "--warehouse", str(warehouse), "--format", "parquet")
+    assert unpiped.exit_code == 2 and "--output" in unpiped.output
