@@ -6,6 +6,7 @@ Thin by design: the stages live in `ser_pipeline`; this module adds orchestratio
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
@@ -25,7 +26,7 @@ from ser_pipeline.pipeline import EpisodeOutcome, RunConfig, process_episode, re
 from ser_pipeline.prefect_api import send_pending_logs_and_events
 from ser_pipeline.remote import Limits, is_remote, mirror_feed
 from ser_pipeline.report import build_reports
-from ser_pipeline.settings import RunSettings
+from ser_pipeline.settings import RunSettings, verbosity
 from ser_pipeline.timing import StageClock, describe
 from ser_pipeline.warehouse import WarehouseBusy, mark_outputs_fresh, outputs_exist, refresh_views, reports_dir, tidy
 
@@ -135,6 +136,7 @@ def _progress() -> Progress:
         TextColumn("{task.fields[speed]}"),
         TextColumn("{task.fields[stage]}"),
         console=Console(stderr=True),
+        disable=verbosity() == "quiet",
     )
 
 
@@ -173,7 +175,18 @@ def analyze_archive(archive: str, settings: RunSettings | None = None) -> list[d
         if settings.task_runner == "dask":
             runs = _on_dask(episodes, config, analyzer, run_id, settings.dask_address)
         else:
-            runs = _one_by_one(episodes, config, analyzer, run_id, lambda stage: progress.update(bar, stage=stage))
+            # On a terminal the bar shows each stage; in a log (cron, a file), or with -v, each is a line.
+            log_stage = logger.info if verbosity() == "verbose" or not sys.stderr.isatty() else logger.debug
+
+            logged: set[str] = set()  # stages alternate block by block while decoding: a line for the first
+
+            def show_stage(stage: str) -> None:
+                progress.update(bar, stage=stage)
+                if stage not in logged:
+                    logged.add(stage)
+                    log_stage("stage %s", stage)
+
+            runs = _one_by_one(episodes, config, analyzer, run_id, show_stage)
         for number, (episode, state) in enumerate(runs, start=1):
             name = f"{episode.show}/{episode.episode_id}"
             if state.is_completed():
@@ -193,7 +206,9 @@ def analyze_archive(archive: str, settings: RunSettings | None = None) -> list[d
             else:
                 speed = outcome.duration_s / max(outcome.seconds, 1e-9)
                 summary = f"{outcome.segments} segments, {outcome.laughs} laughs, {speed:.0f}x real time"
-                logger.debug("%s stages: %s", name, describe(outcome.stage_seconds))
+                (logger.info if verbosity() == "verbose" else logger.debug)(
+                    "%s stages: %s", name, describe(outcome.stage_seconds)
+                )
                 logger.info("[%d/%d] %s ok: %s", number, len(episodes), name, summary)
             outcomes.append(outcome)
             audio_s += outcome.duration_s if outcome.status != "skipped" else 0.0

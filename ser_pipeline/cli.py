@@ -34,8 +34,31 @@ def _options(
             "--version", callback=_print_version, is_eager=True, help="Print the version (with its scoring version)."
         ),
     ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Only warnings, errors and the results (no progress lines).")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also each stage of each episode as it starts.")
+    ] = False,
 ) -> None:
     """Emotion, valence/arousal/dominance and laughter analytics for podcast archives."""
+    import os
+
+    from ser_pipeline.settings import VERBOSITY_VARIABLE
+
+    if quiet and verbose:
+        raise typer.BadParameter("give --quiet or --verbose, not both", param_hint="--quiet")
+    if quiet or verbose:  # Prefect reads its level when it is imported (later); `say` and the flow read ours
+        os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING" if quiet else "INFO"
+        os.environ[VERBOSITY_VARIABLE] = "quiet" if quiet else "verbose"
+
+
+def say(message: str) -> None:
+    """A progress line on stderr (not with --quiet): what a long command is doing now."""
+    from ser_pipeline.settings import verbosity
+
+    if verbosity() != "quiet":
+        typer.echo(message, err=True)
 
 
 EmotionModelOption = Annotated[
@@ -166,6 +189,7 @@ def run(
     as_json = options.pop("json_summary")
     settings = _settings(**options)
     began = time.perf_counter()
+    say(f"run: {archive} -> {settings.warehouse}")
     if not settings.reprocess and (episodes := _unchanged_archive(archive, settings)):
         outcomes = [{"status": "skipped", "duration_s": 0.0} for _ in range(episodes)]
         _print_run_summary(outcomes, time.perf_counter() - began, settings.warehouse, as_json)
@@ -174,6 +198,7 @@ def run(
         raise typer.Exit(0)
     from ser_pipeline.prefect_api import PrefectServerError, prefect_api
 
+    say("starting Prefect's temporary API server and loading the models (about 10 s)")
     with _exit_on(PrefectServerError), prefect_api(load=lambda: __import__("flows.analyze_archive")):
         from flows.analyze_archive import EpisodesFailed, analyze_archive
 
@@ -564,6 +589,7 @@ def evaluate(
 
     sources = sources or truth.parent
     lexicon = sources / "lexicon" / "emotion_vad.csv"
+    say(f"evaluate: the sentences and laughs of {warehouse} against the truth files under {truth}")
     result = evaluate_warehouse(warehouse, truth, lexicon if lexicon.is_file() else None)
     if not result["per_episode"]:
         typer.echo(
@@ -571,6 +597,7 @@ def evaluate(
         )
         raise typer.Exit(EXIT_NOTHING_RAN)
     if clips or false_alarm_minutes:
+        say("loading the models for the clip and false-alarm checks")
         with _model_problems_exit():
             analyzer = Analyzer(
                 device="auto",

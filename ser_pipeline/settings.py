@@ -78,3 +78,15 @@ class RunSettings(BaseModel):
             self.models.operating_point,
             self.models.diarization,
         )
+
+
+# How much a command says as it goes (`ser-pipeline -q` / `-v`), for the flow it starts too.
+VERBOSITY_VARIABLE = "SER_PIPELINE_VERBOSITY"
+Verbosity = Literal["quiet", "normal", "verbose"]
+
+
+def verbosity() -> Verbosity:
+    import os
+
+    value = os.environ.get(VERBOSITY_VARIABLE, "normal")
+    return value if value in ("quiet", "verbose") else "normal"

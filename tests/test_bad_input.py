@@ -108,7 +108,7 @@ def test_an_archive_of_bad_inputs_finishes_and_records_every_episode(tmp_path, b
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_LOGGING_LEVEL": "WARNING"}
     warehouse = tmp_path / "data"
     result = subprocess.run(
-        [sys.executable, "-m", "ser_pipeline", "run", str(bad_archive), "--warehouse", str(warehouse), "--json"],
+        [sys.executable, "-m", "ser_pipeline", "-v", "run", str(bad_archive), "--warehouse", str(warehouse), "--json"],
         env=env, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert result.returncode == 1, result.stderr[-3000:]
@@ -116,6 +116,9 @@ def test_an_archive_of_bad_inputs_finishes_and_records_every_episode(tmp_path, b
     by_status = {o["episode_id"]: o["status"] for o in summary["outcomes"]}
     assert summary["failed"] == sum(s == "failed" for s in by_status.values()) == 7
     assert summary["ok"] == sum(s == "ok" for s in by_status.values()) and summary["episodes"] == len(by_status)
+    # -v: a line as each stage of each episode starts (once per stage, though decoding alternates them).
+    stages = [line.split(" - stage ")[1] for line in result.stderr.splitlines() if " - stage " in line]
+    assert stages and len(stages) == len(set(stages)) and any(s.endswith(": write") for s in stages)
     with duckdb.connect(str(warehouse / "podcasts.duckdb"), read_only=True) as db:
         rows = db.execute("""SELECT "show", episode_id, status, error, models FROM episodes""").fetchall()
         durations = dict(db.execute("SELECT episode_id, duration_s FROM episodes").fetchall())

@@ -43,3 +43,8 @@ def test_models_json_lists_the_registry_with_its_defaults():
     assert document["defaults"] == Registry.load().defaults and len(ids) == len(Registry.load().models)
     laughter = next(m for m in document["models"] if m["id"] == document["defaults"]["laughter"])
     assert laughter["tasks"] == ["laughter"] and laughter["sha256"] and "balanced" in laughter["operating_points"]
+
+
+def test_quiet_and_verbose_together_are_a_usage_error():
+    result = CliRunner().invoke(app, ["-q", "-v", "models"])
+    assert result.exit_code == 2 and "not both" in result.output

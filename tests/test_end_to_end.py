@@ -102,6 +102,9 @@ def test_window_run_covers_each_episode_with_contiguous_windows(tmp_path, env):
     (tmp_path / "no-truth").mkdir()
     nothing = cli(env, "evaluate", tmp_path / "no-truth", "--warehouse", warehouse, check=False)
     assert nothing.returncode == 3 and "nothing to compare" in nothing.stderr and not nothing.stdout
+    assert nothing.stderr.startswith("evaluate: ")  # says what it does at once
+    quiet = cli(env, "-q", "evaluate", tmp_path / "no-truth", "--warehouse", warehouse, check=False)
+    assert quiet.returncode == 3 and quiet.stderr.startswith("error: nothing to compare")
 
 
 @needs_shared
