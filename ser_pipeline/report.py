@@ -8,6 +8,7 @@ sentences) is escaped.
 from __future__ import annotations
 
 import html
+import json
 import shutil
 from pathlib import Path
 
@@ -222,6 +223,22 @@ def _emotion_figures(segments: pd.DataFrame) -> tuple[go.Figure, go.Figure]:
     return whole, over_time
 
 
+def models_line(models_json: str | None) -> str:
+    """The `episodes.models` record for people: "emotion ser-whisper-head-v1, dims ..., laughter
+    laughter-tcn-v7 (operating point balanced)"; the record as it is if it is not that JSON."""
+    try:
+        models = json.loads(models_json or "{}")
+    except json.JSONDecodeError:
+        return models_json or ""
+    if not isinstance(models, dict):
+        return str(models_json)
+    parts = []
+    for task, model in models.items():
+        model_id, _, point = str(model).partition("@")
+        parts.append(f"{task.replace('_', ' ')} {model_id}" + (f" (operating point {point})" if point else ""))
+    return ", ".join(parts)
+
+
 def episode_page(episode: pd.Series, segments: pd.DataFrame, events: pd.DataFrame, window_s: float) -> str:
     minutes = (episode.duration_s or 0) / 60
     per_10 = len(events) / minutes * 10 if minutes else 0.0
@@ -229,7 +246,7 @@ def episode_page(episode: pd.Series, segments: pd.DataFrame, events: pd.DataFram
     meta = (
         f"<h1>{html.escape(episode.title)}</h1>"
         f"<p class='meta'>Show: {html.escape(episode.show)} · {published} · {minutes:.1f} min · "
-        f"{len(events)} laughs ({per_10:.1f} per 10 min) · models: {html.escape(episode.models)}</p>"
+        f"{len(events)} laughs ({per_10:.1f} per 10 min) · models: {html.escape(models_line(episode.models))}</p>"
         f"<p><a href='index.html'>Archive index</a></p>"
     )
     if segments.empty:
