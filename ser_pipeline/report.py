@@ -31,7 +31,11 @@ _PAGE = """<!DOCTYPE html>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}} .meta{{color:#555}}</style>
 </head><body>
+<p id="plotly-missing" style="display:none;background:#fff3cd;border:1px solid #e0c36c;padding:8px">
+The charts need <code>{plotly_js}</code> in the same folder as this page: copy it along with the
+page, or rebuild the pages with <code>ser-pipeline report</code>.</p>
 {body}
+<script>if (typeof Plotly === "undefined") document.getElementById("plotly-missing").style.display = "block";</script>
 </body></html>
 """
 

@@ -151,3 +151,16 @@ def test_hovering_a_segment_shows_its_time_speaker_and_text(reports, browser):
     hover = page.evaluate("document.getElementById('dims').data[0].text[1]")
     assert hover.startswith("0:03.0–0:06.0 · Guest &lt;img") and "sentence 1 &lt;b&gt;" in hover
     page.close()
+
+
+def test_a_page_copied_without_plotly_says_so_instead_of_showing_blank_charts(reports, browser, tmp_path):
+    alone = tmp_path / "index.html"
+    shutil.copyfile(reports / "index.html", alone)  # without plotly.min.js beside it
+    page = browser.new_page()
+    page.goto(alone.as_uri())
+    note = page.locator("#plotly-missing")
+    assert note.is_visible() and "plotly.min.js" in note.inner_text()
+    page.close()
+    with_plotly, problems = open_page(browser, reports / "index.html")
+    assert not with_plotly.locator("#plotly-missing").is_visible() and not problems
+    with_plotly.close()
