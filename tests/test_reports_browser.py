@@ -90,7 +90,11 @@ def test_plotly_ships_once_with_the_reports(reports):
 def test_index_lists_every_episode_with_links_and_draws_its_charts(reports, browser):
     page, problems = open_page(browser, reports / "index.html")
     assert problems == []
-    assert traces(page) == {"laughs-per-10min": 2, "valence-over-time": 2}
+    assert traces(page) == {
+        "laughs-per-10min": 2,
+        **{f"{measure}-over-time": 2 for measure in ("valence", "arousal", "laughs")},  # a line per show
+        **{f"emotion-shares-over-time-{n}": 7 for n in (0, 1)},  # a chart per show, a bar trace per emotion
+    }
     links = page.eval_on_selector_all("table a", "as => as.map(a => [a.textContent, a.getAttribute('href')])")
     assert sorted(links) == sorted(
         [
@@ -117,7 +121,7 @@ def test_episode_pages_render_every_chart_without_errors(reports, browser, show,
     }
     assert 1 <= drawn["sentiment"] <= 3  # one bar trace per sentiment label present
     assert page.locator("h2", has_text="Speakers").count() == (1 if speakers else 0)
-    assert page.locator("table tr").count() == (speakers + 1 if speakers else 0)
+    assert page.locator("table#speakers tr").count() == (speakers + 1 if speakers else 0)
     screenshot(page, f"episode-{page_name(show, episode_id).removesuffix('.html')}")
     page.close()
 
@@ -141,7 +145,9 @@ def test_hostile_titles_and_speakers_show_as_text(reports, browser):
     assert "Morning <Chat>" in legend and problems == []
     page.close()
     page, problems = open_page(browser, reports / page_name("Morning <Chat>", "ep1"))
-    assert page.locator("table td", has_text="onerror").inner_text() == "Guest <img src=x onerror=alert(2)>"
+    assert page.locator("table#speakers td", has_text="onerror").inner_text() == "Guest <img src=x onerror=alert(2)>"
+    cells = page.locator("table#moments td", has_text="onerror").all_inner_texts()
+    assert cells and set(cells) == {"Guest <img src=x onerror=alert(2)>"}  # the moments list too
     assert page.locator("img").count() == 0 and problems == []
     page.close()
 
@@ -164,3 +170,69 @@ def test_a_page_copied_without_plotly_says_so_instead_of_showing_blank_charts(re
     with_plotly, problems = open_page(browser, reports / "index.html")
     assert not with_plotly.locator("#plotly-missing").is_visible() and not problems
     with_plotly.close()
+
+
+@pytest.fixture(scope="module")
+def long_episode(tmp_path_factory) -> Path:
+    """A 15-minute episode (3 s windows) whose audio file lies beside the warehouse."""
+    import numpy as np
+    import pyarrow as pa
+    import soundfile as sf
+
+    warehouse = tmp_path_factory.mktemp("long") / "data"
+    audio = warehouse.parent / "audio" / "long.wav"
+    audio.parent.mkdir(parents=True)
+    sf.write(audio, (0.1 * np.sin(np.arange(60 * 8000) * 2 * np.pi * 220 / 8000)).astype(np.float32), 8000)
+    tables = episode_tables("Long show", "long1", 300, title="Long", speakers=("Host", "Guest"), laughs=3)
+    tables["episodes"] = tables["episodes"].set_column(
+        tables["episodes"].schema.get_field_index("audio_path"), "audio_path", pa.array([str(audio)])
+    )
+    write_episode(warehouse, "Long show", "long1", tables)
+    refresh_views(warehouse)
+    build_reports(warehouse, warehouse.parent / "reports")
+    return warehouse.parent / "reports" / page_name("Long show", "long1")
+
+
+def test_a_long_episode_has_mm_ss_axes_30_s_bins_and_plays_the_moment_clicked(long_episode, browser):
+    page, problems = open_page(browser, long_episode)
+    assert problems == []
+    for chart in ("dims", "sentiment", "emotions-over-time"):
+        ticks = page.eval_on_selector_all(f"#{chart} .xtick text", "ts => ts.map(t => t.textContent)")
+        assert ticks == ["0:00", "2:00", "4:00", "6:00", "8:00", "10:00", "12:00", "14:00"], (chart, ticks)
+    bars = page.evaluate("document.getElementById('sentiment')._fullData[0].x.length")
+    assert bars == 30  # 15 minutes in 30 s bins, not 300 bars
+    assert page.evaluate("document.getElementById('emotions-over-time')._fullData[0].x.length") == 30
+    audio = page.locator("audio#episode-audio")
+    assert audio.count() == 1 and audio.get_attribute("src") == "../audio/long.wav"
+    page.wait_for_function("document.getElementById('episode-audio').readyState >= 1")
+    laugh = page.locator("table#moments tr.moment", has_text="laughter").nth(1)  # the laugh at 0:11
+    assert laugh.locator("td").first.inner_text() == "0:11"
+    laugh.click()
+    assert page.evaluate("document.getElementById('episode-audio').currentTime") == pytest.approx(11.0, abs=0.3)
+    assert page.locator("table#moments tr.moment", has_text="most aroused").count() == 5
+    screenshot(page, "episode-long")
+    page.close()
+
+
+def test_a_page_without_reachable_audio_says_so(reports, browser):
+    page, _ = open_page(browser, reports / page_name("Morning <Chat>", "ep1"))
+    assert page.locator("audio").count() == 0 and "cannot be reached" in page.locator("p.note").inner_text()
+    page.close()
+
+
+def test_the_index_sorts_by_the_column_clicked(reports, browser):
+    page, problems = open_page(browser, reports / "index.html")
+
+    def column(index: int) -> list[str]:
+        return page.eval_on_selector_all(
+            f"table#episodes tbody tr td:nth-child({index})", "cells => cells.map(c => c.textContent)"
+        )
+
+    page.locator("table#episodes th", has_text="valence").click()
+    valences = [float(v) for v in column(6)]
+    assert valences == sorted(valences, reverse=True)
+    page.locator("table#episodes th", has_text="valence").click()  # again: the other way
+    assert [float(v) for v in column(6)] == sorted(valences)
+    page.locator("table#episodes th", has_text="episode").click()
+    assert column(2) == sorted(column(2), key=str.lower, reverse=True) and problems == []
+    page.close()
