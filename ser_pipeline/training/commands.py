@@ -515,7 +515,6 @@ def train_laughter_cv(
     """Leave-laughers-out check of the laughter recipe on laughers outside the shared episodes:
     laughs found per held-out laugher, false alarms in the speech around them, and unheard people's
     other vocalizations taken for laughter."""
-    import json
     from dataclasses import replace
 
     from ser_pipeline.architectures import LaughterNetConfig
@@ -547,22 +546,41 @@ def train_laughter_cv(
         "room_share": room_share,
         "overlap_share": overlap_share,
     }
-    document = laughter_cross_validation(recipes, folds, jobs, settings, typer.echo)
+    _write_document(laughter_cross_validation(recipes, folds, jobs, settings, typer.echo), output)
+
+
+def _write_document(document: dict, output: Path) -> None:
+    import json
+
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(document, indent=1) + "\n")
     typer.echo(f"wrote {output}")
 
 
+LaughterModelsOption = Annotated[
+    list[str],
+    typer.Option(
+        "--model",
+        help="Laughter models of the registry (repeat; with SER_REGISTRY and SER_MODEL_PATH for trained candidates);"
+        " the first is the reference of paired differences.",
+    ),
+]
+
+
+def _registry_detectors(models: list[str], operating_point: str) -> dict:
+    """Each named laughter model of the registry as a detector; a usage error names what is wrong."""
+    from ser_pipeline.registry import ModelNotFoundError
+    from ser_pipeline.training.laughter_speech import registry_detector
+
+    try:
+        return {model: registry_detector(model, operating_point) for model in models}
+    except (KeyError, ValueError, ModelNotFoundError) as error:
+        raise typer.BadParameter(str(error), param_hint="--model") from None
+
+
 @train_app.command("laughter-speech")
 def train_laughter_speech(
-    models: Annotated[
-        list[str],
-        typer.Option(
-            "--model",
-            help="Laughter models of the registry to compare (repeat; with SER_REGISTRY for trained candidates);"
-            " the first is the reference of the paired differences.",
-        ),
-    ],
+    models: LaughterModelsOption,
     data: DataOption = None,
     operating_point: str = "balanced",
     output: Annotated[Path | None, typer.Option(help="Where the JSON of the figures goes.")] = None,
@@ -572,14 +590,10 @@ def train_laughter_speech(
     actors, TESS; as recorded and in the episodes' noise, with bootstrap intervals over speakers."""
     import json
 
-    from ser_pipeline.registry import ModelNotFoundError
     from ser_pipeline.training.data import shared_data_dir
-    from ser_pipeline.training.laughter_speech import count_false_alarms, registry_detector, speech_groups
+    from ser_pipeline.training.laughter_speech import count_false_alarms, speech_groups
 
-    try:
-        detectors = {model: registry_detector(model, operating_point) for model in models}
-    except (KeyError, ValueError, ModelNotFoundError) as error:
-        raise typer.BadParameter(str(error), param_hint="--model") from None
+    detectors = _registry_detectors(models, operating_point)
     results = count_false_alarms(detectors, speech_groups(data or shared_data_dir()), log=typer.echo)
     document = {"operating_point": operating_point, "models": models, "groups": []}
     for counted in results:
@@ -592,17 +606,12 @@ def train_laughter_speech(
         document["groups"].append(summary)
         typer.echo(json.dumps(summary))
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(document, indent=1) + "\n")
-        typer.echo(f"wrote {output}")
+        _write_document(document, output)
 
 
 @train_app.command("laughter-episodes")
 def train_laughter_episodes(
-    models: Annotated[
-        list[str],
-        typer.Option("--model", help="Laughter models of the registry to score (repeat; SER_REGISTRY for candidates)."),
-    ],
+    models: LaughterModelsOption,
     data: DataOption = None,
     episodes: Annotated[int, typer.Option(min=1, help="Test episodes built (conditions dealt as a grid).")] = 16,
     minutes: Annotated[float, typer.Option(min=0.5, help="Length of each episode.")] = 3.0,
@@ -613,26 +622,19 @@ def train_laughter_episodes(
     2-6 dB above the speech and over the ends of sentences, music beds, rooms, five noises."""
     import json
 
-    from ser_pipeline.registry import ModelNotFoundError
     from ser_pipeline.training.data import shared_data_dir
     from ser_pipeline.training.laughter_episodes import build_episodes, score_episodes
-    from ser_pipeline.training.laughter_speech import registry_detector
 
-    try:
-        detectors = {model: registry_detector(model, operating_point) for model in models}
-    except (KeyError, ValueError, ModelNotFoundError) as error:
-        raise typer.BadParameter(str(error), param_hint="--model") from None
+    detectors = _registry_detectors(models, operating_point)
     built = build_episodes(data or shared_data_dir(), episodes, minutes)
     scores = score_episodes(detectors, built, log=typer.echo)
-    document = {
-        "operating_point": operating_point,
-        "episodes": episodes,
-        "minutes": minutes,
-        "models": {name: score.summary() for name, score in scores.items()},
-    }
     for name, score in scores.items():
         typer.echo(f"{name}: {json.dumps(score.summary()['overall'])}")
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(document, indent=1) + "\n")
-        typer.echo(f"wrote {output}")
+        document = {
+            "operating_point": operating_point,
+            "episodes": episodes,
+            "minutes": minutes,
+            "models": {name: score.summary() for name, score in scores.items()},
+        }
+        _write_document(document, output)
