@@ -27,9 +27,9 @@ GILLICK = ("laughter-resnet-gillick2021-switchboard", "laughter-resnet-gillick20
 RUNS = {  # emotion, dims, laughter: together they name every model (speaker branches via their emotion model)
     "hub-and-published": ("superb-wav2vec2-base-er", "audeering-w2v2-dims", GILLICK[0]),
     "first-embedded": ("ser-crnn-v1", "ser-dims-crnn-v1", GILLICK[1]),
-    "earlier-default": ("ser-crnn-v2", "ser-crnn-v2", None),
+    "earlier-default": ("ser-crnn-v2", "ser-crnn-v2", "laughter-tcn-v6"),
     # the Whisper head's emotions with the network's dims (its speaker context and branch run for them)
-    "whisper-with-network-dims": ("ser-whisper-head-v1", "ser-crnn-v3", None),
+    "whisper-with-network-dims": ("ser-whisper-head-v1", "ser-crnn-v3", "laughter-tcn-v8"),
     "defaults": (None, None, None),
 }
 RECORDED: dict[str, dict[str, str]] = {}  # run -> the model ids its episodes recorded
