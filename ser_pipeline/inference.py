@@ -279,7 +279,8 @@ class StreamingScorer:
     def __init__(self, analyzer: Analyzer, stream_samples: bool = False):
         """`stream_samples` (only where `models.describes_while_decoding`): `update` is given
         each decoded block, and the Whisper head describes segments as their audio arrives,
-        keeping only the samples that segments still to come may read; `finish` needs none."""
+        keeping only the samples that segments still to come may read; `finish` needs none,
+        unless `holds_samples_for` its segments is false (then it is given them all)."""
         self.analyzer = analyzer
         self.fps = analyzer.front_end.config.frames_per_second
         self.scored: dict[tuple[float, float], SegmentScores] = {}  # one row each
@@ -356,6 +357,12 @@ class StreamingScorer:
         for segment, description in zip(segments, descriptions, strict=True):
             self.described[(segment.start_s, segment.end_s)] = description
 
+    def holds_samples_for(self, segments: list[Segment]) -> bool:
+        """Whether every segment not yet described can still be read from the samples held (not
+        so when segmentation fell back from the plan to voice activity)."""
+        undescribed = [s for s in segments if (s.start_s, s.end_s) not in self.described]
+        return self.tail is None or all(int(s.start_s * SAMPLE_RATE) >= self.tail.start for s in undescribed)
+
     def _streamed_descriptions(self, segments: list[Segment]) -> np.ndarray:
         """Every segment's description: those taken while decoding, the rest (the last ones,
         a segment cut differently at the end) from the samples still held."""
@@ -386,7 +393,7 @@ class StreamingScorer:
         models = analyzer.models
         if models.waveform_emotion is not None:
             with clock.stage("emotion"):
-                if self.tail is not None:
+                if self.tail is not None and samples is None:
                     descriptions = self._streamed_descriptions(segments)
                     speakers = [s.speaker for s in segments]
                     emotion, sentiment = models.waveform_emotion.probabilities(descriptions, speakers)

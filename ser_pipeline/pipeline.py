@@ -311,7 +311,11 @@ def process_episode(
     if analyzer.models.diarizer is not None and any(s.speaker is None for s in segments):
         with clock.stage("diarize"):
             segments = attribute(segments, analyzer.models.diarizer.turns(audio.samples))
-    scores = scorer.finish(audio.logmel, audio.samples, segments, clock)
+    samples = audio.samples
+    if streamed and not scorer.holds_samples_for(segments):  # the plan fell through: read the waveform again
+        with clock.stage("decode"):
+            samples = decode(episode.audio_path).samples
+    scores = scorer.finish(audio.logmel, samples, segments, clock)
     warnings = [*episode.warnings, *audio.warnings, *warnings]
     with clock.stage("write"):
         write_episode(

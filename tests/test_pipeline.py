@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import EPISODES, needs_shared
 from ser_pipeline.archive import Episode
 from ser_pipeline.pipeline import RunConfig, segment_episode, segment_plan
 from ser_pipeline.segmentation import Segmentation, window_segments
@@ -152,3 +153,24 @@ def test_rows_scored_by_another_scoring_version_are_scored_again_and_counted(
     assert upgraded.status == "ok" and upgraded.older_code
     assert pipeline.previous_row(config.warehouse, one_episode)["pipeline_version"] == "next"
     assert pipeline.process_episode(one_episode, config, analyzer, "run-4").status == "skipped"
+
+
+@needs_shared
+def test_a_transcript_wholly_past_the_audio_falls_back_to_voice_activity_without_the_streamed_samples(
+    analyzer, tmp_path
+):
+    """The plan expected sentences the audio never reaches, so the samples streamed for them were
+    let go; voice activity then needs the whole waveform, which is decoded again."""
+    import shutil
+
+    import ser_pipeline.pipeline as pipeline
+
+    audio = tmp_path / "show" / "ep.mp3"
+    audio.parent.mkdir()
+    shutil.copyfile(EPISODES / "morning-chat" / "morning-chat-ep01.mp3", audio)
+    transcript = audio.with_suffix(".srt")
+    transcript.write_text("1\n02:00:00,000 --> 02:00:02,000\nlate\n")
+    late = Episode("show", "ep", "ep", audio, transcript_path=transcript)
+    outcome = pipeline.process_episode(late, RunConfig(tmp_path / "wh", Segmentation.sentence), analyzer, "r")
+    assert outcome.status == "ok", outcome.error
+    assert outcome.segments > 10 and any("voice activity" in w for w in outcome.warnings), outcome.warnings
