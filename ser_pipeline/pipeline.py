@@ -53,14 +53,14 @@ class EpisodeOutcome:
 
 
 def segment_episode(
-    episode: Episode, samples: np.ndarray | None, duration_s: float, config: RunConfig
+    episode: Episode, waveform: Callable[[], np.ndarray], duration_s: float, config: RunConfig
 ) -> tuple[list[Segment], list[str]]:
     """Segments by the configured strategy. `sentence` falls back to voice activity when the
     transcript is missing, unreadable or empty, and says so in the warnings. Voice activity
-    reads `samples`; when they were not kept (see `segment_plan`) the file is decoded again."""
+    reads `waveform()` (see `Waveform`: the samples kept, else the file decoded again)."""
 
     def by_voice_activity() -> list[Segment]:
-        return vad_segments(samples if samples is not None else decode(episode.audio_path).samples)
+        return vad_segments(waveform())
 
     if config.segmentation is Segmentation.window:
         return window_segments(duration_s, config.window_s, config.hop_s), []
@@ -118,6 +118,20 @@ class SentencePlan:
     @property
     def pending_start_s(self) -> float:
         return self.later_starts[self.given] if self.given < len(self.by_end) else math.inf
+
+
+class Waveform:
+    """An episode's 16 kHz samples when something needs them after decoding: those kept while
+    decoding, else the file decoded again, once however often it is asked for (voice activity
+    after a transcript fell through, then the Whisper head for the same segments)."""
+
+    def __init__(self, path: Path, kept: np.ndarray | None):
+        self.path, self.samples = path, kept
+
+    def __call__(self) -> np.ndarray:
+        if self.samples is None:
+            self.samples = decode(self.path).samples
+        return self.samples
 
 
 def segment_plan(episode: Episode, config: RunConfig) -> SegmentPlan | None:
@@ -304,17 +318,18 @@ def process_episode(
         audio = decode_episode(episode.audio_path, analyzer, keep_samples, clock, score_so_far)
     except AudioError as error:  # no retry can mend it: recorded as failed at once
         return record_failure(episode, config, run_id, models, str(error), inputs)
+    waveform = Waveform(episode.audio_path, audio.samples)
     with clock.stage("segment"):
-        segments, warnings = segment_episode(episode, audio.samples, audio.duration_s, config)
+        segments, warnings = segment_episode(episode, waveform, audio.duration_s, config)
     if not segments:
         warnings.append("no speech found (silence?): no segments")
     if analyzer.models.diarizer is not None and any(s.speaker is None for s in segments):
         with clock.stage("diarize"):
             segments = attribute(segments, analyzer.models.diarizer.turns(audio.samples))
     samples = audio.samples
-    if streamed and not scorer.holds_samples_for(segments):  # the plan fell through: read the waveform again
+    if streamed and not scorer.holds_samples_for(segments):  # the plan fell through: the whole waveform
         with clock.stage("decode"):
-            samples = decode(episode.audio_path).samples
+            samples = waveform()
     scores = scorer.finish(audio.logmel, samples, segments, clock)
     warnings = [*episode.warnings, *audio.warnings, *warnings]
     with clock.stage("write"):

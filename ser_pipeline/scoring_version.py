@@ -23,7 +23,7 @@ SCORING_MODULES = (
     "hf_emotion", "inference", "laughter", "model_loading", "pipeline", "registry", "schema", "segmentation",
     "transcripts", "wav2vec2_dims", "whisper_emotion", "whisper_encoder",
 )  # fmt: skip
-RECORDED_SOURCE_SHA256 = "0f93897f215a060afc6f707ae06484ca1c5f8a90682d046783a8965f9d8d9d84"
+RECORDED_SOURCE_SHA256 = "8f287fbcc78169411310296e69100845425021a1da67f780e7a64e2cc01ae010"
 
 PIPELINE_VERSION = f"{__version__}+scoring.{SCORING_VERSION}"  # the `pipeline_version` of the rows
 

@@ -26,7 +26,7 @@ def config(kind: Segmentation) -> RunConfig:
 def test_sentence_segmentation_uses_the_transcript_and_reports_cleaning(tmp_path):
     transcript = tmp_path / "ep.srt"
     transcript.write_text("1\n00:00:01,000 --> 00:00:02,500\nHost: Hi.\n\n2\n00:00:01,500 --> 00:00:09,000\nBye.\n")
-    segments, warnings = segment_episode(episode(transcript), SAMPLES, 5.0, config(Segmentation.sentence))
+    segments, warnings = segment_episode(episode(transcript), lambda: SAMPLES, 5.0, config(Segmentation.sentence))
     assert [(s.kind, s.start_s, s.end_s, s.speaker) for s in segments] == [
         ("sentence", 1.0, 2.5, "Host"),
         ("sentence", 1.5, 5.0, None),
@@ -41,7 +41,7 @@ def test_sentence_segmentation_uses_the_transcript_and_reports_cleaning(tmp_path
 def test_a_bad_transcript_falls_back_to_voice_activity_with_a_warning(tmp_path, content, reason):
     transcript = tmp_path / "ep.json"
     transcript.write_text(content)
-    segments, warnings = segment_episode(episode(transcript), SAMPLES, 2.0, config(Segmentation.sentence))
+    segments, warnings = segment_episode(episode(transcript), lambda: SAMPLES, 2.0, config(Segmentation.sentence))
     assert segments == []  # silence: no utterances
     assert any(reason in w for w in warnings)
 
@@ -49,9 +49,9 @@ def test_a_bad_transcript_falls_back_to_voice_activity_with_a_warning(tmp_path, 
 def test_no_transcript_means_voice_activity_and_window_ignores_transcripts(tmp_path):
     transcript = tmp_path / "ep.srt"
     transcript.write_text("1\n00:00:00,000 --> 00:00:01,000\nHi.\n")
-    assert segment_episode(episode(None), SAMPLES, 2.0, config(Segmentation.sentence)) == ([], [])
-    assert segment_episode(episode(transcript), SAMPLES, 2.0, config(Segmentation.vad)) == ([], [])
-    windows, _ = segment_episode(episode(transcript), SAMPLES, 7.0, config(Segmentation.window))
+    assert segment_episode(episode(None), lambda: SAMPLES, 2.0, config(Segmentation.sentence)) == ([], [])
+    assert segment_episode(episode(transcript), lambda: SAMPLES, 2.0, config(Segmentation.vad)) == ([], [])
+    windows, _ = segment_episode(episode(transcript), lambda: SAMPLES, 7.0, config(Segmentation.window))
     assert [(s.start_s, s.end_s) for s in windows] == [(0, 3), (3, 6), (6, 7)]
 
 
@@ -157,7 +157,7 @@ def test_rows_scored_by_another_scoring_version_are_scored_again_and_counted(
 
 @needs_shared
 def test_a_transcript_wholly_past_the_audio_falls_back_to_voice_activity_without_the_streamed_samples(
-    analyzer, tmp_path
+    analyzer, tmp_path, monkeypatch
 ):
     """The plan expected sentences the audio never reaches, so the samples streamed for them were
     let go; voice activity then needs the whole waveform, which is decoded again."""
@@ -171,6 +171,9 @@ def test_a_transcript_wholly_past_the_audio_falls_back_to_voice_activity_without
     transcript = audio.with_suffix(".srt")
     transcript.write_text("1\n02:00:00,000 --> 02:00:02,000\nlate\n")
     late = Episode("show", "ep", "ep", audio, transcript_path=transcript)
+    decodes, real_decode = [], pipeline.decode
+    monkeypatch.setattr(pipeline, "decode", lambda path: decodes.append(path) or real_decode(path))
     outcome = pipeline.process_episode(late, RunConfig(tmp_path / "wh", Segmentation.sentence), analyzer, "r")
     assert outcome.status == "ok", outcome.error
+    assert decodes == [audio]  # once, for voice activity and the Whisper head alike
     assert outcome.segments > 10 and any("voice activity" in w for w in outcome.warnings), outcome.warnings
