@@ -161,10 +161,12 @@ def noise_level(rng: np.random.Generator) -> float:
     return float(np.exp(rng.uniform(np.log(2e-4), np.log(8e-3))))
 
 
-def colored_noise(length: int, rng: np.random.Generator) -> np.ndarray:
-    """White, pink or brown noise of unit RMS."""
+def colored_noise(length: int, rng: np.random.Generator, slope: float | None = None) -> np.ndarray:
+    """Noise of unit RMS whose spectral power falls as 1 / f^(2 * slope): white (0), pink (0.5),
+    brown (1), blue (-0.5); without `slope`, white, pink or brown at random."""
     white = rng.standard_normal(length)
-    slope = rng.choice([0.0, 0.5, 1.0])  # spectral power ~ 1 / f^(2 * slope)
+    if slope is None:
+        slope = rng.choice([0.0, 0.5, 1.0])
     if slope:
         spectrum = np.fft.rfft(white)
         spectrum[1:] /= np.arange(1, len(spectrum)) ** slope

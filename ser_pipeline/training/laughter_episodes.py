@@ -26,7 +26,7 @@ from ser_pipeline.audio import SAMPLE_RATE
 from ser_pipeline.clip_evaluation import in_split
 from ser_pipeline.laughter import LaughterEvent, matched_pairs
 from ser_pipeline.training.data import nemo_clips, nonverbal_clips, ravdess_clips, read_clip
-from ser_pipeline.training.emotion import reverberate, room_response
+from ser_pipeline.training.emotion import colored_noise, reverberate, room_response
 from ser_pipeline.training.laughter import ALWAYS_A_ROOM, DEFAULT_HELD_OUT_LAUGHERS, at_level, trim_silence
 from ser_pipeline.training.laughter_speech import HELD_OUT_ACTORS
 
@@ -105,11 +105,7 @@ def _noise(kind: str, length: int, rng: np.random.Generator) -> np.ndarray:
         out = sum(np.sin(2 * np.pi * 50 * k * t + rng.uniform(0, 2 * np.pi)) / k for k in (1, 3, 5, 7, 9))
         out = out + 0.05 * rng.standard_normal(length)
     else:
-        slope = {"white": 0.0, "pink": 0.5, "brown": 1.0, "blue": -0.5}[kind]
-        spectrum = np.fft.rfft(rng.standard_normal(length))
-        spectrum[1:] /= np.arange(1, len(spectrum)) ** slope
-        spectrum[0] = 0
-        out = np.fft.irfft(spectrum, n=length)
+        out = colored_noise(length, rng, {"white": 0.0, "pink": 0.5, "brown": 1.0, "blue": -0.5}[kind])
     return (out / (np.sqrt(np.mean(out**2)) + 1e-12)).astype(np.float32)
 
 
