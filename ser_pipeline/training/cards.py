@@ -244,26 +244,6 @@ Frame-level laughter detector: a dilated temporal CNN (residual, dilations
 with fixed input normalisation learnt in training; {recipe.network.receptive_frames / 100:.2f} s of context
 on each side of a frame. One pass scores every frame of an episode.{ensemble}
 
-## Data and split
-- Positives: `../shared/data/nonverbal/laughing`, except the held-out laughers ({held_out}):
-  every laugher heard in `../shared/data/episodes`, so the episode scores below are on laughers
-  the model never heard.
-- Negatives: {negatives} of `nonverbal/`, placed
-  {recipe.vocalization_share:.0%} of the time (without the held-out laughers' other vocalizations: evaluation is by
-  person), and {recipe.speech_clips} speech clips, as many from each of {speech_corpora}{held_out_actors};
-  {expressive}.
-- Scenes of {recipe.scene_s} s built on the fly: clips one after another with 0.1-1.2 s gaps,
-  each at its own level (-34 to -14 dBFS RMS) and speed ({recipe.speed_range[0]}-{recipe.speed_range[1]}x, pitch and tempo
-  together), over white, pink or brown noise (-65 to -40 dBFS), the whole scene through a
-  random spectral tilt (darker, thinner or as is); laughter drawn {recipe.laughter_share:.0%} of the time, cut to
-  a 0.6-3 s excerpt {recipe.laugh_excerpt_share:.0%} of those and joined by a second laugh drawn from the
-  pool (two people laughing at once, -9 to 0 dB relative) {recipe.together_share:.0%} of those. {recipe.band_shift_share:.0%} of the
-  scenes' log-mel frames move up or down by up to {recipe.band_shift} mel bands (a higher or lower voice, laughter
-  and speech alike).{sharpened}{band_limited}{rooms} {recipe.epochs} epochs x {recipe.scenes_per_epoch} scenes{" per network" if recipe.members > 1 else f", seed {recipe.seed}"}.
-
-## Licence
-Weights derived from the Deeply Nonverbal Vocalization sample set (CC BY-NC-ND 4.0), {", ".join(_SPEECH_LICENCES[c] for c in recipe.speech_corpora)}: non-commercial use.
-
 ## False alarms on voices no recipe trained on (operating point `balanced`)
 Operating point: threshold {point.threshold}, smoothing {point.smooth_s} s, minimum length
 {point.min_duration_s} s, merge gap {point.merge_gap_s} s. Each speaker's laughter-free clips strung
@@ -286,6 +266,26 @@ follow (half of them over its end), music beds, synthetic rooms, five kinds of n
 There is no final test of laughs by unheard laughers beyond these six: every laugher in
 `../shared/data` has been looked at. The leave-laughers-out check (`ser-pipeline train
 laughter-cv`, development figures) is in `docs/evaluation.md`.
+
+## Data and split
+- Positives: `../shared/data/nonverbal/laughing`, except the held-out laughers ({held_out}):
+  every laugher heard in `../shared/data/episodes`, so the episode scores below are on laughers
+  the model never heard.
+- Negatives: {negatives} of `nonverbal/`, placed
+  {recipe.vocalization_share:.0%} of the time (without the held-out laughers' other vocalizations: evaluation is by
+  person), and {recipe.speech_clips} speech clips, as many from each of {speech_corpora}{held_out_actors};
+  {expressive}.
+- Scenes of {recipe.scene_s} s built on the fly: clips one after another with 0.1-1.2 s gaps,
+  each at its own level (-34 to -14 dBFS RMS) and speed ({recipe.speed_range[0]}-{recipe.speed_range[1]}x, pitch and tempo
+  together), over white, pink or brown noise (-65 to -40 dBFS), the whole scene through a
+  random spectral tilt (darker, thinner or as is); laughter drawn {recipe.laughter_share:.0%} of the time, cut to
+  a 0.6-3 s excerpt {recipe.laugh_excerpt_share:.0%} of those and joined by a second laugh drawn from the
+  pool (two people laughing at once, -9 to 0 dB relative) {recipe.together_share:.0%} of those. {recipe.band_shift_share:.0%} of the
+  scenes' log-mel frames move up or down by up to {recipe.band_shift} mel bands (a higher or lower voice, laughter
+  and speech alike).{sharpened}{band_limited}{rooms} {recipe.epochs} epochs x {recipe.scenes_per_epoch} scenes{" per network" if recipe.members > 1 else f", seed {recipe.seed}"}.
+
+## Licence
+Weights derived from the Deeply Nonverbal Vocalization sample set (CC BY-NC-ND 4.0), {", ".join(_SPEECH_LICENCES[c] for c in recipe.speech_corpora)}: non-commercial use.
 
 ## Development data: `../shared/data/episodes`
 Their six laughers are held out of training, but recipes were chosen on these episodes.
