@@ -129,10 +129,6 @@ def _json_value(value):
         return None  # JSON has no NaN or infinity
     if isinstance(value, decimal.Decimal):
         return float(value)
-    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.hex()
     if isinstance(value, dict | list | str | int | float | bool) or value is None:
         return value
-    return str(value)
+    return _plain(value)  # dates and times in ISO form, bytes in hex, the rest as text
