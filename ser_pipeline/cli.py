@@ -110,8 +110,9 @@ DaskAddressOption = Annotated[
 DiarizationOption = Annotated[
     str | None,
     typer.Option(
-        help="pyannote.audio pipeline that labels speakers of segments whose transcript names none, pinned:"
-        " HUB_ID@<commit> (HF_TOKEN for gated ones) or DIR@sha256:<hash of its files>."
+        help="Label the speakers of segments whose transcript names none: 'embedded' (the diarizer that ships"
+        " with the project, offline; 'embedded:N' for at most N speakers, default 8) or a pinned pyannote.audio"
+        " pipeline, HUB_ID@<commit> (HF_TOKEN for gated ones) or DIR@sha256:<hash of its files>."
     ),
 ]
 AllowPrivateFeedsOption = Annotated[

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,6 @@ import torch
 from ser_pipeline.audio import SAMPLE_RATE
 from ser_pipeline.segmentation import Segment
 
-Turn = tuple[float, float, str]
 _PIN = re.compile(r"^(sha256:[0-9a-f]{64}|[0-9a-f]{40})$")
 
 
@@ -31,8 +30,19 @@ class DiarizationError(RuntimeError):
     pass
 
 
+@dataclass(frozen=True)
+class Turn:
+    """A stretch of one speaker's talk."""
+
+    start_s: float
+    end_s: float
+    speaker: str
+
+
 class Diarizer:
     """A loaded pyannote.audio pipeline; `source` names it in the warehouse's `models`."""
+
+    label_source = "pyannote"
 
     def __init__(self, pipeline, source: str):
         self.pipeline, self.source = pipeline, source
@@ -58,13 +68,13 @@ class Diarizer:
             raise DiarizationError(f"the hub refused {source!r}: accept its conditions and set HF_TOKEN")
         return cls(pipeline.to(device), source)
 
-    def turns(self, samples: np.ndarray) -> list[Turn]:
-        """(start, end, speaker label) of every speaker turn in a 16 kHz mono episode."""
+    def turns(self, samples: np.ndarray, regions: list[tuple[float, float]] | None = None) -> list[Turn]:
+        """Every speaker turn in a 16 kHz mono episode (pyannote finds speech itself: `regions` unread)."""
         waveform = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))[None]
         output = self.pipeline({"waveform": waveform, "sample_rate": SAMPLE_RATE})
         annotation = getattr(output, "speaker_diarization", output)  # pyannote 4 wraps it; 3 did not
         return [
-            (float(turn.start), float(turn.end), str(label))
+            Turn(float(turn.start), float(turn.end), str(label))
             for turn, _, label in annotation.itertracks(yield_label=True)
         ]
 
@@ -101,16 +111,21 @@ def check_pin(source: str) -> tuple[str, str | None]:
     return location, pin
 
 
-def attribute(segments: list[Segment], turns: list[Turn]) -> list[Segment]:
+def attribute(segments: list[Segment], turns: list[Turn], source: str) -> list[Segment]:
     """Segments without a speaker take the turn label that overlaps them longest (none when
-    no turn overlaps); segments the transcript attributed keep their speaker."""
+    no turn overlaps), `source` recorded as where it came from; segments the transcript
+    attributed keep their speaker."""
 
     def speaker(segment: Segment) -> str | None:
         overlaps: dict[str, float] = {}
-        for start, end, label in turns:
-            overlap = min(end, segment.end_s) - max(start, segment.start_s)
+        for turn in turns:
+            overlap = min(turn.end_s, segment.end_s) - max(turn.start_s, segment.start_s)
             if overlap > 0:
-                overlaps[label] = overlaps.get(label, 0.0) + overlap
+                overlaps[turn.speaker] = overlaps.get(turn.speaker, 0.0) + overlap
         return max(overlaps, key=overlaps.get) if overlaps else None
 
-    return [s if s.speaker is not None else replace(s, speaker=speaker(s)) for s in segments]
+    def labelled(segment: Segment) -> Segment:
+        name = speaker(segment)
+        return replace(segment, speaker=name, speaker_source=source if name else None)
+
+    return [s if s.speaker is not None else labelled(s) for s in segments]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
+import scipy.optimize
 import sklearn.metrics
 
 
@@ -57,3 +59,59 @@ def concordance_correlation(truth: np.ndarray, predicted: np.ndarray) -> float:
     truth, predicted = np.asarray(truth, float), np.asarray(predicted, float)
     covariance = np.mean((truth - truth.mean()) * (predicted - predicted.mean()))
     return float(2 * covariance / (truth.var() + predicted.var() + (truth.mean() - predicted.mean()) ** 2))
+
+
+@dataclass(frozen=True)
+class DiarizationScore:
+    """Seconds of reference speech missed, hypothesis speech where the reference has none (false
+    alarm), and speech given to the wrong speaker (confusion) under the best one-to-one mapping
+    of labels; `der` is their sum over the reference's speech (overlapped speech counts per speaker)."""
+
+    missed_s: float
+    false_alarm_s: float
+    confusion_s: float
+    speech_s: float
+    reference_speakers: int
+    hypothesis_speakers: int
+
+    @property
+    def der(self) -> float:
+        return (self.missed_s + self.false_alarm_s + self.confusion_s) / max(self.speech_s, 1e-9)
+
+
+def diarization_score(reference, hypothesis, collar_s: float = 0.25, step_s: float = 0.01) -> DiarizationScore:
+    """Frame-based diarization error of `hypothesis` against `reference` (lists of turns with
+    start_s, end_s and speaker), frames within `collar_s` of the moment a reference speaker starts
+    or stops not scored (NIST's collar: 0.25 s either side; pyannote.metrics' collar=0.5)."""
+    end = max([t.end_s for t in [*reference, *hypothesis]], default=0.0)
+    frames = int(np.ceil(end / step_s)) + 1
+
+    def activity(turns) -> tuple[np.ndarray, list[str]]:
+        names = sorted({t.speaker for t in turns})
+        active = np.zeros((frames, len(names)), bool)
+        for t in turns:
+            active[int(round(t.start_s / step_s)) : int(round(t.end_s / step_s)), names.index(t.speaker)] = True
+        return active, names
+
+    ref, ref_names = activity(reference)
+    hyp, hyp_names = activity(hypothesis)
+    scored = np.ones(frames, bool)
+    width = int(round(collar_s / step_s))
+    padded = np.pad(ref, ((1, 1), (0, 0)))
+    for edge in np.flatnonzero((padded[1:] != padded[:-1]).any(axis=1)):  # a speaker starts or stops
+        scored[max(edge - width, 0) : edge + width] = False
+    ref, hyp = ref[scored], hyp[scored]
+    together = ref.T.astype(np.int64) @ hyp.astype(np.int64)  # (ref speakers, hyp speakers) frames in common
+    rows, cols = scipy.optimize.linear_sum_assignment(-together) if together.size else ([], [])
+    correct = np.zeros(len(ref), np.int64)
+    for r, c in zip(rows, cols, strict=True):
+        correct += ref[:, r] & hyp[:, c]
+    n_ref, n_hyp = ref.sum(1), hyp.sum(1)
+    return DiarizationScore(
+        float(np.maximum(n_ref - n_hyp, 0).sum() * step_s),
+        float(np.maximum(n_hyp - n_ref, 0).sum() * step_s),
+        float((np.minimum(n_ref, n_hyp) - correct).sum() * step_s),
+        float(n_ref.sum() * step_s),
+        len(ref_names),
+        len(hyp_names),
+    )

@@ -178,7 +178,11 @@ def load_models(
             waveform_dims = Wav2Vec2DimsScorer(dims_spec, on)
     laughter_net = load_network(resolve_weights(laughter_spec), laughter_spec.architecture).to(on)
     diarizer = None
-    if diarization:
+    if diarization and diarization.split(":")[0] == "embedded":
+        from ser_pipeline.embedded_diarization import EmbeddedDiarizer
+
+        diarizer = EmbeddedDiarizer.load(diarization, on)
+    elif diarization:
         from ser_pipeline.diarization import Diarizer
 
         diarizer = Diarizer.load(diarization, on)

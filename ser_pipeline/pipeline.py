@@ -235,6 +235,7 @@ def _segment_table(
         "start_s": [s.start_s for s in segments],
         "end_s": [s.end_s for s in segments],
         "speaker": [s.speaker for s in segments],
+        "speaker_source": [s.speaker_source for s in segments],
         "text": [s.text for s in segments],
         **{name: scores.columns[name] for name in schema.SCORE_COLUMNS},
         "emotion_model": [models["emotion"]] * n,
@@ -323,9 +324,12 @@ def process_episode(
         segments, warnings = segment_episode(episode, waveform, audio.duration_s, config)
     if not segments:
         warnings.append("no speech found (silence?): no segments")
-    if analyzer.models.diarizer is not None and any(s.speaker is None for s in segments):
+    diarizer = analyzer.models.diarizer
+    if diarizer is not None and any(s.speaker is None for s in segments):
+        # Utterances (voice activity, sentences) are the speech regions; windows are not.
+        regions = None if config.segmentation is Segmentation.window else [(s.start_s, s.end_s) for s in segments]
         with clock.stage("diarize"):
-            segments = attribute(segments, analyzer.models.diarizer.turns(audio.samples))
+            segments = attribute(segments, diarizer.turns(audio.samples, regions), diarizer.label_source)
     samples = audio.samples
     if streamed and not scorer.holds_samples_for(segments):  # the plan fell through: the whole waveform
         with clock.stage("decode"):

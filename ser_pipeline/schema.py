@@ -73,6 +73,7 @@ SEGMENTS = pa.schema(
         ("start_s", pa.float64()),
         ("end_s", pa.float64()),
         ("speaker", pa.string()),
+        ("speaker_source", pa.string()),
         ("text", pa.string()),
         ("emotion", pa.string()),
         *_SCORES,
@@ -144,7 +145,10 @@ DESCRIPTIONS: dict[str, str] = {
     "kind": "'sentence' (transcript), 'window' (fixed windows) or 'vad' (voice activity)",
     "start_s": "seconds from the start of the episode's audio",
     "end_s": "seconds from the start of the episode's audio",
-    "speaker": "speaker named by the transcript, if any",
+    "speaker": "speaker named by the transcript, else by the diarizer if one ran (`S1`, `S2`, ... per "
+    "episode from the embedded one)",
+    "speaker_source": "where `speaker` came from: 'transcript', 'embedded' (the embedded diarizer) or "
+    "'pyannote'; empty without a speaker",
     "text": "the transcript sentence, if any",
     "emotion": "most probable of the 7 emotion classes",
     "sentiment": "most probable of negative, neutral, positive",

@@ -17,13 +17,13 @@ from pathlib import Path
 
 from ser_pipeline import __version__
 
-SCORING_VERSION = 5
+SCORING_VERSION = 6
 SCORING_MODULES = (
-    "archive", "audio", "architectures", "devices", "diarization", "episode_steps", "features", "gillick",
+    "archive", "audio", "architectures", "devices", "diarization", "embedded_diarization", "episode_steps", "features", "gillick",
     "hf_emotion", "inference", "laughter", "model_loading", "pipeline", "registry", "schema", "segmentation",
-    "transcripts", "wav2vec2_dims", "whisper_emotion", "whisper_encoder",
+    "transcripts", "wav2vec2_dims", "whisper_emotion", "whisper_encoder", "voice_encoder",
 )  # fmt: skip
-RECORDED_SOURCE_SHA256 = "8f287fbcc78169411310296e69100845425021a1da67f780e7a64e2cc01ae010"
+RECORDED_SOURCE_SHA256 = "c8deb76bd59442b5c7ae97a50a202b85d5daf6b1152aac2dd25d54ebc67bb8cf"
 
 PIPELINE_VERSION = f"{__version__}+scoring.{SCORING_VERSION}"  # the `pipeline_version` of the rows
 

@@ -26,6 +26,7 @@ class Segment:
     end_s: float
     speaker: str | None = None
     text: str | None = None
+    speaker_source: str | None = None  # 'transcript', 'embedded' or 'pyannote' where `speaker` is set
 
     @property
     def duration_s(self) -> float:
@@ -35,7 +36,15 @@ class Segment:
 def sentence_segments(sentences: list[Sentence]) -> list[Segment]:
     """One segment per transcript sentence, times exactly as the transcript gives them."""
     return [
-        Segment(index, Segmentation.sentence.value, s.start_s, s.end_s, s.speaker, s.text)
+        Segment(
+            index,
+            Segmentation.sentence.value,
+            s.start_s,
+            s.end_s,
+            s.speaker,
+            s.text,
+            "transcript" if s.speaker else None,
+        )
         for index, s in enumerate(sentences)
     ]
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from ser_pipeline.archive import Episode
-from ser_pipeline.diarization import DiarizationError, Diarizer, attribute, folder_sha256
+from ser_pipeline.diarization import DiarizationError, Diarizer, Turn, attribute, folder_sha256
 from ser_pipeline.pipeline import RunConfig, previous_row, process_episode
 from ser_pipeline.segmentation import Segment, Segmentation
 
@@ -32,9 +32,15 @@ def test_unattributed_segments_take_the_speaker_overlapping_them_most():
         Segment(2, "window", 6.0, 9.0),
         Segment(3, "window", 20.0, 23.0),
     ]
-    turns = [(0.0, 1.0, "A"), (1.0, 4.5, "B"), (5.0, 7.0, "A"), (6.5, 9.0, "B")]
-    speakers = [s.speaker for s in attribute(segments, turns)]
-    assert speakers == ["B", "Host", "B", None]  # 2.0 s of B beat 1.0 s of A; 2.5 s of B beat 1.0 s of A
+    turns = [Turn(0.0, 1.0, "A"), Turn(1.0, 4.5, "B"), Turn(5.0, 7.0, "A"), Turn(6.5, 9.0, "B")]
+    attributed = attribute(segments, turns, "pyannote")
+    assert [s.speaker for s in attributed] == ["B", "Host", "B", None]
+    assert [s.speaker_source for s in attributed] == [
+        "pyannote",
+        None,
+        "pyannote",
+        None,
+    ]  # 2.0 s of B beat 1.0 s of A; 2.5 s of B beat 1.0 s of A
 
 
 def _local_pipeline():
@@ -105,6 +111,8 @@ def test_a_local_pyannote_pipeline_labels_the_speakers_of_unattributed_segments(
     segments = pq.read_table(next((tmp_path / "wh" / "segments").rglob("*.parquet"))).to_pandas()
     assert len(segments) == 4 and spy.labels and set(segments.speaker.dropna()) <= spy.labels
     assert segments.speaker.notna().any()
+    assert set(segments.speaker_source.dropna()) == {"pyannote"}
+    assert (segments.speaker.isna() == segments.speaker_source.isna()).all()
     assert '"diarization": "local-test-pipeline"' in previous_row(config.warehouse, episode)["models"]
 
 

@@ -1,0 +1,161 @@
+"""Episodes with known speakers for judging diarizers: 3-5 voices, short turns, overlaps.
+
+Each episode is a conversation of 3-5 voices of one corpus, in every emotion: a turn is 1-3 of
+a speaker's sentences (near-silence trimmed, 0.1-0.3 s apart), the next turn another speaker's,
+0.2-0.8 s later or, one change in five, starting 0.2-0.8 s before the previous one ends. Each
+voice has its own level (-32 to -22 dBFS, a sentence +-3 dB around it) and share of the talk
+(the first voice, a host, about twice the others'); pink noise lies under it at -60 to -45 dBFS,
+and half the episodes are in a synthetic room.
+
+Voices: `split="final"` draws only voices that no decision about the diarizer looks at (the
+RAVDESS actors every recipe holds out, and nEMO's final-test speakers); `split="dev"` draws the
+other RAVDESS actors and nEMO's development speakers, on which the diarizer's settings are
+chosen. Truth is the dry span of every sentence with its voice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ser_pipeline.audio import SAMPLE_RATE
+from ser_pipeline.clip_evaluation import in_split
+from ser_pipeline.diarization import Turn
+from ser_pipeline.training.data import Clip, nemo_clips, ravdess_clips, read_clip
+from ser_pipeline.training.emotion import colored_noise, reverberate, room_response
+from ser_pipeline.training.laughter import ALWAYS_A_ROOM, at_level, trim_silence
+from ser_pipeline.training.whisper_head import HELD_OUT_ACTORS
+
+
+@dataclass(frozen=True)
+class SpeakerEpisode:
+    name: str
+    samples: np.ndarray
+    turns: list[Turn]  # one per sentence: its dry span and voice
+    room: bool
+
+    @property
+    def speakers(self) -> int:
+        return len({t.speaker for t in self.turns})
+
+
+def shared_episodes(data) -> list[SpeakerEpisode]:
+    """The shared episodes (development data: their voices and laughs are the shared ones) with
+    their truth's sentences as the turns; laughter is not speech."""
+    from ser_pipeline.audio import decode
+    from ser_pipeline.evaluation import read_truth
+
+    episodes = []
+    for truth in sorted((data / "episodes").rglob("*.truth.csv")):
+        speech, _ = read_truth(truth)
+        turns = [Turn(float(r["start"]), float(r["end"]), r["speaker"]) for r in speech]
+        audio = decode(truth.with_name(truth.name.removesuffix(".truth.csv") + ".mp3"))
+        episodes.append(SpeakerEpisode(truth.name.removesuffix(".truth.csv"), audio.samples, turns, False))
+    return episodes
+
+
+def voices(data, split: str) -> dict[str, dict[str, list[Clip]]]:
+    """corpus -> voice -> clips, of the split's voices."""
+    held_out = {f"ravdess-{a:02d}" for a in HELD_OUT_ACTORS}
+    chosen: dict[str, dict[str, list[Clip]]] = {}
+    for clip in ravdess_clips(data):
+        if (clip.speaker in held_out) == (split == "final"):
+            chosen.setdefault("ravdess", {}).setdefault(clip.speaker, []).append(clip)
+    for clip in nemo_clips(data):
+        if in_split(clip, split):
+            chosen.setdefault("nemo", {}).setdefault(clip.speaker, []).append(clip)
+    return chosen
+
+
+def build_episodes(data, split: str, count: int = 8, minutes: float = 4.0, seed: int = 0) -> list[SpeakerEpisode]:
+    """`count` episodes of about `minutes`, alternately of RAVDESS and nEMO voices, with 3, 4 or 5 of them."""
+    rng = np.random.default_rng(seed)
+    pools = voices(data, split)
+    corpora = sorted(pools)
+    episodes = []
+    for index in range(count):
+        pool = pools[corpora[index % len(corpora)]]
+        names = sorted(pool)
+        n = min(3 + index // len(corpora) % 3, len(names))
+        cast = [names[i] for i in rng.choice(len(names), n, replace=False)]
+        episodes.append(_episode(f"{split}-{index + 1:02d}", cast, pool, index % 4 >= 2, minutes, rng))
+    return episodes
+
+
+def _episode(
+    name: str, cast: list[str], pool: dict[str, list[Clip]], room: bool, minutes: float, rng
+) -> SpeakerEpisode:
+    length = int(minutes * 60 * SAMPLE_RATE)
+    dry = np.zeros(length + 30 * SAMPLE_RATE, np.float32)
+    levels = {voice: rng.uniform(-32, -22) for voice in cast}
+    share = np.array([2.0] + [1.0] * (len(cast) - 1))
+    turns: list[Turn] = []
+    cursor, previous = int(rng.uniform(0.5, 2) * SAMPLE_RATE), None
+    while cursor < length:
+        choices = [i for i in range(len(cast)) if cast[i] != previous]
+        weights = share[choices] / share[choices].sum()
+        voice = cast[choices[rng.choice(len(choices), p=weights)]]
+        for sentence_index in range(rng.integers(1, 4)):
+            clip = pool[voice][rng.integers(len(pool[voice]))]
+            sentence = at_level(trim_silence(read_clip(clip.path)), levels[voice] + rng.uniform(-3, 3))
+            if sentence_index:
+                cursor += int(rng.uniform(0.1, 0.3) * SAMPLE_RATE)
+            dry[cursor : cursor + len(sentence)] += sentence
+            turns.append(Turn(cursor / SAMPLE_RATE, (cursor + len(sentence)) / SAMPLE_RATE, voice))
+            cursor += len(sentence)
+        overlap = rng.random() < 0.2
+        cursor += int(rng.uniform(0.2, 0.8) * SAMPLE_RATE) * (-1 if overlap else 1)
+        previous = voice
+    dry = dry[: max(int(turns[-1].end_s * SAMPLE_RATE), cursor)]
+    if room:
+        dry = reverberate(dry, room_response(rng, ALWAYS_A_ROOM))
+    mix = dry + colored_noise(len(dry), rng, 0.5) * 10 ** (rng.uniform(-60, -45) / 20)
+    return SpeakerEpisode(name, np.clip(mix, -1, 1).astype(np.float32), turns, room)
+
+
+@dataclass(frozen=True)
+class EpisodeDiarization:
+    name: str
+    speakers: int
+    found: int
+    der: float
+    missed: float
+    false_alarm: float
+    confusion: float
+
+
+def score_diarizer(diarizer, episodes: list[SpeakerEpisode], log=lambda line: None) -> dict:
+    """Each episode diarized from its own voice activity (no transcript), against its truth:
+    per episode and pooled (errors over all reference speech), with the share of episodes whose
+    speaker count is exact."""
+    from ser_pipeline.metrics import diarization_score
+    from ser_pipeline.segmentation import vad_segments
+
+    rows, pooled = [], np.zeros(4)
+    for episode in episodes:
+        regions = [(s.start_s, s.end_s) for s in vad_segments(episode.samples)]
+        score = diarization_score(episode.turns, diarizer.turns(episode.samples, regions))
+        speech = max(score.speech_s, 1e-9)
+        rows.append(
+            EpisodeDiarization(
+                episode.name,
+                score.reference_speakers,
+                score.hypothesis_speakers,
+                round(score.der, 4),
+                round(score.missed_s / speech, 4),
+                round(score.false_alarm_s / speech, 4),
+                round(score.confusion_s / speech, 4),
+            )  # fmt: skip
+        )
+        pooled += [score.missed_s, score.false_alarm_s, score.confusion_s, score.speech_s]
+        log(f"{episode.name}: {rows[-1]}")
+    return {
+        "der_pooled": round(float(pooled[:3].sum() / pooled[3]), 4),
+        "missed": round(float(pooled[0] / pooled[3]), 4),
+        "false_alarm": round(float(pooled[1] / pooled[3]), 4),
+        "confusion": round(float(pooled[2] / pooled[3]), 4),
+        "der_mean": round(float(np.mean([r.der for r in rows])), 4),
+        "speaker_count_exact": round(float(np.mean([r.speakers == r.found for r in rows])), 4),
+        "episodes": [r.__dict__ for r in rows],
+    }

@@ -1,0 +1,146 @@
+"""The embedded diarizer: the GE2E port against the resemblyzer package it comes from, the
+diarization error rate against hand-counted answers and pyannote.metrics, the clustering on
+embeddings of known groups, and an episode through the pipeline with its speakers withheld."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from conftest import EPISODES, SHARED_DATA, needs_shared
+from ser_pipeline.diarization import DiarizationError, Turn
+from ser_pipeline.embedded_diarization import ClusteringSettings, EmbeddedDiarizer, cluster
+from ser_pipeline.metrics import diarization_score
+from ser_pipeline.voice_encoder import WINDOW_SAMPLES, at_target_level, embed_windows, load_voice_encoder
+
+
+def test_the_port_gives_the_resemblyzer_package_s_embeddings_for_whole_and_short_windows():
+    resemblyzer = pytest.importorskip("resemblyzer")
+    from resemblyzer import audio
+
+    reference = resemblyzer.VoiceEncoder("cpu", verbose=False)
+    rng = np.random.default_rng(0)
+    t = np.arange(WINDOW_SAMPLES) / 16_000
+    voiced = np.sin(2 * np.pi * 150 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t)) + 0.05 * rng.standard_normal(len(t))
+    windows = [voiced.astype(np.float32), 0.01 * voiced[:9_000].astype(np.float32)]  # a short, quiet one
+    ours = embed_windows(load_voice_encoder(torch.device("cpu")), windows)
+    for window, embedding in zip(windows, ours, strict=True):
+        mel = audio.wav_to_mel_spectrogram(at_target_level(window))
+        with torch.no_grad():
+            expected = reference(torch.from_numpy(mel[None]))[0].numpy()
+        np.testing.assert_allclose(embedding, expected, atol=1e-5)
+    assert abs(float(np.linalg.norm(ours[0])) - 1) < 1e-5
+
+
+def test_diarization_error_counts_missed_false_alarm_and_confused_seconds():
+    reference = [Turn(0, 10, "A"), Turn(10, 20, "B")]
+    hypothesis = [Turn(0, 12, "x"), Turn(12, 18, "y"), Turn(25, 27, "y")]
+    score = diarization_score(reference, hypothesis, collar_s=0)
+    assert (score.missed_s, score.false_alarm_s, score.confusion_s) == pytest.approx((2, 2, 2))  # 18-20, 25-27, 10-12
+    assert score.der == pytest.approx(0.3) and (score.reference_speakers, score.hypothesis_speakers) == (2, 2)
+    # The collar leaves 0.25 s either side of every reference boundary out: 10-12 loses 0.25 s.
+    assert diarization_score(reference, hypothesis).confusion_s == pytest.approx(1.75)
+    overlapped = diarization_score([Turn(0, 4, "A"), Turn(2, 4, "B")], [Turn(0, 4, "x")], collar_s=0)
+    assert (overlapped.missed_s, overlapped.speech_s) == pytest.approx((2, 6))  # two voices at once count twice
+
+
+def test_diarization_error_agrees_with_pyannote_metrics():
+    metrics = pytest.importorskip("pyannote.metrics.diarization")
+    from pyannote.core import Annotation, Segment
+
+    rng = np.random.default_rng(1)
+
+    def turns(names: str, count: int) -> list[Turn]:
+        starts = np.sort(rng.uniform(0, 120, count)).round(2)
+        return [
+            Turn(float(s), float(s + rng.uniform(0.5, 6)).__round__(2), names[rng.integers(len(names))]) for s in starts
+        ]
+
+    for _ in range(5):
+        reference, hypothesis = turns("ABC", 30), turns("xyzw", 30)
+        annotations = []
+        for side in (reference, hypothesis):
+            annotation = Annotation()
+            for i, t in enumerate(side):
+                annotation[Segment(t.start_s, t.end_s), i] = t.speaker
+            annotations.append(annotation.support())
+        expected = metrics.DiarizationErrorRate(collar=0.5)(*annotations, detailed=True)  # 0.5 there = 0.25 a side
+        ours = diarization_score(reference, hypothesis)
+        assert ours.der == pytest.approx(expected["diarization error rate"], abs=0.01)
+        assert ours.missed_s == pytest.approx(expected["missed detection"], abs=0.3)
+
+
+def _groups(sizes: list[int], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors scattered around one centre per group in the positive orthant, as spread as
+    GE2E's on the development voices (cosine about 0.7 within a group, 0.5 between)."""
+    rng = np.random.default_rng(seed)
+    rows, truth = [], []
+    for k, size in enumerate(sizes):
+        centre = np.abs(rng.standard_normal(256))
+        rows.append(np.maximum(centre + 0.9 * rng.standard_normal((size, 256)), 0))
+        truth += [k] * size
+    embeddings = np.concatenate(rows)
+    return embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True), np.array(truth)
+
+
+@pytest.mark.parametrize("sizes", [[120, 80, 60], [160, 80], [150, 100, 90, 60, 40]])
+def test_clustering_finds_the_groups_of_known_embeddings(sizes):
+    from sklearn.metrics import adjusted_rand_score
+
+    embeddings, truth = _groups(sizes)
+    labels = cluster(embeddings, ClusteringSettings())
+    assert len(set(labels)) == len(sizes) and adjusted_rand_score(truth, labels) > 0.95
+
+
+def test_one_voice_is_one_speaker_and_max_speakers_bounds_the_count():
+    one, _ = _groups([300])
+    assert set(cluster(one, ClusteringSettings())) == {0}
+    many, _ = _groups([60] * 6, seed=3)
+    assert len(set(cluster(many, ClusteringSettings(max_speakers=3)))) <= 3
+    assert len(set(cluster(many, ClusteringSettings()))) == 6
+
+
+@pytest.mark.parametrize("option", ["embedded:0", "embedded:x", "embeded"])
+def test_a_malformed_embedded_option_is_a_clear_error(option):
+    with pytest.raises(DiarizationError, match="embedded:N"):
+        EmbeddedDiarizer.load(option, torch.device("cpu"))
+
+
+@needs_shared
+def test_voices_of_the_development_split_are_told_apart():
+    """A known answer on real voices: a 1.5-minute conversation of three development voices."""
+    from ser_pipeline.training.diarization_episodes import build_episodes, score_diarizer
+
+    (episode,) = build_episodes(SHARED_DATA, "dev", count=1, minutes=1.5, seed=1)
+    summary = score_diarizer(EmbeddedDiarizer(torch.device("cpu")), [episode])
+    assert summary["speaker_count_exact"] == 1.0 and summary["der_pooled"] < 0.15
+
+
+@needs_shared
+@pytest.mark.slow
+def test_an_episode_without_speakers_gets_embedded_ones_through_the_pipeline(tmp_path):
+    from ser_pipeline.archive import Episode
+    from ser_pipeline.inference import Analyzer
+    from ser_pipeline.pipeline import RunConfig, previous_row, process_episode
+    from ser_pipeline.segmentation import Segmentation
+
+    source = EPISODES / "morning-chat" / "morning-chat-ep01"
+    transcript = json.loads(source.with_suffix(".json").read_text())
+    for sentence in transcript["segments"]:
+        del sentence["speaker"]
+    (tmp_path / "ep.json").write_text(json.dumps(transcript))
+    analyzer = Analyzer(device="cpu", diarization="embedded")
+    episode = Episode("show", "ep", "ep", source.with_suffix(".mp3"), transcript_path=tmp_path / "ep.json")
+    for segmentation in (Segmentation.sentence, Segmentation.window):
+        config = RunConfig(tmp_path / segmentation.value, segmentation)
+        assert process_episode(episode, config, analyzer, "run-1").status == "ok"
+        segments = pq.read_table(next((config.warehouse / "segments").rglob("*.parquet"))).to_pandas()
+        assert set(segments.speaker_source.dropna()) == {"embedded"}
+        speakers = set(segments.speaker.dropna())
+        assert 2 <= len(speakers) <= 4 and speakers == {f"S{i + 1}" for i in range(len(speakers))}
+        assert segments.speaker.notna().mean() > 0.8
+        assert '"diarization": "embedded"' in previous_row(config.warehouse, episode)["models"]
