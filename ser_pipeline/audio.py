@@ -108,7 +108,14 @@ def iter_blocks(path: Path) -> tuple[Source, Iterator[np.ndarray]]:
         if path.suffix.lower() in _SOUNDFILE_SUFFIXES:
             return _soundfile_blocks(path)
         return _ffmpeg_blocks(path)
-    except (sf.LibsndfileError, RuntimeError, OSError) as error:
+    except AudioError:
+        raise
+    except (
+        sf.LibsndfileError,
+        RuntimeError,
+        OSError,
+        ValueError,
+    ) as error:  # FFmpeg's InvalidDataError is a ValueError
         raise AudioError(f"cannot decode {path.suffix} audio: {_one_line(error)}") from None
 
 

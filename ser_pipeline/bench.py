@@ -28,6 +28,7 @@ import soxr
 
 from ser_pipeline.audio import SAMPLE_RATE, decode, iter_blocks
 from ser_pipeline.files import atomic_write
+from ser_pipeline.service_bench import ServiceBench, run_service_bench
 
 BENCH_RATE = 44_100
 UNIT_S = 300
@@ -281,6 +282,7 @@ class BenchResult:
     device: str = "cpu"
     source: str = ""
     rerun: dict[str, float] = field(default_factory=dict)
+    service: ServiceBench | None = None
 
     @property
     def stage_total(self) -> float:
@@ -343,6 +345,7 @@ class BenchResult:
             "",
             f"(The floor row times the pipeline's own `decode`; the two decode rows took {floor_s:.1f} s together.)",
             *self._rerun_lines(),
+            *(self.service.markdown_lines() if self.service else []),
         ]
         return "\n".join(lines) + "\n" + self._targets() + _NOTES
 
@@ -376,6 +379,17 @@ class BenchResult:
                  floor_rt / hour.real_time <= 2),
                 ("end-to-end (start-up included) >= 10x the naive reference",
                  f"{hour.real_time / self.naive_real_time:.1f}x", hour.real_time >= 10 * self.naive_real_time),
+            ]  # fmt: skip
+        if self.service:
+            one, many, svc = self.service.one_client_ms, self.service.concurrent_ms, self.service
+            growth = svc.rss_after_mb - svc.rss_after_warmup_mb
+            rows += [
+                ("service, one 5 s clip: p50 <= 150 ms", f"{np.percentile(one, 50):.0f} ms", np.percentile(one, 50) <= 150),
+                ("service, one 5 s clip: p95 <= 500 ms", f"{np.percentile(one, 95):.0f} ms", np.percentile(one, 95) <= 500),
+                ("service, 8 clients: no errors, p95 <= 1.5 s",
+                 f"{svc.errors} errors, p95 {np.percentile(many, 95):.0f} ms, {svc.concurrent_rps:.1f} req/s "
+                 f"(one client {svc.one_client_rps:.1f})", svc.errors == 0 and np.percentile(many, 95) <= 1500),
+                (f"service RSS growth < 50 MB over {svc.memory_requests} requests", f"{growth:+.0f} MB", growth < 50),
             ]  # fmt: skip
         stages_rt = self.stage_minutes * 60 / self.stage_total
         rows.append((
@@ -458,6 +472,7 @@ def run_bench(
     naive_minutes: float,
     device: str = "auto",
     say=print,
+    service: bool = True,
 ) -> BenchResult:
     from ser_pipeline.inference import Analyzer
 
@@ -484,6 +499,8 @@ def run_bench(
         naive = naive_reference(path, naive_minutes, analyzer)
         say(f"unchanged re-run of {source}")
         rerun = unchanged_rerun(source, workdir, device, analyzer)
+        served = run_service_bench(workdir, device, say=say) if service else None
     return BenchResult(
-        machine(), stage_minutes, stages, floor, naive_minutes, naive, runs, str(analyzer.device), str(source), rerun
-    )
+        machine(), stage_minutes, stages, floor, naive_minutes, naive, runs, str(analyzer.device), str(source), rerun,
+        served,
+    )  # fmt: skip

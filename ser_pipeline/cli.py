@@ -516,10 +516,8 @@ def models(
     registry = Registry.load()
     if as_json:
         import json
-        from dataclasses import asdict
 
-        document = {"defaults": registry.defaults, "models": [asdict(spec) for spec in registry.models.values()]}
-        typer.echo(json.dumps(document, indent=1))
+        typer.echo(json.dumps(registry.document(), indent=1))
         return
     from rich.console import Console
     from rich.table import Table
@@ -715,6 +713,40 @@ def demo_archive(folder: Annotated[Path, typer.Argument(help="Where to write the
 
 
 @app.command()
+def api(
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes, each with its own models.")] = 1,
+    device: DeviceOption = "auto",
+    emotion_model: EmotionModelOption = None,
+    dims_model: DimsModelOption = None,
+    laughter_model: LaughterModelOption = None,
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="SER_API_TOKEN", help="Require Authorization: Bearer TOKEN on /v1/ (default: open)."),
+    ] = None,
+    max_upload_mb: Annotated[float, typer.Option(min=0.001, help="Largest upload accepted, MB.")] = 50.0,
+    max_seconds: Annotated[float, typer.Option(min=0.1, help="Longest audio accepted, seconds.")] = 600.0,
+    batch_window_ms: Annotated[
+        float, typer.Option(min=0, help="How long the first waiting request waits for others to score with it.")
+    ] = 10.0,
+    max_waiting: Annotated[int, typer.Option(min=1, help="Requests waiting beyond this are answered 503.")] = 64,
+) -> None:
+    """Serve the models over HTTP: POST /v1/analyze (one file), /v1/analyze/batch, GET /healthz,
+    /v1/models; OpenAPI docs at /docs. Models load once, at start."""
+    from ser_pipeline.service import ServiceSettings, serve
+
+    _check_models(emotion_model, dims_model, laughter_model, "balanced")
+    settings = ServiceSettings(
+        host=host, port=port, workers=workers, device=device, emotion_model=emotion_model, dims_model=dims_model,
+        laughter_model=laughter_model, token=token, max_upload_mb=max_upload_mb, max_seconds=max_seconds,
+        batch_window_ms=batch_window_ms, max_waiting=max_waiting,
+    )  # fmt: skip
+    say(f"serving on http://{host}:{port} (docs at /docs); Ctrl-C stops")
+    serve(settings)
+
+
+@app.command()
 def bench(
     durations: Annotated[str, typer.Option(help="Episode lengths for whole-process runs, minutes.")] = "15,60,180",
     stage_minutes: Annotated[float, typer.Option(help="Episode length for the per-stage timings, minutes.")] = 60,
@@ -726,8 +758,12 @@ def bench(
     output: Annotated[
         Path | None, typer.Option(help="Write the results as Markdown here (docs/benchmarks.md).")
     ] = None,
+    service: Annotated[
+        bool, typer.Option(help="Also load the HTTP service (`ser-pipeline api`) with one and eight clients.")
+    ] = True,
 ) -> None:
-    """Time every stage and whole runs on long 44.1 kHz stereo MP3 episodes; peak memory; references."""
+    """Time every stage and whole runs on long 44.1 kHz stereo MP3 episodes; peak memory; references;
+    the HTTP service's latency, throughput and memory under load."""
     import hashlib
     import shlex
     import sys
@@ -749,8 +785,9 @@ def bench(
     except ValueError:
         raise typer.BadParameter(f"{durations!r}: give minutes like 15,60,180", param_hint="--durations") from None
     result = run_bench(
-        source, cache, minutes, stage_minutes, naive_minutes, device, say=lambda m: typer.echo(m, err=True)
-    )
+        source, cache, minutes, stage_minutes, naive_minutes, device, say=lambda m: typer.echo(m, err=True),
+        service=service,
+    )  # fmt: skip
     text = result.markdown("ser-pipeline " + shlex.join(sys.argv[1:]))
     if output:
         output.write_text(text)

@@ -259,6 +259,25 @@ class Analyzer:
                     values[bucket] = out[name]
         return scores
 
+    def analyze_clips(self, clips: list[tuple[np.ndarray, list[Segment]]]) -> list[EpisodeScores]:
+        """Several decoded clips (16 kHz mono, each with its segments) scored together: where the
+        Whisper head is the only model reading the waveform, the descriptions of every clip's
+        segments are taken in one encoder batch; the rest is each clip's own, as `analyze` scores
+        it (the same numbers, up to the batch's rounding under bfloat16)."""
+        if not self.models.describes_while_decoding:
+            return [self.analyze(samples, segments) for samples, segments in clips]
+        from ser_pipeline.whisper_emotion import sample_spans
+
+        stretches = [samples[a:b] for samples, segments in clips for a, b in sample_spans(segments)]
+        descriptions = self.models.waveform_emotion.describe(stretches)
+        results, first = [], 0
+        for samples, segments in clips:
+            scorer = StreamingScorer(self, stream_samples=True)
+            scorer.take_descriptions(segments, descriptions[first : first + len(segments)])
+            first += len(segments)
+            results.append(scorer.finish(self.front_end.episode(samples, self.device), None, segments))
+        return results
+
     def analyze_file(self, path: Path) -> EpisodeScores:
         """A whole file as one segment."""
         return self.analyze_whole(decode(path).samples)
@@ -353,7 +372,10 @@ class StreamingScorer:
         from ser_pipeline.whisper_emotion import sample_spans
 
         stretches = [self.tail.read(first, last) for first, last in sample_spans(segments)]
-        descriptions = self.analyzer.models.waveform_emotion.describe(stretches)
+        self.take_descriptions(segments, self.analyzer.models.waveform_emotion.describe(stretches))
+
+    def take_descriptions(self, segments: list[Segment], descriptions: np.ndarray) -> None:
+        """The Whisper head's descriptions of `segments`, taken elsewhere (several clips in one batch)."""
         for segment, description in zip(segments, descriptions, strict=True):
             self.described[(segment.start_s, segment.end_s)] = description
 

@@ -129,6 +129,12 @@ class Registry:
                 f"unknown model {model_id!r}; `ser-pipeline models` lists: {', '.join(self.models)}"
             ) from None
 
+    def document(self) -> dict[str, Any]:
+        """The registry as plain data: the defaults and every entry (`models --json`, `GET /v1/models`)."""
+        from dataclasses import asdict
+
+        return {"defaults": self.defaults, "models": [asdict(spec) for spec in self.models.values()]}
+
     def default(self, task: str) -> ModelSpec:
         return self.get(self.defaults[task])
 

@@ -23,7 +23,7 @@ SCORING_MODULES = (
     "hf_emotion", "inference", "laughter", "model_loading", "pipeline", "registry", "schema", "segmentation",
     "transcripts", "wav2vec2_dims", "whisper_emotion", "whisper_encoder", "voice_encoder",
 )  # fmt: skip
-RECORDED_SOURCE_SHA256 = "c8deb76bd59442b5c7ae97a50a202b85d5daf6b1152aac2dd25d54ebc67bb8cf"
+RECORDED_SOURCE_SHA256 = "3d24717bb4b41c67a57995c9b7121be814a908584216f6c60ab2c23e7adc3f61"
 
 PIPELINE_VERSION = f"{__version__}+scoring.{SCORING_VERSION}"  # the `pipeline_version` of the rows
 

@@ -78,6 +78,7 @@ def test_nan_and_inf_samples_become_silence_with_a_warning(tmp_path):
         ("empty.mp3", b"", "empty"),
         ("random.mp3", bytes(np.random.default_rng(1).integers(0, 256, 20_000, dtype=np.uint8)), "no .mp3 audio"),
         ("text.wav", b"hello, not a wave file", "no .wav audio"),
+        ("text.m4a", b"x=1", "cannot decode .m4a audio"),  # FFmpeg's own refusal, not a crash
     ],
 )
 def test_undecodable_files_raise_a_one_line_audio_error_without_decoder_noise(tmp_path, capfd, name, content, message):

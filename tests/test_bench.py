@@ -64,7 +64,7 @@ def test_bench_command_writes_its_tables(tmp_path):
     env = {**os.environ, "SER_CACHE_DIR": str(tmp_path / "cache"), "PREFECT_HOME": str(tmp_path / "prefect")}
     command = [
         sys.executable, "-m", "ser_pipeline", "bench", "--durations", "0.25,0.5", "--stage-minutes", "0.5",
-        "--naive-minutes", "0.25", "--source", str(source), "--output", str(output),
+        "--naive-minutes", "0.25", "--source", str(source), "--output", str(output), "--no-service",
     ]  # fmt: skip
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
