@@ -13,6 +13,7 @@ more requests wait than the server takes; a 500 means a fault of the server itse
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import os
 import tempfile
@@ -21,7 +22,7 @@ from enum import Enum
 from pathlib import Path
 
 import numpy as np
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -66,6 +67,18 @@ class SegmentationChoice(str, Enum):
     none = "none"
     window = "window"
     vad = "vad"
+
+
+@dataclass
+class AnalyzeOptions:
+    """The query options of /v1/analyze and /v1/analyze/batch."""
+
+    segmentation: SegmentationChoice = SegmentationChoice.none
+    window: float = Query(3.0, gt=0, le=60, description="Window length, seconds (segmentation=window).")
+    hop: float | None = Query(None, gt=0, le=60, description="Window hop, seconds (default: the window).")
+    emotion_model: str | None = None  # must be the one served (a 400 says which that is)
+    dims_model: str | None = None
+    laughter_model: str | None = None
 
 
 class RequestError(Exception):
@@ -149,58 +162,35 @@ def create_app(settings: ServiceSettings, analyzer=None) -> FastAPI:
     async def list_models() -> dict:
         return {"serving": models, **registry_document}
 
-    async def answer(request: Request, uploads: list[tuple[bytes, str]], options: dict) -> list[dict]:
-        clips = [await run_in_threadpool(_clip, data, suffix, settings, **options) for data, suffix in uploads]
-        try:
-            scored = [batcher.submit(clip) for clip in clips]
-            results = [await job for job in scored]
-        except Busy as error:
-            raise RequestError(503, f"the server is busy ({error}); try again shortly") from None
-        return [
-            _answer(clip, scores, models, options["segmentation"]) for clip, scores in zip(clips, results, strict=True)
-        ]
-
-    def check_models(emotion_model: str | None, dims_model: str | None, laughter_model: str | None) -> None:
-        for task, asked in (("emotion", emotion_model), ("dims", dims_model), ("laughter", laughter_model)):
+    async def answer(uploads: list[tuple[bytes, str]], options: AnalyzeOptions) -> list[dict]:
+        for task, asked in (("emotion", options.emotion_model), ("dims", options.dims_model),
+                            ("laughter", options.laughter_model)):  # fmt: skip
             serving = models[task].split("@")[0]
             if asked and asked != serving:
                 raise RequestError(
                     400, f"this server serves {task} model {serving}; start one with --{task}-model {asked} for that"
                 )
+        clips = [await run_in_threadpool(_clip, data, suffix, settings, options) for data, suffix in uploads]
+        try:  # all queued at once, so that a request's files share a batch
+            results = await asyncio.gather(*[asyncio.ensure_future(batcher.submit(clip)) for clip in clips])
+        except Busy as error:
+            raise RequestError(503, f"the server is busy ({error}); try again shortly") from None
+        return [
+            _answer(clip, scores, models, options.segmentation.value)
+            for clip, scores in zip(clips, results, strict=True)
+        ]
 
     @app.post("/v1/analyze")
-    async def analyze(
-        request: Request,
-        segmentation: SegmentationChoice = SegmentationChoice.none,
-        window: float = Query(3.0, gt=0, le=60),
-        hop: float | None = Query(None, gt=0, le=60),
-        emotion_model: str | None = None,
-        dims_model: str | None = None,
-        laughter_model: str | None = None,
-    ) -> dict:
+    async def analyze(request: Request, options: AnalyzeOptions = Depends()) -> dict:
         """One audio file (multipart field `file`, or the raw body with its content type):
         its duration, the models used, one object per segment (the `segments` table's columns)
         and the laughter events."""
-        check_models(emotion_model, dims_model, laughter_model)
-        uploads = await _uploads(request, settings, many=False)
-        options = {"segmentation": segmentation.value, "window": window, "hop": hop}
-        return (await answer(request, uploads, options))[0]
+        return (await answer(await _uploads(request, settings, many=False), options))[0]
 
     @app.post("/v1/analyze/batch")
-    async def analyze_batch(
-        request: Request,
-        segmentation: SegmentationChoice = SegmentationChoice.none,
-        window: float = Query(3.0, gt=0, le=60),
-        hop: float | None = Query(None, gt=0, le=60),
-        emotion_model: str | None = None,
-        dims_model: str | None = None,
-        laughter_model: str | None = None,
-    ) -> dict:
+    async def analyze_batch(request: Request, options: AnalyzeOptions = Depends()) -> dict:
         """Several audio files (multipart, any field names), scored together; one answer each, in order."""
-        check_models(emotion_model, dims_model, laughter_model)
-        uploads = await _uploads(request, settings, many=True)
-        options = {"segmentation": segmentation.value, "window": window, "hop": hop}
-        return {"results": await answer(request, uploads, options)}
+        return {"results": await answer(await _uploads(request, settings, many=True), options)}
 
     return app
 
@@ -246,9 +236,7 @@ async def _uploads(request: Request, settings: ServiceSettings, many: bool) -> l
     return [(bytes(data), _suffix(None, content_type))]
 
 
-def _clip(
-    data: bytes, suffix: str, settings: ServiceSettings, segmentation: str, window: float, hop: float | None
-) -> Clip:
+def _clip(data: bytes, suffix: str, settings: ServiceSettings, options: AnalyzeOptions) -> Clip:
     """Decoded and segmented, or a RequestError saying what is wrong with it."""
     if not data:
         raise RequestError(400, "the upload is empty")
@@ -264,11 +252,12 @@ def _clip(
         raise RequestError(413, f"the audio lasts {seconds:.0f} s, longer than the {settings.max_seconds:g} s allowed")
     if len(samples) < SAMPLE_RATE // 10:
         raise RequestError(400, f"the audio lasts {seconds:.3f} s; at least 0.1 s is needed")
-    if segmentation == "window":
+    window, hop = options.window, options.hop
+    if options.segmentation is SegmentationChoice.window:
         if hop is not None and hop > window:
             raise RequestError(400, f"hop {hop:g} s is longer than the window {window:g} s")
         segments = window_segments(seconds, window, hop)
-    elif segmentation == "vad":
+    elif options.segmentation is SegmentationChoice.vad:
         segments = vad_segments(samples)
     else:
         segments = [Segment(0, "window", 0.0, seconds)]

@@ -43,6 +43,7 @@ class ServiceBench:
         p = np.percentile
         one, many = self.one_client_ms, self.concurrent_ms
         return [
+            "",
             "## The HTTP service: `ser-pipeline api` on loopback, 5 s clips, models warm",
             "",
             "| load | requests | p50 | p95 | requests/s | errors |",

@@ -98,8 +98,10 @@ def test_several_files_in_one_request_and_requests_together_are_batched(service)
     clips = [clip_wav(3.0 + i, seed=i) for i in range(4)]
     alone = [_post(url, c).json()["segments"][0] for c in clips]
     files = [("f", (f"c{i}.wav", c, "audio/wav")) for i, c in enumerate(clips)]
+    before = app.state.batcher.batches
     together = httpx.post(url + "/v1/analyze/batch", files=files, timeout=60).json()["results"]
     assert [r["duration_s"] for r in together] == pytest.approx([3.0, 4.0, 5.0, 6.0])
+    assert app.state.batcher.batches - before == 1  # one request's files: one batch
     before = app.state.batcher.batches
     with concurrent.futures.ThreadPoolExecutor(len(clips) * 2) as pool:
         answers = list(pool.map(lambda c: _post(url, c), clips * 2))
