@@ -110,9 +110,10 @@ DaskAddressOption = Annotated[
 DiarizationOption = Annotated[
     str | None,
     typer.Option(
-        help="Label the speakers of segments whose transcript names none: 'embedded' (the diarizer that ships"
-        " with the project, offline; 'embedded:N' for at most N speakers, default 8) or a pinned pyannote.audio"
-        " pipeline, HUB_ID@<commit> (HF_TOKEN for gated ones) or DIR@sha256:<hash of its files>."
+        help="Who speaks, for segments without a speaker: 'auto' (the embedded diarizer, offline, for a"
+        " transcript's sentences without speaker names), 'embedded' (it, for every segment; 'embedded:N' for at"
+        " most N speakers, default 8), 'none', or a pinned pyannote.audio pipeline, HUB_ID@<commit> (HF_TOKEN for"
+        " gated ones) or DIR@sha256:<hash of its files>."
     ),
 ]
 AllowPrivateFeedsOption = Annotated[
@@ -146,7 +147,7 @@ def _settings(**options):
                 dims=models["dims_model"],
                 laughter=models["laughter_model"],
                 operating_point=models["operating_point"],
-                diarization=options.pop("diarization"),
+                diarization=None if (chosen := options.pop("diarization")) == "none" else chosen,
             ),
             **options,
         )
@@ -172,7 +173,7 @@ def run(
     reprocess: ReprocessOption = False,
     task_runner: TaskRunnerOption = "default",
     dask_address: DaskAddressOption = None,
-    diarization: DiarizationOption = None,
+    diarization: DiarizationOption = "auto",
     allow_private_feeds: AllowPrivateFeedsOption = False,
     json_summary: Annotated[
         bool, typer.Option("--json", help="Print the summary as JSON on standard output (messages go to stderr).")
@@ -239,7 +240,7 @@ def serve(
     reprocess: ReprocessOption = False,
     task_runner: TaskRunnerOption = "default",
     dask_address: DaskAddressOption = None,
-    diarization: DiarizationOption = None,
+    diarization: DiarizationOption = "auto",
     allow_private_feeds: AllowPrivateFeedsOption = False,
 ) -> None:
     """Register the Prefect deployment `analyze-archive/nightly` on the server at PREFECT_API_URL

@@ -43,6 +43,7 @@ class Diarizer:
     """A loaded pyannote.audio pipeline; `source` names it in the warehouse's `models`."""
 
     label_source = "pyannote"
+    sentences_only = False  # labels every segment without a speaker
 
     def __init__(self, pipeline, source: str):
         self.pipeline, self.source = pipeline, source
@@ -68,8 +69,11 @@ class Diarizer:
             raise DiarizationError(f"the hub refused {source!r}: accept its conditions and set HF_TOKEN")
         return cls(pipeline.to(device), source)
 
-    def turns(self, samples: np.ndarray, regions: list[tuple[float, float]] | None = None) -> list[Turn]:
-        """Every speaker turn in a 16 kHz mono episode (pyannote finds speech itself: `regions` unread)."""
+    def turns(
+        self, samples: np.ndarray, regions: list[tuple[float, float]] | None = None, utterances: bool = False
+    ) -> list[Turn]:
+        """Every speaker turn in a 16 kHz mono episode (pyannote finds speech itself: `regions` and
+        `utterances` are unread)."""
         waveform = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))[None]
         output = self.pipeline({"waveform": waveform, "sample_rate": SAMPLE_RATE})
         annotation = getattr(output, "speaker_diarization", output)  # pyannote 4 wraps it; 3 did not

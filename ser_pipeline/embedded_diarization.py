@@ -17,6 +17,9 @@ GE2E voice encoder of the `resemblyzer` wheel (see `voice_encoder`).
    being the majority of it and its neighbours in the region (turns smoothed); labels are
    `S1`, `S2`, ... in order of first appearance.
 
+Where each region is known to be one speaker's (a transcript's sentences), regions rather than
+windows are clustered, each the mean of its windows' embeddings (steps 3 and 4 on those means).
+
 The settings were chosen on development voices only (`ser-pipeline train diarization`, whose
 episodes of the held-out voices are the final test; see docs/evaluation.md).
 """
@@ -24,7 +27,7 @@ episodes of the held-out voices are the final test; see docs/evaluation.md).
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.cluster.hierarchy
@@ -43,6 +46,7 @@ class ClusteringSettings:
     one_voice_spread: float = 0.35  # windows whose mean cosine distance is below this are one voice
     dims: int = 20  # principal components of the centred embeddings that are clustered
     threshold: float = 0.9  # cosine distance between clusters at which merging stops
+    utterance_threshold: float = 1.0  # the same for utterances (sentences) clustered whole
     max_speakers: int = 8
     min_share: float = 0.08  # a cluster of fewer windows is no speaker of its own
     max_windows: int = 3000  # clustered directly; further windows only join the clusters found
@@ -139,23 +143,30 @@ def region_turns(regions: list[Span], labels: np.ndarray, windows: Windows) -> l
 
 class EmbeddedDiarizer:
     """`turns(samples, regions)`: who speaks when in a 16 kHz episode. `source` is the option
-    that chose it (`embedded`, or `embedded:N` for at most N speakers), as the warehouse's
-    `models` records it."""
+    that chose it, as the warehouse's `models` records it: `embedded` (or `embedded:N`, at most N
+    speakers) labels every segment without a speaker; `auto` (the default) only a transcript's
+    sentences without speaker names, where it was measured to help (docs/evaluation.md)."""
 
     label_source = "embedded"
 
-    def __init__(self, device: torch.device, settings: ClusteringSettings | None = None, source: str = "embedded"):
+    def __init__(
+        self,
+        device: torch.device,
+        settings: ClusteringSettings | None = None,
+        source: str = "embedded",
+        sentences_only: bool = False,
+    ):
         self.encoder = load_voice_encoder(device)
-        self.settings, self.source = settings or ClusteringSettings(), source
+        self.settings, self.source, self.sentences_only = settings or ClusteringSettings(), source, sentences_only
 
     @classmethod
     def load(cls, option: str, device: torch.device) -> EmbeddedDiarizer:
-        """From `--diarization embedded` or `embedded:N` (at most N speakers an episode, default 8)."""
+        """From `--diarization auto`, `embedded` or `embedded:N` (at most N speakers an episode, default 8)."""
         name, _, most = option.partition(":")
-        if name != "embedded" or (most and not (most.isdigit() and 1 <= int(most) <= 50)):
-            raise DiarizationError(f"{option!r}: use embedded, or embedded:N for at most N speakers (1-50)")
+        if name not in ("embedded", "auto") or (most and not (most.isdigit() and 1 <= int(most) <= 50)):
+            raise DiarizationError(f"{option!r}: use auto, embedded, or embedded:N for at most N speakers (1-50)")
         try:
-            return cls(device, ClusteringSettings(max_speakers=int(most or 8)), option)
+            return cls(device, ClusteringSettings(max_speakers=int(most or 8)), option, sentences_only=name == "auto")
         except VoiceEncoderUnavailable as error:
             raise DiarizationError(str(error)) from None
 
@@ -163,7 +174,10 @@ class EmbeddedDiarizer:
         pieces, windows = speech_windows(samples, regions, self.settings.hop_s)
         return embed_windows(self.encoder, pieces), windows
 
-    def turns(self, samples: np.ndarray, regions: list[Span] | None = None) -> list[Turn]:
+    def turns(self, samples: np.ndarray, regions: list[Span] | None = None, utterances: bool = False) -> list[Turn]:
+        """Who speaks when: in `regions` (silero-vad's speech when None), window by window, or
+        with `utterances` (each region one speaker's, as a transcript's sentences are) region by
+        region, each the mean of its windows' embeddings (clustered to `utterance_threshold`)."""
         if regions is None:
             from ser_pipeline.segmentation import vad_segments
 
@@ -171,5 +185,10 @@ class EmbeddedDiarizer:
         embeddings, windows = self.embed(samples, regions)
         if not len(embeddings):
             return []
-        labels = smoothed(cluster(embeddings, self.settings), windows)
-        return region_turns(regions, labels, windows)
+        if not utterances:
+            return region_turns(regions, smoothed(cluster(embeddings, self.settings), windows), windows)
+        heard = np.unique(windows.region)
+        means = np.stack([embeddings[windows.region == r].mean(0) for r in heard])
+        means /= np.linalg.norm(means, axis=1, keepdims=True).clip(1e-8)
+        labels = cluster(means, replace(self.settings, threshold=self.settings.utterance_threshold))
+        return region_turns(regions, labels[np.searchsorted(heard, windows.region)], windows)

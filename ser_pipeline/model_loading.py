@@ -81,8 +81,14 @@ class LoadedModels:
     @property
     def needs_samples(self) -> bool:
         """Whether a model reads the waveform; otherwise the log-mel frames are all it needs."""
-        waveform_models = (self.waveform_emotion, self.waveform_dims, self.diarizer)
+        waveform_models = (self.waveform_emotion, self.waveform_dims, self.always_diarizing)
         return any(m is not None for m in waveform_models) or self.laughter_reads_waveform
+
+    @property
+    def always_diarizing(self) -> Any | None:
+        """The diarizer when it labels every segment without a speaker (None for `auto`, which labels
+        only a transcript's unnamed sentences and decodes the file again for them)."""
+        return None if self.diarizer is None or getattr(self.diarizer, "sentences_only", False) else self.diarizer
 
     @property
     def describes_while_decoding(self) -> bool:
@@ -91,7 +97,7 @@ class LoadedModels:
         the episode's waveform need not be kept."""
         from ser_pipeline.whisper_emotion import WhisperEmotionScorer
 
-        only_whisper = self.waveform_dims is None and self.diarizer is None and not self.laughter_reads_waveform
+        only_whisper = self.waveform_dims is None and self.always_diarizing is None and not self.laughter_reads_waveform
         return only_whisper and isinstance(self.waveform_emotion, WhisperEmotionScorer)
 
     @property
@@ -178,7 +184,7 @@ def load_models(
             waveform_dims = Wav2Vec2DimsScorer(dims_spec, on)
     laughter_net = load_network(resolve_weights(laughter_spec), laughter_spec.architecture).to(on)
     diarizer = None
-    if diarization and diarization.split(":")[0] == "embedded":
+    if diarization and diarization.split(":")[0] in ("embedded", "auto"):
         from ser_pipeline.embedded_diarization import EmbeddedDiarizer
 
         diarizer = EmbeddedDiarizer.load(diarization, on)

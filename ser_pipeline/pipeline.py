@@ -325,11 +325,13 @@ def process_episode(
     if not segments:
         warnings.append("no speech found (silence?): no segments")
     diarizer = analyzer.models.diarizer
-    if diarizer is not None and any(s.speaker is None for s in segments):
+    sentences = bool(segments) and segments[0].kind == Segmentation.sentence.value  # each one speaker's
+    if diarizer is not None and any(s.speaker is None for s in segments) and (sentences or not diarizer.sentences_only):
         # Utterances (voice activity, sentences) are the speech regions; windows are not.
         regions = None if config.segmentation is Segmentation.window else [(s.start_s, s.end_s) for s in segments]
         with clock.stage("diarize"):
-            segments = attribute(segments, diarizer.turns(audio.samples, regions), diarizer.label_source)
+            turns = diarizer.turns(waveform(), regions, utterances=sentences)
+            segments = attribute(segments, turns, diarizer.label_source)
     samples = audio.samples
     if streamed and not scorer.holds_samples_for(segments):  # the plan fell through: the whole waveform
         with clock.stage("decode"):

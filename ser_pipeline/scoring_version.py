@@ -23,7 +23,7 @@ SCORING_MODULES = (
     "hf_emotion", "inference", "laughter", "model_loading", "pipeline", "registry", "schema", "segmentation",
     "transcripts", "wav2vec2_dims", "whisper_emotion", "whisper_encoder", "voice_encoder",
 )  # fmt: skip
-RECORDED_SOURCE_SHA256 = "3d24717bb4b41c67a57995c9b7121be814a908584216f6c60ab2c23e7adc3f61"
+RECORDED_SOURCE_SHA256 = "1b000f4cef4abbf690229aa31dc61abc56699ee6bf5ff4468c97dd61fcb27851"
 
 PIPELINE_VERSION = f"{__version__}+scoring.{SCORING_VERSION}"  # the `pipeline_version` of the rows
 

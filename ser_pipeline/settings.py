@@ -25,7 +25,9 @@ class ModelChoice(BaseModel):
     dims: str | None = None
     laughter: str | None = None
     operating_point: str = "balanced"  # of the laughter model
-    diarization: str | None = None  # a pinned pyannote.audio pipeline, for segments without speakers
+    # Who speaks, for segments without a speaker: "auto" (the embedded diarizer, for a transcript's
+    # unnamed sentences), "embedded[:N]" (for every segment), a pinned pyannote.audio pipeline, or None.
+    diarization: str | None = "auto"
 
 
 class RunSettings(BaseModel):

@@ -144,3 +144,33 @@ def test_an_episode_without_speakers_gets_embedded_ones_through_the_pipeline(tmp
         assert 2 <= len(speakers) <= 4 and speakers == {f"S{i + 1}" for i in range(len(speakers))}
         assert segments.speaker.notna().mean() > 0.8
         assert '"diarization": "embedded"' in previous_row(config.warehouse, episode)["models"]
+
+
+@needs_shared
+@pytest.mark.slow
+def test_auto_labels_a_transcript_s_unnamed_sentences_only(tmp_path):
+    """The default (`auto`): sentences of a transcript without names get embedded speakers; voice
+    activity and windows keep none; the waveform is not kept for it (decoded again when needed)."""
+    from ser_pipeline.archive import Episode
+    from ser_pipeline.inference import Analyzer
+    from ser_pipeline.pipeline import RunConfig, process_episode
+    from ser_pipeline.segmentation import Segmentation
+    from ser_pipeline.settings import RunSettings
+
+    assert RunSettings().models.diarization == "auto"
+    source = EPISODES / "late-debate" / "late-debate-ep01"
+    transcript = json.loads(source.with_suffix(".json").read_text())
+    for sentence in transcript["segments"]:
+        del sentence["speaker"]
+    (tmp_path / "ep.json").write_text(json.dumps(transcript))
+    analyzer = Analyzer(device="cpu", diarization="auto")
+    assert not analyzer.models.needs_samples and analyzer.models.describes_while_decoding
+    episode = Episode("show", "ep", "ep", source.with_suffix(".mp3"), transcript_path=tmp_path / "ep.json")
+    found = {}
+    for segmentation in (Segmentation.sentence, Segmentation.vad):
+        config = RunConfig(tmp_path / segmentation.value, segmentation)
+        assert process_episode(episode, config, analyzer, "run-1").status == "ok"
+        found[segmentation] = pq.read_table(next((config.warehouse / "segments").rglob("*.parquet"))).to_pandas()
+    sentences = found[Segmentation.sentence]
+    assert set(sentences.speaker_source) == {"embedded"} and sentences.speaker.str.fullmatch(r"S\d").all()
+    assert found[Segmentation.vad].speaker.isna().all() and found[Segmentation.vad].speaker_source.isna().all()

@@ -653,10 +653,21 @@ def train_diarization(
     episodes: Annotated[int, typer.Option(min=1, help="Episodes built (3-5 voices each).")] = 8,
     minutes: Annotated[float, typer.Option(min=0.5, help="Length of each episode.")] = 4.0,
     max_speakers: Annotated[int, typer.Option(min=1, help="At most this many speakers an episode.")] = 8,
+    sentences: Annotated[
+        bool, typer.Option(help="Diarize the true sentences (a transcript without names) instead of voice activity.")
+    ] = False,
+    emotion: Annotated[
+        bool,
+        typer.Option(
+            help="Also score emotion (the default model) with speakers from the truth, from the diarizer and"
+            " none, on the sentences (--sentences) or on voice-activity utterances (built episodes only)."
+        ),
+    ] = False,
     output: Annotated[Path | None, typer.Option(help="Where the JSON of the figures goes.")] = None,
 ) -> None:
     """The embedded diarizer on episodes with known speakers (3-5 voices, short turns, overlaps):
-    diarization error rate (0.25 s collar) and speaker count, from voice activity alone."""
+    diarization error rate (0.25 s collar) and speaker count, from voice activity alone or from
+    the sentences' spans (`--sentences`)."""
     import json
 
     import torch
@@ -673,7 +684,14 @@ def train_diarization(
     else:
         built = build_episodes(data, split, episodes, minutes, seed=1 if split == "dev" else 2)
     diarizer = EmbeddedDiarizer(torch.device("cpu"), ClusteringSettings(max_speakers=max_speakers))
-    summary = score_diarizer(diarizer, built, log=typer.echo)
+    summary = score_diarizer(diarizer, built, sentences, log=typer.echo)
+    if emotion and split != "shared":
+        from ser_pipeline.inference import Analyzer
+        from ser_pipeline.training.diarization_episodes import emotion_with_speakers
+
+        analyzer = Analyzer(device="cpu")
+        summary["emotion"] = emotion_with_speakers(analyzer, diarizer, built, sentences, log=typer.echo)
     typer.echo(json.dumps({k: v for k, v in summary.items() if k != "episodes"}))
     if output is not None:
-        _write_document({"split": split, "episodes": episodes, "minutes": minutes, **summary}, output)
+        document = {"split": split, "sentences": sentences, "episodes": episodes, "minutes": minutes, **summary}
+        _write_document(document, output)

@@ -22,6 +22,7 @@ import numpy as np
 from ser_pipeline.audio import SAMPLE_RATE
 from ser_pipeline.clip_evaluation import in_split
 from ser_pipeline.diarization import Turn
+from ser_pipeline.schema import SENTIMENT_OF_EMOTION
 from ser_pipeline.training.data import Clip, nemo_clips, ravdess_clips, read_clip
 from ser_pipeline.training.emotion import colored_noise, reverberate, room_response
 from ser_pipeline.training.laughter import ALWAYS_A_ROOM, at_level, trim_silence
@@ -34,6 +35,7 @@ class SpeakerEpisode:
     samples: np.ndarray
     turns: list[Turn]  # one per sentence: its dry span and voice
     room: bool
+    emotions: tuple[str, ...] = ()  # each sentence's 7-class label (built episodes)
 
     @property
     def speakers(self) -> int:
@@ -91,6 +93,7 @@ def _episode(
     levels = {voice: rng.uniform(-32, -22) for voice in cast}
     share = np.array([2.0] + [1.0] * (len(cast) - 1))
     turns: list[Turn] = []
+    emotions: list[str] = []
     cursor, previous = int(rng.uniform(0.5, 2) * SAMPLE_RATE), None
     while cursor < length:
         choices = [i for i in range(len(cast)) if cast[i] != previous]
@@ -103,6 +106,7 @@ def _episode(
                 cursor += int(rng.uniform(0.1, 0.3) * SAMPLE_RATE)
             dry[cursor : cursor + len(sentence)] += sentence
             turns.append(Turn(cursor / SAMPLE_RATE, (cursor + len(sentence)) / SAMPLE_RATE, voice))
+            emotions.append(clip.label)
             cursor += len(sentence)
         overlap = rng.random() < 0.2
         cursor += int(rng.uniform(0.2, 0.8) * SAMPLE_RATE) * (-1 if overlap else 1)
@@ -111,7 +115,7 @@ def _episode(
     if room:
         dry = reverberate(dry, room_response(rng, ALWAYS_A_ROOM))
     mix = dry + colored_noise(len(dry), rng, 0.5) * 10 ** (rng.uniform(-60, -45) / 20)
-    return SpeakerEpisode(name, np.clip(mix, -1, 1).astype(np.float32), turns, room)
+    return SpeakerEpisode(name, np.clip(mix, -1, 1).astype(np.float32), turns, room, tuple(emotions))
 
 
 @dataclass(frozen=True)
@@ -125,17 +129,21 @@ class EpisodeDiarization:
     confusion: float
 
 
-def score_diarizer(diarizer, episodes: list[SpeakerEpisode], log=lambda line: None) -> dict:
-    """Each episode diarized from its own voice activity (no transcript), against its truth:
-    per episode and pooled (errors over all reference speech), with the share of episodes whose
-    speaker count is exact."""
+def score_diarizer(diarizer, episodes: list[SpeakerEpisode], sentences: bool = False, log=lambda line: None) -> dict:
+    """Each episode diarized from its own voice activity (no transcript), or with `sentences`
+    from its true sentences' spans (as a transcript without speaker names gives them), against
+    its truth: per episode and pooled (errors over all reference speech), with the share of
+    episodes whose speaker count is exact."""
     from ser_pipeline.metrics import diarization_score
     from ser_pipeline.segmentation import vad_segments
 
     rows, pooled = [], np.zeros(4)
     for episode in episodes:
-        regions = [(s.start_s, s.end_s) for s in vad_segments(episode.samples)]
-        score = diarization_score(episode.turns, diarizer.turns(episode.samples, regions))
+        if sentences:
+            regions = [(t.start_s, t.end_s) for t in episode.turns]
+        else:
+            regions = [(s.start_s, s.end_s) for s in vad_segments(episode.samples)]
+        score = diarization_score(episode.turns, diarizer.turns(episode.samples, regions, utterances=sentences))
         speech = max(score.speech_s, 1e-9)
         rows.append(
             EpisodeDiarization(
@@ -159,3 +167,73 @@ def score_diarizer(diarizer, episodes: list[SpeakerEpisode], log=lambda line: No
         "speaker_count_exact": round(float(np.mean([r.speakers == r.found for r in rows])), 4),
         "episodes": [r.__dict__ for r in rows],
     }
+
+
+def emotion_with_speakers(
+    analyzer, diarizer, episodes: list[SpeakerEpisode], sentences: bool = True, log=lambda line: None
+) -> dict:
+    """The emotion model on the episodes' segments, their speakers given three ways: the truth's
+    (a transcript with names), the diarizer's, none (each segment alone). With `sentences` the
+    segments are the true sentences (a transcript without names); otherwise silero-vad's
+    utterances, each scored against the sentence covering most of it (at least half of it).
+    7-class and sentiment UAR, and 95% paired-bootstrap intervals of the differences that matter."""
+    from ser_pipeline.diarization import attribute
+    from ser_pipeline.metrics import uar_difference_interval, unweighted_average_recall
+    from ser_pipeline.schema import EMOTIONS, SENTIMENTS
+    from ser_pipeline.segmentation import Segment, vad_segments
+
+    sentiment_of = dict(zip(EMOTIONS, (SENTIMENTS[i] for i in SENTIMENT_OF_EMOTION.argmax(1)), strict=True))
+    truth: list[str] = []
+    predicted: dict[str, list[str]] = {"transcript": [], "embedded": [], "none": []}
+    sentiment: dict[str, list[str]] = {name: [] for name in predicted}
+    for episode in episodes:
+        if sentences:
+            bare = [Segment(i, "sentence", t.start_s, t.end_s) for i, t in enumerate(episode.turns)]
+        else:
+            bare = vad_segments(episode.samples)
+        spans = [(s.start_s, s.end_s) for s in bare]
+        labels, scored = _covering_labels(bare, episode)
+        named = attribute(bare, episode.turns, "transcript")
+        found = attribute(bare, diarizer.turns(episode.samples, spans, utterances=sentences), "embedded")
+        for name, segments in (("transcript", named), ("embedded", found), ("none", bare)):
+            columns = analyzer.analyze(episode.samples, segments).columns
+            predicted[name] += [columns["emotion"][i] for i in scored]
+            sentiment[name] += [columns["sentiment"][i] for i in scored]
+        truth += [labels[i] for i in scored]
+        log(f"{episode.name}: {len(scored)} of {len(bare)} segments scored")
+    truth_sentiment = [sentiment_of[label] for label in truth]
+    labels = [e for e in EMOTIONS if e in set(truth)]
+
+    def compare(first: str, second: str) -> dict:
+        return {
+            "emotion": [
+                round(x, 4) for x in uar_difference_interval(truth, predicted[first], predicted[second], labels)
+            ],
+            "sentiment": [
+                round(x, 4)
+                for x in uar_difference_interval(truth_sentiment, sentiment[first], sentiment[second], list(SENTIMENTS))
+            ],
+        }
+
+    return {
+        "sentences": len(truth),
+        "emotion_uar": {k: round(unweighted_average_recall(truth, v, labels), 4) for k, v in predicted.items()},
+        "sentiment_uar": {
+            k: round(unweighted_average_recall(truth_sentiment, v, list(SENTIMENTS)), 4) for k, v in sentiment.items()
+        },
+        "interval_embedded_minus_none": compare("embedded", "none"),
+        "interval_transcript_minus_embedded": compare("transcript", "embedded"),
+    }
+
+
+def _covering_labels(segments, episode: SpeakerEpisode) -> tuple[list[str | None], list[int]]:
+    """Each segment's emotion: that of the sentence overlapping it most, and the segments that
+    sentence covers at least half of (the ones scored)."""
+    labels, scored = [], []
+    for index, segment in enumerate(segments):
+        overlaps = [min(t.end_s, segment.end_s) - max(t.start_s, segment.start_s) for t in episode.turns]
+        best = int(np.argmax(overlaps)) if overlaps else -1
+        labels.append(episode.emotions[best] if best >= 0 else None)
+        if best >= 0 and overlaps[best] >= 0.5 * segment.duration_s:
+            scored.append(index)
+    return labels, scored
