@@ -94,7 +94,9 @@ def test_window_run_covers_each_episode_with_contiguous_windows(tmp_path, env):
         assert all(w[2] - w[1] <= 3.0 + 1e-9 for w in windows)
         assert len(windows) == -(-duration // 3)
     models = json.loads(rows(warehouse, "SELECT models FROM episodes LIMIT 1")[0][0])
-    assert set(models) == {"emotion", "dims", "laughter"}  # the default Whisper head has no speaker branch
+    # The default Whisper head has no speaker branch; the default diarizer is recorded (it labels only
+    # a transcript's unnamed sentences, so none here).
+    assert set(models) == {"emotion", "dims", "laughter", "diarization"} and models["diarization"] == "auto"
     # Nothing to compare: windows match no sentence (laughter is still compared), or no truth at all.
     windows = cli(env, "evaluate", EPISODES, "--warehouse", warehouse, check=False)
     assert windows.returncode == 1 and "no sentence segment matched the truth" in windows.stderr
