@@ -120,21 +120,26 @@ def test_voices_of_the_development_split_are_told_apart():
     assert summary["speaker_count_exact"] == 1.0 and summary["der_pooled"] < 0.15
 
 
+def _unnamed(source, folder):
+    """A shared episode whose transcript has lost its speaker names."""
+    from ser_pipeline.archive import Episode
+
+    transcript = json.loads(source.with_suffix(".json").read_text())
+    for sentence in transcript["segments"]:
+        del sentence["speaker"]
+    (folder / "ep.json").write_text(json.dumps(transcript))
+    return Episode("show", "ep", "ep", source.with_suffix(".mp3"), transcript_path=folder / "ep.json")
+
+
 @needs_shared
 @pytest.mark.slow
 def test_an_episode_without_speakers_gets_embedded_ones_through_the_pipeline(tmp_path):
-    from ser_pipeline.archive import Episode
     from ser_pipeline.inference import Analyzer
     from ser_pipeline.pipeline import RunConfig, previous_row, process_episode
     from ser_pipeline.segmentation import Segmentation
 
-    source = EPISODES / "morning-chat" / "morning-chat-ep01"
-    transcript = json.loads(source.with_suffix(".json").read_text())
-    for sentence in transcript["segments"]:
-        del sentence["speaker"]
-    (tmp_path / "ep.json").write_text(json.dumps(transcript))
+    episode = _unnamed(EPISODES / "morning-chat" / "morning-chat-ep01", tmp_path)
     analyzer = Analyzer(device="cpu", diarization="embedded")
-    episode = Episode("show", "ep", "ep", source.with_suffix(".mp3"), transcript_path=tmp_path / "ep.json")
     for segmentation in (Segmentation.sentence, Segmentation.window):
         config = RunConfig(tmp_path / segmentation.value, segmentation)
         assert process_episode(episode, config, analyzer, "run-1").status == "ok"
@@ -151,21 +156,15 @@ def test_an_episode_without_speakers_gets_embedded_ones_through_the_pipeline(tmp
 def test_auto_labels_a_transcript_s_unnamed_sentences_only(tmp_path):
     """The default (`auto`): sentences of a transcript without names get embedded speakers; voice
     activity and windows keep none; the waveform is not kept for it (decoded again when needed)."""
-    from ser_pipeline.archive import Episode
     from ser_pipeline.inference import Analyzer
     from ser_pipeline.pipeline import RunConfig, process_episode
     from ser_pipeline.segmentation import Segmentation
     from ser_pipeline.settings import RunSettings
 
     assert RunSettings().models.diarization == "auto"
-    source = EPISODES / "late-debate" / "late-debate-ep01"
-    transcript = json.loads(source.with_suffix(".json").read_text())
-    for sentence in transcript["segments"]:
-        del sentence["speaker"]
-    (tmp_path / "ep.json").write_text(json.dumps(transcript))
+    episode = _unnamed(EPISODES / "late-debate" / "late-debate-ep01", tmp_path)
     analyzer = Analyzer(device="cpu", diarization="auto")
     assert analyzer.models.describes_while_decoding  # `auto` keeps the streamed Whisper path
-    episode = Episode("show", "ep", "ep", source.with_suffix(".mp3"), transcript_path=tmp_path / "ep.json")
     found = {}
     for segmentation in (Segmentation.sentence, Segmentation.vad):
         config = RunConfig(tmp_path / segmentation.value, segmentation)
