@@ -7,7 +7,8 @@ never read).
 2. For each layer set and C: logistic regressions, alone (standardised) and against the speaker
    (z-scored per speaker), scored on (a) the held-out RAVDESS actors 01, 02, 05, 08, 11, (b) nEMO
    development speakers left out one at a time, (c) cross-corpus: trained on RAVDESS + TESS,
-   tested on nEMO's development speakers; and the speaker reading with each speaker's statistics
+   tested on nEMO's development speakers, and the other way (nEMO's development speakers -> the
+   held-out RAVDESS actors, disgust left out); and the speaker reading with each speaker's statistics
    taken from 20 clips of which 70% are neutral (a mostly-neutral voice).
 
 Usage: .venv/bin/python research/whisper_head_probe.py [--layers 01234,012,234] [--c 0.003,0.01,0.03]
@@ -99,9 +100,14 @@ def main() -> None:
                     for s in np.unique(speakers[nemo])
                 ]
                 cross = uar(labels[nemo], fit_predict(xr, labels, ~nemo, nemo, c))
+                # The other way: nEMO's development speakers -> RAVDESS's held-out actors, without
+                # disgust (nEMO has none, so a model trained on it cannot say it).
+                target = held & (labels != "disgust")
+                reverse = uar(labels[target], fit_predict(xr, labels, nemo, target, c))
                 print(
                     f"layers {layer_set} C {c:g} {reading}: held-out RAVDESS {ravdess:.3f} | nEMO dev "
-                    f"leave-one-speaker-out {np.mean(loso):.3f} | RAVDESS+TESS -> nEMO dev {cross:.3f}",
+                    f"leave-one-speaker-out {np.mean(loso):.3f} | RAVDESS+TESS -> nEMO dev {cross:.3f} | "
+                    f"nEMO dev -> held-out RAVDESS (6 classes) {reverse:.3f}",
                     flush=True,
                 )
             neutral_basis = zscored(x, speakers, baselines)
