@@ -8,7 +8,8 @@ port below runs (batched, on the pipeline's device), never the package's code.
 
 Each window is brought to -30 dBFS before its mel bands are taken (Resemblyzer normalises a
 whole utterance to the same level), so loud and quiet stretches of one voice are compared alike.
-`tests/test_voice_encoder.py` checks the port against the package's own `VoiceEncoder`.
+`tests/test_embedded_diarization.py` checks the port against the package's own `VoiceEncoder`;
+its card is `models/embedded-diarizer-ge2e.md`.
 """
 
 from __future__ import annotations
