@@ -52,7 +52,7 @@ def pretrained_path() -> Path:
 
 
 class VoiceEncoder(nn.Module):
-    """GE2E: (batch, samples) at 16 kHz -> (batch, 256) L2-normalised speaker embeddings."""
+    """GE2E: the mel bands of 16 kHz windows (`features`) -> (batch, 256) L2-normalised speaker embeddings."""
 
     def __init__(self):
         super().__init__()
