@@ -88,7 +88,7 @@ class LoadedModels:
     def always_diarizing(self) -> Any | None:
         """The diarizer when it labels every segment without a speaker (None for `auto`, which labels
         only a transcript's unnamed sentences and decodes the file again for them)."""
-        return None if self.diarizer is None or getattr(self.diarizer, "sentences_only", False) else self.diarizer
+        return None if self.diarizer is None or self.diarizer.sentences_only else self.diarizer
 
     @property
     def describes_while_decoding(self) -> bool:

@@ -9,28 +9,21 @@ services) before torch and the models load, it comes up while they do.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from ser_pipeline.files import exclusive_lock
+from ser_pipeline.local_servers import ServerDidNotStart, free_port, stop, wait_until_healthy
 
 STARTUP_TIMEOUT_S = 180.0
 
 
 class PrefectServerError(RuntimeError):
     pass
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _die_with_parent(parent: int) -> Callable[[], None] | None:
@@ -56,7 +49,7 @@ class TemporaryServer:
     Without `services` (the scheduler among them) it is an API only, all a run needs."""
 
     def __init__(self, services: bool = False) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/api"
         self._log = tempfile.TemporaryFile()
         prefect = Path(sys.executable).with_name("prefect")
@@ -83,32 +76,18 @@ class TemporaryServer:
         return self._log.read().decode(errors="replace")[-2000:]
 
     def wait_ready(self, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
-        import httpx
-
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise PrefectServerError(
-                    f"the temporary Prefect server exited with code {self.process.returncode}:\n{self.output()}"
-                )
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise PrefectServerError(f"the temporary Prefect server did not answer within {timeout_s:.0f} s")
+        try:
+            wait_until_healthy(
+                self.process, f"{self.url}/health", timeout_s, "the temporary Prefect server", self.output
+            )
+        except ServerDidNotStart as error:
+            self.stop()
+            raise PrefectServerError(str(error)) from None
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
+        stop(self.process)
+        if not self._log.closed:
+            self._log.close()
 
 
 @contextmanager

@@ -23,7 +23,7 @@ SCORING_MODULES = (
     "hf_emotion", "inference", "laughter", "model_loading", "pipeline", "registry", "schema", "segmentation",
     "transcripts", "wav2vec2_dims", "whisper_emotion", "whisper_encoder", "voice_encoder",
 )  # fmt: skip
-RECORDED_SOURCE_SHA256 = "1b000f4cef4abbf690229aa31dc61abc56699ee6bf5ff4468c97dd61fcb27851"
+RECORDED_SOURCE_SHA256 = "f9830fbc048b50a14a3896231741b0c9fbf94b2a426fe9757e15eb968b30238e"
 
 PIPELINE_VERSION = f"{__version__}+scoring.{SCORING_VERSION}"  # the `pipeline_version` of the rows
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import io
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import numpy as np
 import soundfile as sf
 
 from ser_pipeline.audio import SAMPLE_RATE
+from ser_pipeline.local_servers import free_port, stop, wait_until_healthy
 
 CLIP_S = 5.0
 
@@ -69,29 +69,14 @@ def clip_wav(seconds: float = CLIP_S, seed: int = 0) -> bytes:
     return buffer.getvalue()
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def start_server(port: int, log: Path, *options: str) -> subprocess.Popen:
     """`ser-pipeline api` on 127.0.0.1:`port`, returned once /healthz answers."""
-    import httpx
-
     command = [sys.executable, "-m", "ser_pipeline", "api", "--port", str(port), *options]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log.open("a"))
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"`{' '.join(command)}` exited:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    server.kill()
-    raise RuntimeError(f"the server did not answer within 180 s:\n{log.read_text()[-3000:]}")
+    wait_until_healthy(
+        server, f"http://127.0.0.1:{port}/healthz", 180, f"`{' '.join(command)}`", lambda: log.read_text()[-3000:]
+    )
+    return server
 
 
 def _rss_mb(pid: int) -> float:
@@ -133,11 +118,7 @@ def run_service_bench(workdir: Path, device: str = "auto", memory_requests: int 
             statuses = [s for batch in pool.map(requests, [memory_requests // 4] * 4) for _, s in batch]
         after = _rss_mb(server.pid)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
     errors = sum(s != 200 for _, s in [*one, *many]) + sum(s != 200 for s in statuses)
     return ServiceBench(
         [ms for ms, _ in one], [ms for ms, _ in many], concurrent_seconds, errors, warm, after, memory_requests

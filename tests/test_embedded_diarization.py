@@ -113,10 +113,10 @@ def test_a_malformed_embedded_option_is_a_clear_error(option):
 @needs_shared
 def test_voices_of_the_development_split_are_told_apart():
     """A known answer on real voices: a 1.5-minute conversation of three development voices."""
-    from ser_pipeline.training.diarization_episodes import build_episodes, score_diarizer
+    from ser_pipeline.training.diarization_episodes import build_episodes, diarize, score_diarizer
 
     (episode,) = build_episodes(SHARED_DATA, "dev", count=1, minutes=1.5, seed=1)
-    summary = score_diarizer(EmbeddedDiarizer(torch.device("cpu")), [episode])
+    summary = score_diarizer(diarize(EmbeddedDiarizer(torch.device("cpu")), [episode]))
     assert summary["speaker_count_exact"] == 1.0 and summary["der_pooled"] < 0.15
 
 

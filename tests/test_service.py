@@ -16,10 +16,11 @@ import pytest
 
 from conftest import write_audio
 from ser_pipeline.clip_prediction import predict_files
+from ser_pipeline.local_servers import free_port
 from ser_pipeline.request_batching import Batcher, Busy
 from ser_pipeline.schema import SCORE_COLUMNS
 from ser_pipeline.service import ServiceSettings, create_app
-from ser_pipeline.service_bench import clip_wav, free_port
+from ser_pipeline.service_bench import clip_wav
 
 NUMBERS = [c for c in SCORE_COLUMNS if c not in ("emotion", "sentiment")]
 

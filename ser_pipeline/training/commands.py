@@ -674,7 +674,7 @@ def train_diarization(
 
     from ser_pipeline.embedded_diarization import ClusteringSettings, EmbeddedDiarizer
     from ser_pipeline.training.data import shared_data_dir
-    from ser_pipeline.training.diarization_episodes import build_episodes, score_diarizer, shared_episodes
+    from ser_pipeline.training.diarization_episodes import build_episodes, diarize, score_diarizer, shared_episodes
 
     if split not in ("dev", "final", "shared"):
         raise typer.BadParameter(f"{split!r}: dev, final or shared", param_hint="--split")
@@ -684,13 +684,13 @@ def train_diarization(
     else:
         built = build_episodes(data, split, episodes, minutes, seed=1 if split == "dev" else 2)
     diarizer = EmbeddedDiarizer(torch.device("cpu"), ClusteringSettings(max_speakers=max_speakers))
-    summary = score_diarizer(diarizer, built, sentences, log=typer.echo)
+    diarized = diarize(diarizer, built, sentences)
+    summary = score_diarizer(diarized, log=typer.echo)
     if emotion and split != "shared":
         from ser_pipeline.inference import Analyzer
         from ser_pipeline.training.diarization_episodes import emotion_with_speakers
 
-        analyzer = Analyzer(device="cpu")
-        summary["emotion"] = emotion_with_speakers(analyzer, diarizer, built, sentences, log=typer.echo)
+        summary["emotion"] = emotion_with_speakers(Analyzer(device="cpu"), diarized, log=typer.echo)
     typer.echo(json.dumps({k: v for k, v in summary.items() if k != "episodes"}))
     if output is not None:
         document = {"split": split, "sentences": sentences, "episodes": episodes, "minutes": minutes, **summary}

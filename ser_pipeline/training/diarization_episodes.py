@@ -23,6 +23,7 @@ from ser_pipeline.audio import SAMPLE_RATE
 from ser_pipeline.clip_evaluation import in_split
 from ser_pipeline.diarization import Turn
 from ser_pipeline.schema import SENTIMENT_OF_EMOTION
+from ser_pipeline.segmentation import Segment
 from ser_pipeline.training.data import Clip, nemo_clips, ravdess_clips, read_clip
 from ser_pipeline.training.emotion import colored_noise, reverberate, room_response
 from ser_pipeline.training.laughter import ALWAYS_A_ROOM, at_level, trim_silence
@@ -129,21 +130,41 @@ class EpisodeDiarization:
     confusion: float
 
 
-def score_diarizer(diarizer, episodes: list[SpeakerEpisode], sentences: bool = False, log=lambda line: None) -> dict:
-    """Each episode diarized from its own voice activity (no transcript), or with `sentences`
-    from its true sentences' spans (as a transcript without speaker names gives them), against
-    its truth: per episode and pooled (errors over all reference speech), with the share of
-    episodes whose speaker count is exact."""
-    from ser_pipeline.metrics import diarization_score
-    from ser_pipeline.segmentation import vad_segments
+@dataclass(frozen=True)
+class Diarized:
+    """An episode's segments without speakers (its true sentences, or its voice-activity
+    utterances) and the diarizer's turns over them."""
 
-    rows, pooled = [], np.zeros(4)
+    episode: SpeakerEpisode
+    segments: list[Segment]
+    turns: list[Turn]
+
+
+def diarize(diarizer, episodes: list[SpeakerEpisode], sentences: bool = False) -> list[Diarized]:
+    """Each episode diarized from its own voice activity (no transcript), or with `sentences`
+    from its true sentences' spans (as a transcript without speaker names gives them)."""
+    from ser_pipeline.segmentation import Segment, vad_segments
+
+    out = []
     for episode in episodes:
         if sentences:
-            regions = [(t.start_s, t.end_s) for t in episode.turns]
+            segments = [Segment(i, "sentence", t.start_s, t.end_s) for i, t in enumerate(episode.turns)]
         else:
-            regions = [(s.start_s, s.end_s) for s in vad_segments(episode.samples)]
-        score = diarization_score(episode.turns, diarizer.turns(episode.samples, regions, utterances=sentences))
+            segments = vad_segments(episode.samples)
+        regions = [(s.start_s, s.end_s) for s in segments]
+        out.append(Diarized(episode, segments, diarizer.turns(episode.samples, regions, utterances=sentences)))
+    return out
+
+
+def score_diarizer(diarized: list[Diarized], log=lambda line: None) -> dict:
+    """Each episode's turns against its truth: per episode and pooled (errors over all reference
+    speech), with the share of episodes whose speaker count is exact."""
+    from ser_pipeline.metrics import diarization_score
+
+    rows, pooled = [], np.zeros(4)
+    for done in diarized:
+        episode = done.episode
+        score = diarization_score(episode.turns, done.turns)
         speech = max(score.speech_s, 1e-9)
         rows.append(
             EpisodeDiarization(
@@ -169,32 +190,25 @@ def score_diarizer(diarizer, episodes: list[SpeakerEpisode], sentences: bool = F
     }
 
 
-def emotion_with_speakers(
-    analyzer, diarizer, episodes: list[SpeakerEpisode], sentences: bool = True, log=lambda line: None
-) -> dict:
+def emotion_with_speakers(analyzer, diarized: list[Diarized], log=lambda line: None) -> dict:
     """The emotion model on the episodes' segments, their speakers given three ways: the truth's
-    (a transcript with names), the diarizer's, none (each segment alone). With `sentences` the
-    segments are the true sentences (a transcript without names); otherwise silero-vad's
-    utterances, each scored against the sentence covering most of it (at least half of it).
+    (a transcript with names), the diarizer's, none (each segment alone). Segments are the true
+    sentences, or voice-activity utterances each scored against the sentence covering most of it
+    (at least half of it).
     7-class and sentiment UAR, and 95% paired-bootstrap intervals of the differences that matter."""
     from ser_pipeline.diarization import attribute
     from ser_pipeline.metrics import uar_difference_interval, unweighted_average_recall
     from ser_pipeline.schema import EMOTIONS, SENTIMENTS
-    from ser_pipeline.segmentation import Segment, vad_segments
 
     sentiment_of = dict(zip(EMOTIONS, (SENTIMENTS[i] for i in SENTIMENT_OF_EMOTION.argmax(1)), strict=True))
     truth: list[str] = []
     predicted: dict[str, list[str]] = {"transcript": [], "embedded": [], "none": []}
     sentiment: dict[str, list[str]] = {name: [] for name in predicted}
-    for episode in episodes:
-        if sentences:
-            bare = [Segment(i, "sentence", t.start_s, t.end_s) for i, t in enumerate(episode.turns)]
-        else:
-            bare = vad_segments(episode.samples)
-        spans = [(s.start_s, s.end_s) for s in bare]
+    for done in diarized:
+        episode, bare = done.episode, done.segments
         labels, scored = _covering_labels(bare, episode)
         named = attribute(bare, episode.turns, "transcript")
-        found = attribute(bare, diarizer.turns(episode.samples, spans, utterances=sentences), "embedded")
+        found = attribute(bare, done.turns, "embedded")
         for name, segments in (("transcript", named), ("embedded", found), ("none", bare)):
             columns = analyzer.analyze(episode.samples, segments).columns
             predicted[name] += [columns["emotion"][i] for i in scored]
