@@ -21,9 +21,9 @@ SCORING_VERSION = 6
 SCORING_MODULES = (
     "archive", "audio", "architectures", "devices", "diarization", "embedded_diarization", "episode_steps", "features", "gillick",
     "hf_emotion", "inference", "laughter", "model_loading", "pipeline", "registry", "schema", "segmentation",
-    "transcripts", "wav2vec2_dims", "whisper_emotion", "whisper_encoder", "voice_encoder",
+    "transcripts", "wav2vec2_dims", "whisper_emotion", "whisper_encoder", "voice_encoder", "voice_activity",
 )  # fmt: skip
-RECORDED_SOURCE_SHA256 = "f9830fbc048b50a14a3896231741b0c9fbf94b2a426fe9757e15eb968b30238e"
+RECORDED_SOURCE_SHA256 = "91c8b826fdf4550214914aaf4751b5fadb7b3f3ac99d408c26b8fb46d25699f9"
 
 PIPELINE_VERSION = f"{__version__}+scoring.{SCORING_VERSION}"  # the `pipeline_version` of the rows
 

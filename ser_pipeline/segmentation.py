@@ -8,7 +8,6 @@ from enum import Enum
 
 import numpy as np
 
-from ser_pipeline.audio import SAMPLE_RATE
 from ser_pipeline.transcripts import Sentence
 
 
@@ -69,25 +68,12 @@ def window_segments(duration_s: float, window_s: float = 3.0, hop_s: float | Non
     ]
 
 
-_vad_model = None
-
-
 def vad_segments(samples: np.ndarray, min_speech_s: float = 0.25, min_silence_s: float = 0.3) -> list[Segment]:
-    """Voice-activity utterances from silero-vad (its weights ship with the package, offline)."""
-    global _vad_model
-    import torch
-    from silero_vad import get_speech_timestamps, load_silero_vad
+    """Voice-activity utterances: silero-vad's speech spans (its weights ship with the package,
+    offline; run batched by `voice_activity`)."""
+    from ser_pipeline.voice_activity import speech_timestamps
 
-    if _vad_model is None:
-        _vad_model = load_silero_vad()
-    speech = get_speech_timestamps(
-        torch.from_numpy(samples),
-        _vad_model,
-        sampling_rate=SAMPLE_RATE,
-        min_speech_duration_ms=int(min_speech_s * 1000),
-        min_silence_duration_ms=int(min_silence_s * 1000),
-    )
     return [
-        Segment(i, Segmentation.vad.value, span["start"] / SAMPLE_RATE, span["end"] / SAMPLE_RATE)
-        for i, span in enumerate(speech)
+        Segment(i, Segmentation.vad.value, span.start_s, span.end_s)
+        for i, span in enumerate(speech_timestamps(samples, min_speech_s, min_silence_s))
     ]
