@@ -17,13 +17,13 @@ from pathlib import Path
 
 from ser_pipeline import __version__
 
-SCORING_VERSION = 6
+SCORING_VERSION = 7
 SCORING_MODULES = (
     "archive", "audio", "architectures", "devices", "diarization", "embedded_diarization", "episode_steps", "features", "gillick",
     "hf_emotion", "inference", "laughter", "model_loading", "pipeline", "registry", "schema", "segmentation",
     "transcripts", "wav2vec2_dims", "whisper_emotion", "whisper_encoder", "voice_encoder", "voice_activity",
 )  # fmt: skip
-RECORDED_SOURCE_SHA256 = "91c8b826fdf4550214914aaf4751b5fadb7b3f3ac99d408c26b8fb46d25699f9"
+RECORDED_SOURCE_SHA256 = "fca5da2737823c064bc847f2a4b7875e54c166162ee6ff1a410c5fcaca827842"
 
 PIPELINE_VERSION = f"{__version__}+scoring.{SCORING_VERSION}"  # the `pipeline_version` of the rows
 

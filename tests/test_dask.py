@@ -40,7 +40,7 @@ def test_a_dask_cluster_of_two_workers_gives_the_rows_of_the_default_runner(demo
 
 
 def same_readings(default: pd.DataFrame, fanned_out: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The Whisper encoder runs in bfloat16 on CPUs with AMX, and its sums are ordered by the
+    """The Whisper encoder runs in bfloat16 on CPUs with AMX or AVX512-BF16, and its sums are ordered by the
     thread count (a Dask worker has its own): probabilities and dims agree to 5e-3, the emotion
     and sentiment labels wherever the top two probabilities are 0.01 apart. The rest of the
     frames, returned without those columns, must be equal as before."""

@@ -49,7 +49,7 @@ def test_describing_while_decoding_matches_the_whole_episode_and_holds_only_a_ta
     assert max(held) < 20 * SAMPLE_RATE  # never more than the 10 s batch, a block and a segment
     streamed = scorer.finish(logmel, None, final)
 
-    # The same segments read in other batches: bfloat16 on AMX CPUs rounds a little differently.
+    # The same segments read in other batches: bfloat16 on AMX or AVX512-BF16 CPUs rounds a little differently.
     assert list(streamed.columns["emotion"]) == list(whole.columns["emotion"])
     for column, values in whole.columns.items():
         if values.dtype != object:

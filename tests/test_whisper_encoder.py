@@ -128,7 +128,7 @@ def test_clips_described_together_get_what_each_gets_alone():
     assert together.shape == (5, N_DESCRIPTION)
     assert np.abs(together - alone).max() < 1e-4 * np.abs(alone).max()
     assert np.allclose(describe_many(encoder, clips, CPU, max_batch_frames=1, fast=False), together, atol=1e-4)
-    # The fast precision (bfloat16 on a CPU with AMX) stays close to float32.
+    # The fast precision (bfloat16 on a CPU with AMX or AVX512-BF16) stays close to float32.
     assert np.abs(describe_many(encoder, clips, CPU) - together).max() < 0.05 * np.abs(together).max()
 
 
