@@ -283,6 +283,7 @@ class BenchResult:
     source: str = ""
     rerun: dict[str, float] = field(default_factory=dict)
     service: ServiceBench | None = None
+    vad_run: ProcessRun | None = None  # the stage episode segmented by voice activity (no transcript)
 
     @property
     def stage_total(self) -> float:
@@ -314,6 +315,15 @@ class BenchResult:
                 f"| {_length(r.minutes)} | {r.seconds:.1f} s | {r.real_time:.0f}x | {r.seconds / r.minutes * 60:.1f} s"
                 f" | {r.peak_rss_mb:.0f} MB |"
                 for r in self.runs
+            ),
+            *(
+                [
+                    f"| {_length(v.minutes)}, by voice activity (`--segmentation vad`, as an episode without a "
+                    f"transcript) | {v.seconds:.1f} s | {v.real_time:.0f}x | {v.seconds / v.minutes * 60:.1f} s "
+                    f"| {v.peak_rss_mb:.0f} MB |"
+                ]
+                if (v := self.vad_run)
+                else []
             ),
             "",
             "Peak RSS is the pipeline process's (from the kernel at exit); Prefect's temporary API server",
@@ -380,6 +390,11 @@ class BenchResult:
                 ("end-to-end (start-up included) >= 10x the naive reference",
                  f"{hour.real_time / self.naive_real_time:.1f}x", hour.real_time >= 10 * self.naive_real_time),
             ]  # fmt: skip
+        if self.vad_run:
+            rows.append((
+                f"end-to-end by voice activity >= 150x real time on {_length(self.vad_run.minutes)}",
+                f"{self.vad_run.real_time:.0f}x", self.vad_run.real_time >= 150,
+            ))  # fmt: skip
         if self.service:
             one, many, svc = self.service.one_client_ms, self.service.concurrent_ms, self.service
             growth = svc.rss_after_mb - svc.rss_after_warmup_mb
@@ -439,6 +454,16 @@ _NOTES = """
   (about 650 MB resident after import) plus Prefect, and the Whisper encoder's working memory
   (about 400 MB: a batch of 40 three-second windows; half the batch saved 100 MB at 8-10% of
   the emotion stage, so it stays).
+- By voice activity (an episode without a transcript, or `--segmentation vad`) the segments are
+  known only once the whole episode is decoded: the waveform is kept and the models run after
+  the decode. silero-vad's model runs batched (`voice_activity.py`: its front end on thousands of
+  frames at once, its LSTM as one pass over the sequence), 3.4 s an hour of audio; stepped frame
+  by frame from Python, as the package does, it took 37 s, and the 60-minute run 90 s (40x,
+  2026-12-07, AMD EPYC, 2 cores) against 34 s after, with identical rows.
+- CPUs differ: the Whisper encoder runs in bfloat16 where the CPU has bfloat16 dot products
+  (AMX, AVX512-BF16), about twice as fast as float32. The same code measured 146x on 60 minutes
+  on an Intel Xeon with AMX (2026-12-07) and 117x on an AMD EPYC with AVX512-BF16 (87x there in
+  float32).
 - On a GPU (`--device auto` picks CUDA): log-mel frames are computed on the GPU from
   page-locked blocks, the models run in float16 autocast, batches are bounded by
   `max_batch_frames`, and decoding overlaps inference as on the CPU. The models then cost
@@ -490,6 +515,9 @@ def run_bench(
             say(
                 f"  {runs[-1].seconds:.1f} s, {runs[-1].real_time:.0f}x real time, peak RSS {runs[-1].peak_rss_mb:.0f} MB"
             )
+        say(f"whole process on {stage_minutes:g} min by voice activity")
+        vad_run = run_whole(archives[stage_minutes], workdir / "vad", device, "vad")
+        say(f"  {vad_run.seconds:.1f} s, {vad_run.real_time:.0f}x real time, peak RSS {vad_run.peak_rss_mb:.0f} MB")
         path = episode_file(archives[stage_minutes])
         say(f"stages on {stage_minutes:g} min")
         stages = pipeline_stages(archives[stage_minutes], workdir, analyzer)
@@ -502,5 +530,5 @@ def run_bench(
         served = run_service_bench(workdir, device, say=say) if service else None
     return BenchResult(
         machine(), stage_minutes, stages, floor, naive_minutes, naive, runs, str(analyzer.device), str(source), rerun,
-        served,
+        served, vad_run,
     )  # fmt: skip

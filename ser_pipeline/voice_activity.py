@@ -105,20 +105,22 @@ def vad_model() -> SileroVad:
 
 def speech_probabilities(samples: np.ndarray, model: SileroVad | None = None) -> np.ndarray:
     """One probability of speech per 512 samples of 16 kHz audio (the last frame zero-padded),
-    as silero-vad's model gives them stepping through the audio from a fresh state."""
+    as silero-vad's model gives them stepping through the audio from a fresh state. The audio is
+    read a block at a time (no copy of the whole of it)."""
     model = vad_model() if model is None else model
-    audio = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
-    count = -(-len(audio) // FRAME)
-    if count == 0:
-        return np.zeros(0, np.float32)
-    audio = F.pad(audio, (CONTEXT, count * FRAME - len(audio)))  # zeros before the first frame, as the package
-    frames = audio.unfold(0, CONTEXT + FRAME, FRAME)
+    count = -(-len(samples) // FRAME)
     probabilities, state = [], None
     with torch.inference_mode():
-        for start in range(0, count, BLOCK_FRAMES):
-            block, state = model(frames[start : start + BLOCK_FRAMES], state)
-            probabilities.append(block)
-    return torch.cat(probabilities).numpy()
+        for first in range(0, count, BLOCK_FRAMES):
+            frames = min(BLOCK_FRAMES, count - first)
+            begin, end = first * FRAME - CONTEXT, (first + frames) * FRAME
+            # zeros before the first frame's context (as the package) and after the audio's end
+            block = np.zeros(end - begin, np.float32)
+            piece = samples[max(begin, 0) : end]
+            block[max(-begin, 0) : max(-begin, 0) + len(piece)] = piece
+            out, state = model(torch.from_numpy(block).unfold(0, CONTEXT + FRAME, FRAME), state)
+            probabilities.append(out)
+    return torch.cat(probabilities).numpy() if probabilities else np.zeros(0, np.float32)
 
 
 @dataclass(frozen=True)
