@@ -27,7 +27,9 @@ episodes of the held-out voices are the final test; see docs/evaluation.md).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 import scipy.cluster.hierarchy
@@ -38,6 +40,7 @@ from ser_pipeline.diarization import DiarizationError, Turn
 from ser_pipeline.voice_encoder import WINDOW_SAMPLES, VoiceEncoderUnavailable, embed_windows, load_voice_encoder
 
 Span = tuple[float, float]
+Embedder = Callable[[list[np.ndarray]], np.ndarray]  # 16 kHz windows -> (windows, d) L2-normalised rows
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,8 @@ class EmbeddedDiarizer:
     """`turns(samples, regions)`: who speaks when in a 16 kHz episode. `source` is the option
     that chose it, as the warehouse's `models` records it: `embedded` (or `embedded:N`, at most N
     speakers) labels every segment without a speaker; `auto` (the default) only a transcript's
-    sentences without speaker names, where it was measured to help (docs/evaluation.md)."""
+    sentences without speaker names, where it was measured to help (docs/evaluation.md).
+    `embedder` replaces the GE2E voice encoder (the evaluation's MFCC baseline)."""
 
     label_source = "embedded"
 
@@ -155,8 +159,9 @@ class EmbeddedDiarizer:
         settings: ClusteringSettings | None = None,
         source: str = "embedded",
         sentences_only: bool = False,
+        embedder: Embedder | None = None,
     ):
-        self.encoder = load_voice_encoder(device)
+        self.embedder = embedder or partial(embed_windows, load_voice_encoder(device))
         self.settings, self.source, self.sentences_only = settings or ClusteringSettings(), source, sentences_only
 
     @classmethod
@@ -172,7 +177,7 @@ class EmbeddedDiarizer:
 
     def embed(self, samples: np.ndarray, regions: list[Span]) -> tuple[np.ndarray, Windows]:
         pieces, windows = speech_windows(samples, regions, self.settings.hop_s)
-        return embed_windows(self.encoder, pieces), windows
+        return self.embedder(pieces), windows
 
     def turns(self, samples: np.ndarray, regions: list[Span] | None = None, utterances: bool = False) -> list[Turn]:
         """Who speaks when: in `regions` (silero-vad's speech when None), window by window, or

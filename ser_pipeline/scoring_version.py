@@ -23,7 +23,7 @@ SCORING_MODULES = (
     "hf_emotion", "inference", "laughter", "model_loading", "pipeline", "registry", "schema", "segmentation",
     "transcripts", "wav2vec2_dims", "whisper_emotion", "whisper_encoder", "voice_encoder", "voice_activity",
 )  # fmt: skip
-RECORDED_SOURCE_SHA256 = "fca5da2737823c064bc847f2a4b7875e54c166162ee6ff1a410c5fcaca827842"
+RECORDED_SOURCE_SHA256 = "fe216b0132eac7dba39693b00bff80055e292168b94804fe9b9594d667b497fe"
 
 PIPELINE_VERSION = f"{__version__}+scoring.{SCORING_VERSION}"  # the `pipeline_version` of the rows
 

@@ -104,6 +104,23 @@ def test_one_voice_is_one_speaker_and_max_speakers_bounds_the_count():
     assert len(set(cluster(many, ClusteringSettings()))) == 6
 
 
+def test_the_mfcc_baseline_replaces_the_voice_encoder_and_tells_unlike_sources_apart():
+    from ser_pipeline.training.diarization_episodes import mfcc_means
+
+    rng = np.random.default_rng(0)
+    t = np.arange(48_000) / 16_000
+    buzz = sum(np.sin(2 * np.pi * 110 * k * t) / k for k in range(1, 12)).astype(np.float32) * 0.1
+    hiss = np.diff(rng.standard_normal(48_001)).astype(np.float32) * 0.05  # bright noise
+    order = ["buzz", "hiss", "buzz", "buzz", "hiss", "hiss", "buzz", "hiss"]
+    samples = np.concatenate([buzz if name == "buzz" else hiss for name in order])
+    truth = [Turn(3.0 * i, 3.0 * i + 3.0, name) for i, name in enumerate(order)]
+    diarizer = EmbeddedDiarizer(torch.device("cpu"), embedder=mfcc_means)
+    for utterances in (False, True):
+        found = diarizer.turns(samples, [(t.start_s, t.end_s) for t in truth], utterances=utterances)
+        score = diarization_score(truth, found)
+        assert score.hypothesis_speakers == 2 and score.der < 0.05
+
+
 @pytest.mark.parametrize("option", ["embedded:0", "embedded:x", "embeded"])
 def test_a_malformed_embedded_option_is_a_clear_error(option):
     with pytest.raises(DiarizationError, match="embedded:N"):

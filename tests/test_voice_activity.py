@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import EPISODES, needs_shared, tone
 from ser_pipeline.audio import decode
 from ser_pipeline.voice_activity import SileroVad, VadUnavailable, jit_path, speech_probabilities, speech_timestamps
-from tests.conftest import EPISODES, needs_shared, tone
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ embedded `models/` folder and its `registry.json`."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -663,6 +664,12 @@ def train_diarization(
             " none, on the sentences (--sentences) or on voice-activity utterances (built episodes only)."
         ),
     ] = False,
+    embedding: Annotated[
+        str, typer.Option(help="ge2e (the embedded diarizer) or mfcc (the simple baseline: windows' mean MFCCs).")
+    ] = "ge2e",
+    threshold: Annotated[
+        float | None, typer.Option(help="Cosine distance at which clustering stops (default: the diarizer's).")
+    ] = None,
     output: Annotated[Path | None, typer.Option(help="Where the JSON of the figures goes.")] = None,
 ) -> None:
     """The embedded diarizer on episodes with known speakers (3-5 voices, short turns, overlaps):
@@ -674,7 +681,13 @@ def train_diarization(
 
     from ser_pipeline.embedded_diarization import ClusteringSettings, EmbeddedDiarizer
     from ser_pipeline.training.data import shared_data_dir
-    from ser_pipeline.training.diarization_episodes import build_episodes, diarize, score_diarizer, shared_episodes
+    from ser_pipeline.training.diarization_episodes import (
+        build_episodes,
+        diarize,
+        mfcc_means,
+        score_diarizer,
+        shared_episodes,
+    )
 
     if split not in ("dev", "final", "shared"):
         raise typer.BadParameter(f"{split!r}: dev, final or shared", param_hint="--split")
@@ -683,7 +696,13 @@ def train_diarization(
         built = shared_episodes(data)
     else:
         built = build_episodes(data, split, episodes, minutes, seed=1 if split == "dev" else 2)
-    diarizer = EmbeddedDiarizer(torch.device("cpu"), ClusteringSettings(max_speakers=max_speakers))
+    if embedding not in ("ge2e", "mfcc"):
+        raise typer.BadParameter(f"{embedding!r}: ge2e or mfcc", param_hint="--embedding")
+    settings = ClusteringSettings(max_speakers=max_speakers)
+    if threshold is not None:
+        settings = replace(settings, threshold=threshold, utterance_threshold=threshold)
+    embedder = mfcc_means if embedding == "mfcc" else None
+    diarizer = EmbeddedDiarizer(torch.device("cpu"), settings, embedder=embedder)
     diarized = diarize(diarizer, built, sentences)
     summary = score_diarizer(diarized, log=typer.echo)
     if emotion and split != "shared":
@@ -693,5 +712,8 @@ def train_diarization(
         summary["emotion"] = emotion_with_speakers(Analyzer(device="cpu"), diarized, log=typer.echo)
     typer.echo(json.dumps({k: v for k, v in summary.items() if k != "episodes"}))
     if output is not None:
-        document = {"split": split, "sentences": sentences, "episodes": episodes, "minutes": minutes, **summary}
+        document = {
+            "split": split, "sentences": sentences, "episodes": episodes, "minutes": minutes, "embedding": embedding,
+            "threshold": threshold, **summary,
+        }  # fmt: skip
         _write_document(document, output)

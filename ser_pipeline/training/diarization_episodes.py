@@ -251,3 +251,23 @@ def _covering_labels(segments, episode: SpeakerEpisode) -> tuple[list[str | None
         if best >= 0 and overlaps[best] >= 0.5 * segment.duration_s:
             scored.append(index)
     return labels, scored
+
+
+def mfcc_means(windows: list[np.ndarray], n_mfcc: int = 20) -> np.ndarray:
+    """The issue's simple baseline embedding: each window's mean MFCCs (c1 onwards: c0 is its
+    level), standardised over the episode's windows, L2-normalised; clustered as the GE2E
+    embeddings are (`EmbeddedDiarizer(embedder=mfcc_means)`)."""
+    import torch
+
+    from ser_pipeline.features import LogMel, mfcc_from_logmel
+
+    front_end = LogMel()
+    with torch.inference_mode():
+        means = np.stack([
+            mfcc_from_logmel(front_end.frames(torch.from_numpy(window)), n_mfcc)[:, 1:].mean(0).numpy()
+            for window in windows
+        ])  # fmt: skip
+    if not len(means):
+        return means
+    means = (means - means.mean(0)) / (means.std(0) + 1e-6)
+    return means / np.linalg.norm(means, axis=1, keepdims=True).clip(1e-8)
