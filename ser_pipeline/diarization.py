@@ -30,6 +30,9 @@ class DiarizationError(RuntimeError):
     pass
 
 
+Span = tuple[float, float]
+
+
 @dataclass(frozen=True)
 class Turn:
     """A stretch of one speaker's talk."""
@@ -37,6 +40,22 @@ class Turn:
     start_s: float
     end_s: float
     speaker: str
+
+
+def without(spans: list[Span], holes: list[Span], shortest_s: float = 0.1) -> list[Span]:
+    """`spans` with `holes` cut out of them (in order; pieces under `shortest_s` dropped)."""
+    out = []
+    for start_s, end_s in spans:
+        pieces = [(start_s, end_s)]
+        for hole_start, hole_end in holes:
+            pieces = [
+                piece
+                for first, last in pieces
+                for piece in ((first, min(last, hole_start)), (max(first, hole_end), last))
+                if piece[1] > piece[0]
+            ]
+        out += [(first, last) for first, last in pieces if last - first >= shortest_s]
+    return out
 
 
 class Diarizer:
@@ -70,16 +89,21 @@ class Diarizer:
         return cls(pipeline.to(device), source)
 
     def turns(
-        self, samples: np.ndarray, regions: list[tuple[float, float]] | None = None, utterances: bool = False
+        self,
+        samples: np.ndarray,
+        regions: list[Span] | None = None,
+        utterances: bool = False,
+        exclude: list[Span] | None = None,
     ) -> list[Turn]:
         """Every speaker turn in a 16 kHz mono episode (pyannote finds speech itself: `regions` and
-        `utterances` are unread)."""
+        `utterances` are unread), none over the spans of `exclude` (laughs: no one's speech)."""
         waveform = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))[None]
         output = self.pipeline({"waveform": waveform, "sample_rate": SAMPLE_RATE})
         annotation = getattr(output, "speaker_diarization", output)  # pyannote 4 wraps it; 3 did not
         return [
-            Turn(float(turn.start), float(turn.end), str(label))
+            Turn(first, last, str(label))
             for turn, _, label in annotation.itertracks(yield_label=True)
+            for first, last in without([(float(turn.start), float(turn.end))], exclude or [], shortest_s=0.0)
         ]
 
 

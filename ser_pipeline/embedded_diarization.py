@@ -36,10 +36,9 @@ import scipy.cluster.hierarchy
 import torch
 
 from ser_pipeline.audio import SAMPLE_RATE
-from ser_pipeline.diarization import DiarizationError, Turn
+from ser_pipeline.diarization import DiarizationError, Span, Turn, without
 from ser_pipeline.voice_encoder import WINDOW_SAMPLES, VoiceEncoderUnavailable, embed_windows, load_voice_encoder
 
-Span = tuple[float, float]
 Embedder = Callable[[list[np.ndarray]], np.ndarray]  # 16 kHz windows -> (windows, d) L2-normalised rows
 
 
@@ -179,14 +178,23 @@ class EmbeddedDiarizer:
         pieces, windows = speech_windows(samples, regions, self.settings.hop_s)
         return self.embedder(pieces), windows
 
-    def turns(self, samples: np.ndarray, regions: list[Span] | None = None, utterances: bool = False) -> list[Turn]:
-        """Who speaks when: in `regions` (silero-vad's speech when None), window by window, or
-        with `utterances` (each region one speaker's, as a transcript's sentences are) region by
-        region, each the mean of its windows' embeddings (clustered to `utterance_threshold`)."""
+    def turns(
+        self,
+        samples: np.ndarray,
+        regions: list[Span] | None = None,
+        utterances: bool = False,
+        exclude: list[Span] | None = None,
+    ) -> list[Turn]:
+        """Who speaks when: in `regions` (silero-vad's speech when None) less the spans of `exclude`
+        (laughs: no one's speech, and a voice of their own to the clustering), window by window,
+        or with `utterances` (each region one speaker's, as a transcript's sentences are) region
+        by region, each the mean of its windows' embeddings (clustered to `utterance_threshold`)."""
         if regions is None:
             from ser_pipeline.segmentation import vad_segments
 
             regions = [(s.start_s, s.end_s) for s in vad_segments(samples)]
+        if exclude:
+            regions = without(regions, exclude)
         embeddings, windows = self.embed(samples, regions)
         if not len(embeddings):
             return []

@@ -306,6 +306,7 @@ class StreamingScorer:
         self.ready: dict[tuple[float, float], Segment] = {}
         self.waiting: list[Segment] = []
         self.laughter = GrowingArray(0)  # probabilities of the frames scored so far
+        self.laughter_done: tuple[np.ndarray, float] | None = None  # every frame's, once the episode is decoded
         self.tail = SampleTail() if stream_samples else None
         self.to_describe: dict[tuple[float, float], Segment] = {}
         self.described: dict[tuple[float, float], np.ndarray] = {}  # the Whisper head's descriptions
@@ -402,6 +403,22 @@ class StreamingScorer:
             self.scored[(segment.start_s, segment.end_s)] = scores.row(index)
         self.ready.clear()
 
+    def laughter_frames(self, logmel: torch.Tensor, samples: np.ndarray | None) -> tuple[np.ndarray, float]:
+        """The laughter detector's probabilities for every frame of the finished episode, and their
+        frames per second (worked out once: `finish` reads them again)."""
+        if self.laughter_done is None:
+            analyzer = self.analyzer
+            if analyzer.models.laughter_reads_waveform:
+                self.laughter_done = analyzer.laughter_probabilities(samples, logmel)
+            else:
+                self.laughter.append(analyzer.laughter_frames(logmel, first=self.laughter.rows))
+                self.laughter_done = self.laughter.array(), self.fps
+        return self.laughter_done
+
+    def laughter_events(self, logmel: torch.Tensor, samples: np.ndarray | None) -> list[LaughterEvent]:
+        """The finished episode's laughs (before `finish`: the diarizer leaves them out)."""
+        return detect_events(*self.laughter_frames(logmel, samples), self.analyzer.models.operating_point)
+
     def finish(
         self, logmel: torch.Tensor, samples: np.ndarray | None, segments: list[Segment], clock: StageClock | None = None
     ) -> EpisodeScores:
@@ -427,11 +444,7 @@ class StreamingScorer:
             with clock.stage("dims"):
                 dims = models.waveform_dims.score(samples, segments)
         with clock.stage("laughter"):
-            if models.laughter_reads_waveform:
-                frame_probs, laughter_fps = analyzer.laughter_probabilities(samples, logmel)
-            else:
-                self.laughter.append(analyzer.laughter_frames(logmel, first=self.laughter.rows))
-                frame_probs, laughter_fps = self.laughter.array(), self.fps
+            frame_probs, laughter_fps = self.laughter_frames(logmel, samples)
         with clock.stage("events"):
             point = models.operating_point
             smoothed = smooth(frame_probs, laughter_fps, point.smooth_s)

@@ -327,10 +327,14 @@ def process_episode(
     diarizer = analyzer.models.diarizer
     sentences = bool(segments) and segments[0].kind == Segmentation.sentence.value  # each one speaker's
     if diarizer is not None and any(s.speaker is None for s in segments) and (sentences or not diarizer.sentences_only):
-        # Utterances (voice activity, sentences) are the speech regions; windows are not.
+        # Utterances (voice activity, sentences) are the speech regions; windows are not. Laughs
+        # are cut out of voice activity (a sentence is one speaker's, laugh or not).
         regions = None if config.segmentation is Segmentation.window else [(s.start_s, s.end_s) for s in segments]
+        laughs = [] if sentences else scorer.laughter_events(audio.logmel, waveform())
         with clock.stage("diarize"):
-            turns = diarizer.turns(waveform(), regions, utterances=sentences)
+            turns = diarizer.turns(
+                waveform(), regions, utterances=sentences, exclude=[(e.start_s, e.end_s) for e in laughs]
+            )
             segments = attribute(segments, turns, diarizer.label_source)
     samples = audio.samples
     if streamed and not scorer.holds_samples_for(segments):  # the plan fell through: the whole waveform

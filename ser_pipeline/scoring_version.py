@@ -23,7 +23,7 @@ SCORING_MODULES = (
     "hf_emotion", "inference", "laughter", "model_loading", "pipeline", "registry", "schema", "segmentation",
     "transcripts", "wav2vec2_dims", "whisper_emotion", "whisper_encoder", "voice_encoder", "voice_activity",
 )  # fmt: skip
-RECORDED_SOURCE_SHA256 = "fe216b0132eac7dba39693b00bff80055e292168b94804fe9b9594d667b497fe"
+RECORDED_SOURCE_SHA256 = "70495a5c18399187bdc2bc75a777f511617589b3391861cac6cf0a47c6875d0f"
 
 PIPELINE_VERSION = f"{__version__}+scoring.{SCORING_VERSION}"  # the `pipeline_version` of the rows
 

@@ -153,3 +153,14 @@ def test_what_pyannote_would_unpickle_is_pinned_before_it_loads_anything(monkeyp
     with pytest.raises(DiarizationError, match="the hub refused"):
         Diarizer.load(f"{hub}@{'b' * 40}", torch.device("cpu"))
     assert [(args[0], kwargs["revision"]) for args, kwargs in calls] == [(str(folder), None), (hub, "b" * 40)]
+
+
+def test_without_cuts_holes_out_of_spans():
+    from ser_pipeline.diarization import without
+
+    assert without([(0.0, 10.0), (12.0, 14.0)], [(2.0, 3.0), (9.0, 13.0)]) == [(0.0, 2.0), (3.0, 9.0), (13.0, 14.0)]
+    assert without([(1.0, 5.0)], [(0.0, 6.0)]) == []
+    assert without([(1.0, 5.0)], [(5.0, 6.0), (-2.0, -1.0)]) == [(1.0, 5.0)]
+    assert without([(1.0, 5.0)], [(4.95, 6.0)]) == [(1.0, 4.95)]
+    assert without([(1.0, 5.0)], [(1.0, 4.95)]) == []  # a piece under 0.1 s is dropped
+    assert without([(1.0, 5.0)], [(1.0, 4.95)], shortest_s=0.0) == [(4.95, 5.0)]

@@ -119,6 +119,11 @@ def test_the_mfcc_baseline_replaces_the_voice_encoder_and_tells_unlike_sources_a
         found = diarizer.turns(samples, [(t.start_s, t.end_s) for t in truth], utterances=utterances)
         score = diarization_score(truth, found)
         assert score.hypothesis_speakers == 2 and score.der < 0.05
+    # spans to leave out (laughs) are no one's turn
+    found = diarizer.turns(samples, [(t.start_s, t.end_s) for t in truth], exclude=[(4.0, 5.0), (13.5, 16.5)])
+    assert found and all(t.end_s <= 4.0 or t.start_s >= 5.0 for t in found)
+    assert all(t.end_s <= 13.5 or t.start_s >= 16.5 for t in found)
+    assert diarization_score(truth, found).hypothesis_speakers == 2
 
 
 @pytest.mark.parametrize("option", ["embedded:0", "embedded:x", "embeded"])
@@ -166,6 +171,32 @@ def test_an_episode_without_speakers_gets_embedded_ones_through_the_pipeline(tmp
         assert 2 <= len(speakers) <= 4 and speakers == {f"S{i + 1}" for i in range(len(speakers))}
         assert segments.speaker.notna().mean() > 0.8
         assert '"diarization": "embedded"' in previous_row(config.warehouse, episode)["models"]
+
+
+@needs_shared
+@pytest.mark.slow
+def test_laughs_are_no_ones_speech_to_the_diarizer(tmp_path):
+    """By voice activity, the laughter detector's laughs are cut out of the diarizer's regions: a
+    segment that is a laugh gets no speaker (before, the episode's laughs made a voice of their own)."""
+    from ser_pipeline.inference import Analyzer
+    from ser_pipeline.pipeline import RunConfig, process_episode
+    from ser_pipeline.segmentation import Segmentation
+
+    episode = _unnamed(EPISODES / "morning-chat" / "morning-chat-ep01", tmp_path)
+    config = RunConfig(tmp_path / "vad", Segmentation.vad)
+    assert process_episode(episode, config, Analyzer(device="cpu", diarization="embedded"), "run-1").status == "ok"
+    segments = pq.read_table(next((config.warehouse / "segments").rglob("*.parquet"))).to_pandas()
+    laughs = pq.read_table(next((config.warehouse / "laughter_events").rglob("*.parquet"))).to_pandas()
+
+    def laughed(segment) -> float:
+        inside = sum(
+            max(0.0, min(segment.end_s, e.end_s) - max(segment.start_s, e.start_s)) for e in laughs.itertuples()
+        )
+        return inside / (segment.end_s - segment.start_s)
+
+    share = np.array([laughed(s) for s in segments.itertuples()])
+    assert (share >= 0.9).sum() >= 3 and segments.speaker[share >= 0.9].isna().all()
+    assert segments.speaker[share == 0].notna().mean() > 0.9
 
 
 @needs_shared

@@ -670,6 +670,10 @@ def train_diarization(
     threshold: Annotated[
         float | None, typer.Option(help="Cosine distance at which clustering stops (default: the diarizer's).")
     ] = None,
+    keep_laughs: Annotated[
+        bool,
+        typer.Option(help="Leave the laughter detector's laughs in voice activity (the pipeline cuts them out)."),
+    ] = False,
     output: Annotated[Path | None, typer.Option(help="Where the JSON of the figures goes.")] = None,
 ) -> None:
     """The embedded diarizer on episodes with known speakers (3-5 voices, short turns, overlaps):
@@ -703,17 +707,19 @@ def train_diarization(
         settings = replace(settings, threshold=threshold, utterance_threshold=threshold)
     embedder = mfcc_means if embedding == "mfcc" else None
     diarizer = EmbeddedDiarizer(torch.device("cpu"), settings, embedder=embedder)
-    diarized = diarize(diarizer, built, sentences)
+    from ser_pipeline.inference import Analyzer
+
+    analyzer = Analyzer(device="cpu")
+    diarized = diarize(diarizer, built, sentences, laughter=None if keep_laughs else analyzer)
     summary = score_diarizer(diarized, log=typer.echo)
     if emotion and split != "shared":
-        from ser_pipeline.inference import Analyzer
         from ser_pipeline.training.diarization_episodes import emotion_with_speakers
 
-        summary["emotion"] = emotion_with_speakers(Analyzer(device="cpu"), diarized, log=typer.echo)
+        summary["emotion"] = emotion_with_speakers(analyzer, diarized, log=typer.echo)
     typer.echo(json.dumps({k: v for k, v in summary.items() if k != "episodes"}))
     if output is not None:
         document = {
             "split": split, "sentences": sentences, "episodes": episodes, "minutes": minutes, "embedding": embedding,
-            "threshold": threshold, **summary,
+            "threshold": threshold, "keep_laughs": keep_laughs, **summary,
         }  # fmt: skip
         _write_document(document, output)

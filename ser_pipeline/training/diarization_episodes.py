@@ -140,19 +140,25 @@ class Diarized:
     turns: list[Turn]
 
 
-def diarize(diarizer, episodes: list[SpeakerEpisode], sentences: bool = False) -> list[Diarized]:
+def diarize(diarizer, episodes: list[SpeakerEpisode], sentences: bool = False, laughter=None) -> list[Diarized]:
     """Each episode diarized from its own voice activity (no transcript), or with `sentences`
-    from its true sentences' spans (as a transcript without speaker names gives them)."""
+    from its true sentences' spans (as a transcript without speaker names gives them). With
+    `laughter` (an `Analyzer`), its detector's laughs are cut out of voice activity, as the
+    pipeline cuts them."""
     from ser_pipeline.segmentation import Segment, vad_segments
 
     out = []
     for episode in episodes:
+        laughs = []
         if sentences:
             segments = [Segment(i, "sentence", t.start_s, t.end_s) for i, t in enumerate(episode.turns)]
         else:
             segments = vad_segments(episode.samples)
+            if laughter is not None:
+                laughs = [(e.start_s, e.end_s) for e in laughter.analyze(episode.samples, []).events]
         regions = [(s.start_s, s.end_s) for s in segments]
-        out.append(Diarized(episode, segments, diarizer.turns(episode.samples, regions, utterances=sentences)))
+        turns = diarizer.turns(episode.samples, regions, utterances=sentences, exclude=laughs)
+        out.append(Diarized(episode, segments, turns))
     return out
 
 
