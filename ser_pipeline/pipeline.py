@@ -330,7 +330,8 @@ def process_episode(
         # Utterances (voice activity, sentences) are the speech regions; windows are not. Laughs
         # are cut out of voice activity (a sentence is one speaker's, laugh or not).
         regions = None if config.segmentation is Segmentation.window else [(s.start_s, s.end_s) for s in segments]
-        laughs = [] if sentences else scorer.laughter_events(audio.logmel, waveform())
+        with clock.stage("laughter"):
+            laughs = [] if sentences else scorer.laughter_events(audio.logmel, waveform())
         with clock.stage("diarize"):
             turns = diarizer.turns(
                 waveform(), regions, utterances=sentences, exclude=[(e.start_s, e.end_s) for e in laughs]

@@ -23,7 +23,7 @@ SCORING_MODULES = (
     "hf_emotion", "inference", "laughter", "model_loading", "pipeline", "registry", "schema", "segmentation",
     "transcripts", "wav2vec2_dims", "whisper_emotion", "whisper_encoder", "voice_encoder", "voice_activity",
 )  # fmt: skip
-RECORDED_SOURCE_SHA256 = "70495a5c18399187bdc2bc75a777f511617589b3391861cac6cf0a47c6875d0f"
+RECORDED_SOURCE_SHA256 = "a5cb842944baa48099689e71838dea06a0e486d0f799420db1ec0c8b070d042f"
 
 PIPELINE_VERSION = f"{__version__}+scoring.{SCORING_VERSION}"  # the `pipeline_version` of the rows
 

@@ -19,7 +19,6 @@ Importing `silero_vad` sets torch to one thread for the whole process (its `mode
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -30,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ser_pipeline.audio import SAMPLE_RATE
-from ser_pipeline.files import file_sha256
+from ser_pipeline.files import wheel_file
 
 WHEEL = "silero-vad==6.2.3"
 SILERO_JIT_SHA256 = "e1122837f4154c511485fe0b9c64455f7b929c96fbb8d79fbdb336383ebd3720"
@@ -44,16 +43,9 @@ class VadUnavailable(RuntimeError):
 
 
 def jit_path() -> Path:
-    spec = importlib.util.find_spec("silero_vad")  # locates the package without running it
-    if spec is None or not spec.submodule_search_locations:
-        raise VadUnavailable(f"voice-activity segmentation needs {WHEEL}: pip install '{WHEEL}'")
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "silero_vad.jit"
-    if not path.is_file() or file_sha256(path) != SILERO_JIT_SHA256:
-        raise VadUnavailable(
-            f"{path} is missing or is not the file {WHEEL} ships (sha256 {SILERO_JIT_SHA256[:12]}...): "
-            f"pip install --force-reinstall '{WHEEL}'"
-        )
-    return path
+    return wheel_file(
+        "silero_vad", "data/silero_vad.jit", SILERO_JIT_SHA256, WHEEL, "voice-activity segmentation", VadUnavailable
+    )
 
 
 class SileroVad(nn.Module):

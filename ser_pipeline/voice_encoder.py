@@ -14,7 +14,6 @@ its card is `models/embedded-diarizer-ge2e.md`.
 
 from __future__ import annotations
 
-import importlib.util
 from functools import lru_cache
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import torchaudio
 from torch import nn
 
 from ser_pipeline.audio import SAMPLE_RATE
-from ser_pipeline.files import file_sha256
+from ser_pipeline.files import wheel_file
 
 WHEEL = "resemblyzer==0.1.4"
 PRETRAINED_SHA256 = "39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e"
@@ -39,16 +38,10 @@ class VoiceEncoderUnavailable(RuntimeError):
 
 
 def pretrained_path() -> Path:
-    spec = importlib.util.find_spec("resemblyzer")
-    if spec is None or not spec.submodule_search_locations:
-        raise VoiceEncoderUnavailable(f"the embedded diarizer's voice encoder ships in {WHEEL}: pip install '{WHEEL}'")
-    path = Path(next(iter(spec.submodule_search_locations))) / "pretrained.pt"
-    if not path.is_file() or file_sha256(path) != PRETRAINED_SHA256:
-        raise VoiceEncoderUnavailable(
-            f"{path} is missing or is not the file {WHEEL} ships (sha256 {PRETRAINED_SHA256[:12]}...): "
-            f"pip install --force-reinstall '{WHEEL}'"
-        )
-    return path
+    return wheel_file(
+        "resemblyzer", "pretrained.pt", PRETRAINED_SHA256, WHEEL, "the embedded diarizer's voice encoder",
+        VoiceEncoderUnavailable,
+    )  # fmt: skip
 
 
 class VoiceEncoder(nn.Module):

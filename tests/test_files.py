@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
-from ser_pipeline.files import atomic_write, exclusive_lock
+from ser_pipeline.files import atomic_write, exclusive_lock, file_sha256, wheel_file
 
 
 def test_an_atomic_write_replaces_the_target_only_when_the_block_succeeds(tmp_path):
@@ -60,3 +61,18 @@ def test_an_exclusive_lock_makes_holders_take_turns(tmp_path):
     for thread in threads:
         thread.join()
     assert most == [1] * 6
+
+
+class Missing(RuntimeError):
+    pass
+
+
+def test_a_wheel_file_is_found_checked_or_refused_in_one_line():
+    import json as package  # any installed package: its __init__.py stands for a shipped file
+
+    shipped = file_sha256(Path(package.__file__))
+    assert wheel_file("json", "__init__.py", shipped, "json==0", "a test", Missing).name == "__init__.py"
+    with pytest.raises(Missing, match=r"is not the file json==0 ships .*pip install --force-reinstall 'json==0'"):
+        wheel_file("json", "__init__.py", "0" * 64, "json==0", "a test", Missing)
+    with pytest.raises(Missing, match=r"^a test needs nowhere==1: pip install 'nowhere==1'$"):
+        wheel_file("no_such_package_here", "x.bin", "0" * 64, "nowhere==1", "a test", Missing)
