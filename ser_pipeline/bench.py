@@ -444,22 +444,23 @@ _NOTES = """
   the critical path: it answers about 7 s after it starts on an idle machine (importing
   `prefect.server.api.server` alone takes 5.3 s), nearer 9 s beside torch's import; `run`
   starts it before importing Prefect itself (2 s), which took the fixed cost from 14 to 11 s.
-- Memory: with windows or a transcript's sentences (segments known before decoding), the
-  default emotion model, the Whisper head, describes each 2 minutes' worth of complete segments
+- Memory: with windows, a transcript's sentences or voice activity (segments handed out while
+  decoding), the default emotion model, the Whisper head, describes each 2 minutes' worth of complete segments
   as their audio arrives (the decoder held meanwhile, torch on every core), so only the samples
   that segments still to come may read are kept, not the episode's waveform (230 MB an hour;
   peak RSS on 180 min 2.4 GB when it was held, same machine). The log-mel frames are kept (25
   MB an hour), and the waveform too where another model reads it (wav2vec2 dims, the Gillick
-  ResNet, a diarizer) or segmentation is by voice activity. The baseline is torch's CUDA build
+  ResNet, a diarizer). The baseline is torch's CUDA build
   (about 650 MB resident after import) plus Prefect, and the Whisper encoder's working memory
   (about 400 MB: a batch of 40 three-second windows; half the batch saved 100 MB at 8-10% of
   the emotion stage, so it stays).
-- By voice activity (an episode without a transcript, or `--segmentation vad`) the segments are
-  known only once the whole episode is decoded: the waveform is kept and the models run after
-  the decode. silero-vad's model runs batched (`voice_activity.py`: its front end on thousands of
-  frames at once, its LSTM as one pass over the sequence), 3.4 s an hour of audio; stepped frame
-  by frame from Python, as the package does, it took 37 s, and the 60-minute run 90 s (40x,
-  2026-12-07, AMD EPYC, 2 cores) against 34 s after, with identical rows.
+- By voice activity (an episode without a transcript, or `--segmentation vad`) silero-vad hears
+  each decoded block (`VadPlan`), and an utterance is handed to the models as soon as the silence
+  after it is long enough, so the waveform is not kept here either. Its model runs batched
+  (`voice_activity.py`: its front end on thousands of frames at once, its LSTM as one pass over
+  the sequence), 3.4 s an hour of audio; stepped frame by frame from Python, as the package does,
+  it took 37 s, and the 60-minute run 90 s (40x, 2026-12-07, AMD EPYC, 2 cores) against 34 s
+  after, with identical rows; found while decoding, peak RSS there 2.2 GB -> 1.8 GB.
 - CPUs differ: the Whisper encoder runs in bfloat16 where the CPU has bfloat16 dot products
   (AMX, AVX512-BF16), about twice as fast as float32. The same code measured 146x on 60 minutes
   on an Intel Xeon with AMX (2026-12-07) and 117x on an AMD EPYC with AVX512-BF16 (87x there in

@@ -53,14 +53,19 @@ class EpisodeOutcome:
 
 
 def segment_episode(
-    episode: Episode, waveform: Callable[[], np.ndarray], duration_s: float, config: RunConfig
+    episode: Episode,
+    waveform: Callable[[], np.ndarray],
+    duration_s: float,
+    config: RunConfig,
+    plan: SegmentPlan | None = None,
 ) -> tuple[list[Segment], list[str]]:
     """Segments by the configured strategy. `sentence` falls back to voice activity when the
-    transcript is missing, unreadable or empty, and says so in the warnings. Voice activity
-    reads `waveform()` (see `Waveform`: the samples kept, else the file decoded again)."""
+    transcript is missing, unreadable or empty, and says so in the warnings. Voice activity is
+    the `VadPlan`'s that heard the decode, else read from `waveform()` (see `Waveform`: the
+    samples kept, else the file decoded again)."""
 
     def by_voice_activity() -> list[Segment]:
-        return vad_segments(waveform())
+        return plan.finish() if isinstance(plan, VadPlan) else vad_segments(waveform())
 
     if config.segmentation is Segmentation.window:
         return window_segments(duration_s, config.window_s, config.hop_s), []
@@ -76,10 +81,13 @@ def segment_episode(
 
 
 class SegmentPlan(Protocol):
-    """Segments known before decoding (windows, or a transcript's sentences), handed out as the
-    audio arrives: `due(seconds)` gives those, not given before, that the first `seconds` hold
-    whole; `pending_start_s` is the earliest start of those not given yet (inf when none is left),
-    so a streamed waveform before it is read by no segment still to come."""
+    """Segments handed out as the audio arrives (windows or a transcript's sentences, known
+    before decoding; voice-activity utterances, found while decoding): `hear(block)` is given each
+    decoded block, `due(seconds)` gives the segments, not given before, that the first `seconds`
+    hold whole; `pending_start_s` is the earliest start of those not given yet (inf when none is
+    left), so a streamed waveform before it is read by no segment still to come."""
+
+    def hear(self, block: np.ndarray) -> None: ...
 
     def due(self, seconds: float) -> list[Segment]: ...
 
@@ -90,6 +98,9 @@ class SegmentPlan(Protocol):
 class WindowPlan:
     def __init__(self, window_s: float, hop_s: float | None):
         self.window, self.hop, self.given = window_s, hop_s or window_s, 0
+
+    def hear(self, block: np.ndarray) -> None:
+        pass
 
     def due(self, seconds: float) -> list[Segment]:
         # Windows ending at or before `seconds`: full length, so the same as window_segments'.
@@ -111,6 +122,9 @@ class SentencePlan:
         # The earliest start among the sentences from each position of `by_end` on.
         self.later_starts = list(itertools.accumulate(reversed([s.start_s for s in self.by_end]), min))[::-1]
 
+    def hear(self, block: np.ndarray) -> None:
+        pass
+
     def due(self, seconds: float) -> list[Segment]:
         first, self.given = self.given, bisect.bisect_right(self.ends, seconds, lo=self.given)
         return self.by_end[first : self.given]
@@ -118,6 +132,45 @@ class SentencePlan:
     @property
     def pending_start_s(self) -> float:
         return self.later_starts[self.given] if self.given < len(self.by_end) else math.inf
+
+
+class VadPlan:
+    """Voice-activity utterances found while decoding: silero-vad hears each block as it arrives,
+    and an utterance is due once the silence after it is long enough; `finish` closes the last at
+    the audio's end. The same segments as `vad_segments` of the whole waveform (tested), which
+    then need not be kept."""
+
+    def __init__(self):
+        from ser_pipeline.voice_activity import SpeechTracker, VadStream
+
+        self.stream, self.tracker = VadStream(), SpeechTracker()
+        self.found: list[Segment] = []
+        self.given = self.heard = 0
+
+    def hear(self, block: np.ndarray) -> None:
+        self.heard += len(block)
+        self._add(self.tracker.push(self.stream.push(block)))
+
+    def _add(self, spans) -> None:
+        self.found += [
+            Segment(len(self.found) + i, Segmentation.vad.value, s.start_s, s.end_s) for i, s in enumerate(spans)
+        ]
+
+    def due(self, seconds: float) -> list[Segment]:
+        first = self.given
+        while self.given < len(self.found) and self.found[self.given].end_s <= seconds:
+            self.given += 1
+        return self.found[first : self.given]
+
+    @property
+    def pending_start_s(self) -> float:
+        return self.found[self.given].start_s if self.given < len(self.found) else self.tracker.pending_start_s
+
+    def finish(self) -> list[Segment]:
+        """Every utterance of the episode, once all of it has been heard."""
+        self._add(self.tracker.push(self.stream.finish()))
+        self._add(self.tracker.finish(self.heard))
+        return self.found
 
 
 class Waveform:
@@ -134,20 +187,20 @@ class Waveform:
         return self.samples
 
 
-def segment_plan(episode: Episode, config: RunConfig) -> SegmentPlan | None:
-    """The segments to score while decoding goes on; None when segmentation reads the waveform
-    (voice activity), which decoding must then keep. (A transcript whose every cue lies past the
-    audio's end is the one case this cannot foresee: `segment_episode` decodes the file again
-    for it.)"""
+def segment_plan(episode: Episode, config: RunConfig) -> SegmentPlan:
+    """The segments to score while decoding goes on: windows, a transcript's sentences, or the
+    voice activity heard so far (where the transcript is missing, unreadable or empty). (A
+    transcript whose every cue lies past the audio's end is the one case this cannot foresee:
+    `segment_episode` decodes the file again for it.)"""
     if config.segmentation is Segmentation.window:
         return WindowPlan(config.window_s, config.hop_s)
     if config.segmentation is Segmentation.vad or episode.transcript_path is None:
-        return None
+        return VadPlan()
     try:
         sentences = sentence_segments(clean_sentences(read_transcript(episode.transcript_path), math.inf)[0])
     except TranscriptError:
-        return None
-    return SentencePlan(sentences) if sentences else None
+        return VadPlan()
+    return SentencePlan(sentences) if sentences else VadPlan()
 
 
 @dataclass(frozen=True)
@@ -304,24 +357,25 @@ def process_episode(
     if episode.problem:
         return record_failure(episode, config, run_id, models, episode.problem, inputs)
     plan = segment_plan(episode, config)
-    # With its segments known in advance, the Whisper head describes them as their audio
-    # arrives, so the waveform need not be kept (see StreamingScorer).
-    streamed = plan is not None and analyzer.models.describes_while_decoding
+    # With segments handed out as the audio arrives, the Whisper head describes them on the way,
+    # so the waveform need not be kept (see StreamingScorer).
+    streamed = analyzer.models.describes_while_decoding
     scorer = StreamingScorer(analyzer, stream_samples=streamed)
     fps = analyzer.front_end.config.frames_per_second
 
     def score_so_far(frames: torch.Tensor, block: np.ndarray, foreground: Foreground) -> None:
-        due = plan.due(len(frames) / fps) if plan else []
-        scorer.update(frames, due, clock, block, plan.pending_start_s if plan else 0.0, foreground)
+        with clock.stage("segment"):
+            plan.hear(block)
+        scorer.update(frames, plan.due(len(frames) / fps), clock, block, plan.pending_start_s, foreground)
 
-    keep_samples = (analyzer.models.needs_samples and not streamed) or plan is None
+    keep_samples = analyzer.models.needs_samples and not streamed
     try:
         audio = decode_episode(episode.audio_path, analyzer, keep_samples, clock, score_so_far)
     except AudioError as error:  # no retry can mend it: recorded as failed at once
         return record_failure(episode, config, run_id, models, str(error), inputs)
     waveform = Waveform(episode.audio_path, audio.samples)
     with clock.stage("segment"):
-        segments, warnings = segment_episode(episode, waveform, audio.duration_s, config)
+        segments, warnings = segment_episode(episode, waveform, audio.duration_s, config, plan)
     if not segments:
         warnings.append("no speech found (silence?): no segments")
     diarizer = analyzer.models.diarizer

@@ -19,6 +19,7 @@ Importing `silero_vad` sets torch to one thread for the whole process (its `mode
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -95,30 +96,119 @@ def vad_model() -> SileroVad:
     return SileroVad.from_package()
 
 
+class VadStream:
+    """silero-vad's probabilities for audio arriving in blocks of any length: frame by frame the
+    same as `speech_probabilities` of the whole (the LSTM state and the 64 samples of context
+    carried from block to block); `finish` reads the last, partial frame zero-padded."""
+
+    def __init__(self, model: SileroVad | None = None):
+        self.model = vad_model() if model is None else model
+        self.context = np.zeros(CONTEXT, np.float32)  # zeros before the first frame, as the package
+        self.pending = np.zeros(0, np.float32)  # samples short of a whole frame
+        self.state = None
+
+    def push(self, block: np.ndarray) -> np.ndarray:
+        """The probabilities of the frames that `block` completes."""
+        audio = np.asarray(block, np.float32)
+        if len(self.pending):
+            audio = np.concatenate([self.pending, audio])
+        whole = len(audio) // FRAME * FRAME
+        self.pending = audio[whole:].copy()
+        return self._frames(audio[:whole])
+
+    def finish(self) -> np.ndarray:
+        if not len(self.pending):
+            return np.zeros(0, np.float32)
+        last = np.zeros(FRAME, np.float32)
+        last[: len(self.pending)] = self.pending
+        self.pending = np.zeros(0, np.float32)
+        return self._frames(last)
+
+    def _frames(self, audio: np.ndarray) -> np.ndarray:
+        out = []
+        with torch.inference_mode():
+            for first in range(0, len(audio), BLOCK_FRAMES * FRAME):
+                piece = audio[first : first + BLOCK_FRAMES * FRAME]
+                chunk = np.concatenate([self.context, piece])
+                self.context = piece[-CONTEXT:].copy()
+                probabilities, self.state = self.model(
+                    torch.from_numpy(chunk).unfold(0, CONTEXT + FRAME, FRAME), self.state
+                )
+                out.append(probabilities.numpy())
+        return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
 def speech_probabilities(samples: np.ndarray, model: SileroVad | None = None) -> np.ndarray:
     """One probability of speech per 512 samples of 16 kHz audio (the last frame zero-padded),
-    as silero-vad's model gives them stepping through the audio from a fresh state. The audio is
-    read a block at a time (no copy of the whole of it)."""
-    model = vad_model() if model is None else model
-    count = -(-len(samples) // FRAME)
-    probabilities, state = [], None
-    with torch.inference_mode():
-        for first in range(0, count, BLOCK_FRAMES):
-            frames = min(BLOCK_FRAMES, count - first)
-            begin, end = first * FRAME - CONTEXT, (first + frames) * FRAME
-            # zeros before the first frame's context (as the package) and after the audio's end
-            block = np.zeros(end - begin, np.float32)
-            piece = samples[max(begin, 0) : end]
-            block[max(-begin, 0) : max(-begin, 0) + len(piece)] = piece
-            out, state = model(torch.from_numpy(block).unfold(0, CONTEXT + FRAME, FRAME), state)
-            probabilities.append(out)
-    return torch.cat(probabilities).numpy() if probabilities else np.zeros(0, np.float32)
+    as silero-vad's model gives them stepping through the audio from a fresh state."""
+    stream = VadStream(model)
+    return np.concatenate([stream.push(samples), stream.finish()])
 
 
 @dataclass(frozen=True)
 class SpeechSpan:
     start_s: float
     end_s: float
+
+
+class SpeechTracker:
+    """silero-vad's timestamp rules (`get_speech_timestamps_from_probs` with threshold 0.5, 30 ms
+    of padding and no maximum speech length, as `speech_timestamps` uses it) fed probabilities as
+    they arrive: a span is given once the silence after it is long enough, and `finish` closes the
+    last at the audio's end. The package pads two spans apart by half the silence between them
+    when it is under twice the padding; the minimum silence here is at least that, so a span's
+    padding never waits for the next one. The same spans as the package's on the whole (tested)."""
+
+    def __init__(self, min_speech_s: float = 0.25, min_silence_s: float = 0.3, threshold: float = 0.5):
+        pad_ms = 30
+        if min_silence_s * 1000 < 2 * pad_ms:
+            raise ValueError(f"min_silence_s {min_silence_s} is under twice the padding ({2 * pad_ms} ms)")
+        # the package's own formulas (floats, as it compares them)
+        self.min_speech = SAMPLE_RATE * int(min_speech_s * 1000) / 1000
+        self.min_silence = SAMPLE_RATE * int(min_silence_s * 1000) / 1000
+        self.pad = SAMPLE_RATE * pad_ms / 1000
+        self.threshold, self.negative = threshold, max(threshold - 0.15, 0.01)
+        self.frames = 0
+        self.start: int | None = None  # the open speech's first sample
+        self.silent_from = 0  # where the silence inside the open speech began (0: none)
+
+    def push(self, probabilities: np.ndarray) -> list[SpeechSpan]:
+        spans = []
+        for probability in probabilities.tolist():
+            sample = FRAME * self.frames
+            self.frames += 1
+            if probability >= self.threshold:
+                self.silent_from = 0
+                if self.start is None:
+                    self.start = sample
+                continue
+            if probability < self.negative and self.start is not None:
+                if not self.silent_from:
+                    self.silent_from = sample
+                if sample - self.silent_from < self.min_silence:
+                    continue
+                if self.silent_from - self.start > self.min_speech:
+                    spans.append(self._padded(self.start, self.silent_from, math.inf))
+                self.start, self.silent_from = None, 0
+        return spans
+
+    def finish(self, total_samples: int) -> list[SpeechSpan]:
+        """The open speech, if long enough, closed at the audio's end."""
+        start, self.start, self.silent_from = self.start, None, 0
+        if start is None or total_samples - start <= self.min_speech:
+            return []
+        return [self._padded(start, total_samples, total_samples)]
+
+    def _padded(self, start: int, end: int, total_samples: float) -> SpeechSpan:
+        return SpeechSpan(
+            int(max(0, start - self.pad)) / SAMPLE_RATE, int(min(total_samples, end + self.pad)) / SAMPLE_RATE
+        )
+
+    @property
+    def pending_start_s(self) -> float:
+        """The earliest start a span still to be given can have."""
+        first = self.start if self.start is not None else FRAME * self.frames
+        return max(0.0, first - self.pad) / SAMPLE_RATE
 
 
 def speech_timestamps(samples: np.ndarray, min_speech_s: float = 0.25, min_silence_s: float = 0.3) -> list[SpeechSpan]:

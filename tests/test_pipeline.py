@@ -9,7 +9,7 @@ import pytest
 
 from conftest import EPISODES, needs_shared
 from ser_pipeline.archive import Episode
-from ser_pipeline.pipeline import RunConfig, segment_episode, segment_plan
+from ser_pipeline.pipeline import RunConfig, VadPlan, segment_episode, segment_plan
 from ser_pipeline.segmentation import Segmentation, window_segments
 
 SAMPLES = np.zeros(16_000 * 2, np.float32)
@@ -76,8 +76,28 @@ def test_segment_plan_gives_sentences_once_in_order_of_their_end(tmp_path):
     assert [s.text for s in plan.due(4.0)] == ["long"] and plan.pending_start_s == 5.0
     assert plan.due(4.5) == [] and [s.text for s in plan.due(60.0)] == ["last"]
     assert plan.pending_start_s == float("inf")
-    assert segment_plan(episode(None), config(Segmentation.sentence)) is None  # voice activity: reads samples
-    assert segment_plan(episode(transcript), config(Segmentation.vad)) is None
+    assert isinstance(segment_plan(episode(None), config(Segmentation.sentence)), VadPlan)  # no transcript
+    assert isinstance(segment_plan(episode(transcript), config(Segmentation.vad)), VadPlan)
+
+
+@needs_shared
+def test_voice_activity_is_handed_out_while_decoding_as_the_whole_waveform_gives_it():
+    from ser_pipeline.audio import decode
+    from ser_pipeline.segmentation import vad_segments
+
+    samples = decode(EPISODES / "late-debate" / "late-debate-ep02.mp3").samples
+    whole = vad_segments(samples)
+    plan, given, block = VadPlan(), [], 30 * 16_000
+    for start in range(0, len(samples), block):
+        plan.hear(samples[start : start + block])
+        heard = min(start + block, len(samples)) / 16_000
+        due = plan.due(heard - 0.05)  # the log-mel frames lag the samples a little
+        assert all(s.end_s <= heard - 0.05 for s in due)
+        given += due
+        later = [s.start_s for s in whole if s not in given]
+        assert plan.pending_start_s <= min(later, default=float("inf"))  # no sample a later segment reads is let go
+    assert len(given) > 0.8 * len(whole)  # most were handed out before the end
+    assert plan.finish() == whole and given == whole[: len(given)]
 
 
 @pytest.fixture
@@ -153,6 +173,34 @@ def test_rows_scored_by_another_scoring_version_are_scored_again_and_counted(
     assert upgraded.status == "ok" and upgraded.older_code
     assert pipeline.previous_row(config.warehouse, one_episode)["pipeline_version"] == "next"
     assert pipeline.process_episode(one_episode, config, analyzer, "run-4").status == "skipped"
+
+
+@needs_shared
+def test_an_episode_without_a_transcript_is_segmented_while_decoding_and_never_decoded_again(
+    analyzer, tmp_path, monkeypatch
+):
+    """Voice activity heard during the one streaming pass: the waveform is not kept, nor decoded
+    again, and the rows are those of the whole waveform's voice activity scored at once."""
+    import pyarrow.parquet as pq
+
+    import ser_pipeline.pipeline as pipeline
+    from ser_pipeline.audio import decode
+    from ser_pipeline.segmentation import vad_segments
+
+    path = EPISODES / "morning-chat" / "morning-chat-ep02.mp3"
+    samples = decode(path).samples
+    expected = vad_segments(samples)
+    whole = analyzer.analyze(samples, expected).columns
+    monkeypatch.setattr(pipeline, "decode", lambda path: pytest.fail(f"{path} decoded again"))
+    config = RunConfig(tmp_path / "wh", Segmentation.sentence)
+    outcome = pipeline.process_episode(Episode("show", "ep", "ep", path), config, analyzer, "r")
+    assert outcome.status == "ok", outcome.error
+    rows = pq.read_table(next((config.warehouse / "segments").rglob("*.parquet"))).to_pandas()
+    assert list(zip(rows.start_s, rows.end_s)) == [(s.start_s, s.end_s) for s in expected]
+    assert set(rows.kind) == {"vad"}
+    assert (rows.emotion.to_numpy() == whole["emotion"]).mean() > 0.97  # other batches: bfloat16 rounds a little apart
+    for column in ("p_angry", "p_happy", "p_neutral", "p_sad", "valence", "laughter_prob"):
+        np.testing.assert_allclose(rows[column], whole[column], atol=0.02, err_msg=column)
 
 
 @needs_shared

@@ -86,3 +86,57 @@ def test_a_weights_file_other_than_the_pinned_wheels_is_refused(monkeypatch):
     monkeypatch.setattr(voice_activity, "SILERO_JIT_SHA256", "0" * 64)
     with pytest.raises(VadUnavailable, match="is not the file silero-vad==6.2.3 ships"):
         jit_path()
+
+
+def _in_pieces(samples: np.ndarray, rng) -> list[np.ndarray]:
+    cuts = np.sort(rng.choice(np.arange(1, len(samples)), 12, replace=False))
+    return np.split(samples, cuts)
+
+
+@needs_shared
+def test_blocks_of_any_length_give_the_whole_s_probabilities_and_spans():
+    from silero_vad.utils_vad import get_speech_timestamps_from_probs
+
+    from ser_pipeline.voice_activity import SpeechTracker, VadStream
+
+    samples = decode(EPISODES / "morning-chat" / "morning-chat-ep02.mp3").samples[: 16_000 * 90 + 77]
+    whole = speech_probabilities(samples)
+    stream, tracker, spans, streamed = VadStream(), SpeechTracker(), [], []
+    for piece in _in_pieces(samples, np.random.default_rng(1)):
+        streamed.append(stream.push(piece))
+        spans += tracker.push(streamed[-1])
+    streamed.append(stream.finish())
+    spans += tracker.push(streamed[-1]) + tracker.finish(len(samples))
+    assert np.abs(np.concatenate(streamed) - whole).max() < 1e-5
+    assert len(spans) >= 5 and spans == speech_timestamps(samples)
+    package = get_speech_timestamps_from_probs(
+        whole.tolist(), min_speech_duration_ms=250, min_silence_duration_ms=300, audio_length_samples=len(samples)
+    )
+    assert [(s.start_s, s.end_s) for s in spans] == [(p["start"] / 16_000, p["end"] / 16_000) for p in package]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_streaming_timestamp_rules_are_the_package_s(seed):
+    """Random probability runs (speech, silence, the band between the two thresholds, a speech at
+    the very start or the very end), fed in random pieces: the package's spans exactly."""
+    from silero_vad.utils_vad import get_speech_timestamps_from_probs
+
+    from ser_pipeline.voice_activity import SpeechTracker
+
+    rng = np.random.default_rng(seed)
+    runs = [np.full(rng.integers(1, 40), rng.choice([0.05, 0.4, 0.45, 0.6, 0.9])) for _ in range(120)]
+    probabilities = np.concatenate(runs).astype(np.float32)
+    total = len(probabilities) * 512 - int(rng.integers(0, 512))
+    min_speech_s, min_silence_s = [(0.25, 0.3), (0.1, 0.06), (0.5, 1.0)][seed % 3]
+    tracker, spans = SpeechTracker(min_speech_s, min_silence_s), []
+    for piece in np.array_split(probabilities, sorted(rng.choice(len(probabilities), 7, replace=False))):
+        spans += tracker.push(piece)
+    spans += tracker.finish(total)
+    package = get_speech_timestamps_from_probs(
+        probabilities.tolist(),
+        min_speech_duration_ms=int(min_speech_s * 1000),
+        min_silence_duration_ms=int(min_silence_s * 1000),
+        audio_length_samples=total,
+    )
+    assert len(package) >= 3
+    assert [(s.start_s, s.end_s) for s in spans] == [(p["start"] / 16_000, p["end"] / 16_000) for p in package]
