@@ -462,9 +462,10 @@ _NOTES = """
   it took 37 s, and the 60-minute run 90 s (40x, 2026-12-07, AMD EPYC, 2 cores) against 34 s
   after, with identical rows; found while decoding, peak RSS there 2.2 GB -> 1.8 GB.
 - CPUs differ: the Whisper encoder runs in bfloat16 where the CPU has bfloat16 dot products
-  (AMX, AVX512-BF16), about twice as fast as float32. The same code measured 146x on 60 minutes
-  on an Intel Xeon with AMX (2026-12-07) and 117x on an AMD EPYC with AVX512-BF16 (87x there in
-  float32).
+  (AMX, AVX512-BF16), about twice as fast as float32. The 60-minute run measured 146x on an
+  Intel Xeon with AMX and 132x and 141x in two bench runs on an AMD EPYC with AVX512-BF16
+  (2026-12-07); on that EPYC in float32, before it used bfloat16, a run of `run` took 42 s
+  against 31 s after.
 - On a GPU (`--device auto` picks CUDA): log-mel frames are computed on the GPU from
   page-locked blocks, the models run in float16 autocast, batches are bounded by
   `max_batch_frames`, and decoding overlaps inference as on the CPU. The models then cost
