@@ -454,11 +454,11 @@ _NOTES = """
   (about 650 MB resident after import) plus Prefect, and the Whisper encoder's working memory
   (about 400 MB: a batch of 40 three-second windows; half the batch saved 100 MB at 8-10% of
   the emotion stage, so it stays). Resident memory also grows through the episode (a 3-hour one
-  in process, windows: 1.27 GB after 6 s, 1.76 GB at the end) with what glibc's allocator keeps
-  of freed tensors: run with `MALLOC_MMAP_THRESHOLD_=4194304` in the environment (buffers of 4
-  MB and more go back to the system when freed) and the peak is 1.39 GB, at 45% more time (87 s
-  against 60 s; 32 MB: 1.69 GB, 63 s; measured 2026-12-07 on the AMD EPYC). The default keeps
-  the speed.
+  in process, windows: 1.27 GB after 6 s, 1.64-1.76 GB at the end in two runs) with what
+  glibc's allocator keeps of freed tensors: run with `MALLOC_MMAP_THRESHOLD_=4194304` in the
+  environment (buffers of 4 MB and more go back to the system when freed) and the peak is 1.39
+  GB, at 45% more time (87 s against 60 s; 8 MB: 1.47 GB, 78 s; 16 MB: 1.70 GB, 60 s; measured
+  2026-12-07 on the AMD EPYC, one run each). The default keeps the speed.
 - By voice activity (an episode without a transcript, or `--segmentation vad`) silero-vad hears
   each decoded block (`VadPlan`), and an utterance is handed to the models as soon as the silence
   after it is long enough, so the waveform is not kept here either. Its model runs batched
