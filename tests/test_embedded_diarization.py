@@ -124,6 +124,7 @@ def test_the_mfcc_baseline_replaces_the_voice_encoder_and_tells_unlike_sources_a
     assert found and all(t.end_s <= 4.0 or t.start_s >= 5.0 for t in found)
     assert all(t.end_s <= 13.5 or t.start_s >= 16.5 for t in found)
     assert diarization_score(truth, found).hypothesis_speakers == 2
+    assert diarizer.turns(samples, []) == [] and mfcc_means([]).shape == (0, 19)
 
 
 @pytest.mark.parametrize("option", ["embedded:0", "embedded:x", "embeded"])

@@ -684,6 +684,7 @@ def train_diarization(
     import torch
 
     from ser_pipeline.embedded_diarization import ClusteringSettings, EmbeddedDiarizer
+    from ser_pipeline.inference import Analyzer
     from ser_pipeline.training.data import shared_data_dir
     from ser_pipeline.training.diarization_episodes import (
         build_episodes,
@@ -707,8 +708,6 @@ def train_diarization(
         settings = replace(settings, threshold=threshold, utterance_threshold=threshold)
     embedder = mfcc_means if embedding == "mfcc" else None
     diarizer = EmbeddedDiarizer(torch.device("cpu"), settings, embedder=embedder)
-    from ser_pipeline.inference import Analyzer
-
     analyzer = Analyzer(device="cpu")
     diarized = diarize(diarizer, built, sentences, laughter=None if keep_laughs else analyzer)
     summary = score_diarizer(diarized, log=typer.echo)

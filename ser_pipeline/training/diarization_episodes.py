@@ -267,13 +267,13 @@ def mfcc_means(windows: list[np.ndarray], n_mfcc: int = 20) -> np.ndarray:
 
     from ser_pipeline.features import LogMel, mfcc_from_logmel
 
+    if not windows:
+        return np.zeros((0, n_mfcc - 1), np.float32)
     front_end = LogMel()
     with torch.inference_mode():
         means = np.stack([
             mfcc_from_logmel(front_end.frames(torch.from_numpy(window)), n_mfcc)[:, 1:].mean(0).numpy()
             for window in windows
         ])  # fmt: skip
-    if not len(means):
-        return means
     means = (means - means.mean(0)) / (means.std(0) + 1e-6)
     return means / np.linalg.norm(means, axis=1, keepdims=True).clip(1e-8)
