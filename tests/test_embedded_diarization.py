@@ -143,6 +143,29 @@ def test_voices_of_the_development_split_are_told_apart():
     assert summary["speaker_count_exact"] == 1.0 and summary["der_pooled"] < 0.15
 
 
+@needs_shared
+@pytest.mark.slow
+def test_the_diarization_command_measures_the_mfcc_baseline_with_and_without_laughs(tmp_path):
+    from typer.testing import CliRunner
+
+    from ser_pipeline.cli import app
+
+    figures = {}
+    for extra in ([], ["--keep-laughs"]):
+        output = tmp_path / f"figures{len(extra)}.json"
+        arguments = ["train", "diarization", "--data", str(SHARED_DATA), "--split", "dev", "--episodes", "1"]
+        arguments += ["--minutes", "1", "--embedding", "mfcc", "--threshold", "0.9", "--output", str(output), *extra]
+        result = CliRunner().invoke(app, arguments)
+        assert result.exit_code == 0, result.output
+        figures[bool(extra)] = json.loads(output.read_text())
+    for document in figures.values():
+        assert document["embedding"] == "mfcc" and document["threshold"] == 0.9
+        assert 0 <= document["der_pooled"] <= 1 and len(document["episodes"]) == 1
+    assert figures[True]["keep_laughs"] and not figures[False]["keep_laughs"]
+    wrong = CliRunner().invoke(app, ["train", "diarization", "--data", str(SHARED_DATA), "--embedding", "ivector"])
+    assert wrong.exit_code != 0 and "ge2e or mfcc" in wrong.output
+
+
 def _unnamed(source, folder):
     """A shared episode whose transcript has lost its speaker names."""
     from ser_pipeline.archive import Episode

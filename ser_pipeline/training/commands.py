@@ -696,13 +696,13 @@ def train_diarization(
 
     if split not in ("dev", "final", "shared"):
         raise typer.BadParameter(f"{split!r}: dev, final or shared", param_hint="--split")
+    if embedding not in ("ge2e", "mfcc"):
+        raise typer.BadParameter(f"{embedding!r}: ge2e or mfcc", param_hint="--embedding")
     data = data or shared_data_dir()
     if split == "shared":
         built = shared_episodes(data)
     else:
         built = build_episodes(data, split, episodes, minutes, seed=1 if split == "dev" else 2)
-    if embedding not in ("ge2e", "mfcc"):
-        raise typer.BadParameter(f"{embedding!r}: ge2e or mfcc", param_hint="--embedding")
     settings = ClusteringSettings(max_speakers=max_speakers)
     if threshold is not None:
         settings = replace(settings, threshold=threshold, utterance_threshold=threshold)
