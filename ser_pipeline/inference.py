@@ -403,7 +403,7 @@ class StreamingScorer:
             self.scored[(segment.start_s, segment.end_s)] = scores.row(index)
         self.ready.clear()
 
-    def laughter_frames(self, logmel: torch.Tensor, samples: np.ndarray | None) -> tuple[np.ndarray, float]:
+    def episode_laughter(self, logmel: torch.Tensor, samples: np.ndarray | None) -> tuple[np.ndarray, float]:
         """The laughter detector's probabilities for every frame of the finished episode, and their
         frames per second (worked out once: `finish` reads them again)."""
         if self.laughter_done is None:
@@ -417,7 +417,7 @@ class StreamingScorer:
 
     def laughter_events(self, logmel: torch.Tensor, samples: np.ndarray | None) -> list[LaughterEvent]:
         """The finished episode's laughs (before `finish`: the diarizer leaves them out)."""
-        return detect_events(*self.laughter_frames(logmel, samples), self.analyzer.models.operating_point)
+        return detect_events(*self.episode_laughter(logmel, samples), self.analyzer.models.operating_point)
 
     def finish(
         self, logmel: torch.Tensor, samples: np.ndarray | None, segments: list[Segment], clock: StageClock | None = None
@@ -444,7 +444,7 @@ class StreamingScorer:
             with clock.stage("dims"):
                 dims = models.waveform_dims.score(samples, segments)
         with clock.stage("laughter"):
-            frame_probs, laughter_fps = self.laughter_frames(logmel, samples)
+            frame_probs, laughter_fps = self.episode_laughter(logmel, samples)
         with clock.stage("events"):
             point = models.operating_point
             smoothed = smooth(frame_probs, laughter_fps, point.smooth_s)

@@ -23,7 +23,7 @@ SCORING_MODULES = (
     "hf_emotion", "inference", "laughter", "model_loading", "pipeline", "registry", "schema", "segmentation",
     "transcripts", "wav2vec2_dims", "whisper_emotion", "whisper_encoder", "voice_encoder", "voice_activity",
 )  # fmt: skip
-RECORDED_SOURCE_SHA256 = "b76b5a68c4b9801d4a4e462cc058df7ddd1f1c100cea3a38bb40bc486f53610d"
+RECORDED_SOURCE_SHA256 = "c58eb88ef259a7f6d5bad858e8a2c219143792ddd1d89b0ea2e6b3326a7269ba"
 
 PIPELINE_VERSION = f"{__version__}+scoring.{SCORING_VERSION}"  # the `pipeline_version` of the rows
 

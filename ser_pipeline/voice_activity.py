@@ -11,10 +11,11 @@ model, frame by frame) and an hour takes about 3 s.
 
 The weights are those of the package's TorchScript file (`silero_vad.jit`, checked against
 `SILERO_JIT_SHA256`; TorchScript's own loader, not Python's unpickler), taken as a state dict;
-its `silero_vad_16k.safetensors` holds different, older weights and is not used. The package's
-code is used only for its timestamp state machine, `get_speech_timestamps_from_probs`.
-Importing `silero_vad` sets torch to one thread for the whole process (its `model.py` calls
-`torch.set_num_threads(1)`); `speech_timestamps` puts the count back.
+its `silero_vad_16k.safetensors` holds different, older weights and is not used. Its timestamp
+rules (`get_speech_timestamps_from_probs`) run here incrementally (`SpeechTracker`), so the same
+code finds speech in a whole recording and in one still decoding; the tests hold both to the
+package's model and rules. The package itself is never imported at run time: importing it sets
+torch to one thread for the whole process (its `model.py` calls `torch.set_num_threads(1)`).
 """
 
 from __future__ import annotations
@@ -212,18 +213,8 @@ class SpeechTracker:
 
 
 def speech_timestamps(samples: np.ndarray, min_speech_s: float = 0.25, min_silence_s: float = 0.3) -> list[SpeechSpan]:
-    """silero-vad's speech spans (its `get_speech_timestamps` with these settings, the rest its
-    defaults), from the batched probabilities."""
-    threads = torch.get_num_threads()
-    try:
-        from silero_vad.utils_vad import get_speech_timestamps_from_probs
-    finally:
-        torch.set_num_threads(threads)  # importing silero_vad set it to 1
-    spans = get_speech_timestamps_from_probs(
-        speech_probabilities(samples).tolist(),
-        sampling_rate=SAMPLE_RATE,
-        min_speech_duration_ms=int(min_speech_s * 1000),
-        min_silence_duration_ms=int(min_silence_s * 1000),
-        audio_length_samples=len(samples),
-    )
-    return [SpeechSpan(span["start"] / SAMPLE_RATE, span["end"] / SAMPLE_RATE) for span in spans]
+    """silero-vad's speech spans of a whole recording (its `get_speech_timestamps` with these
+    settings, the rest its defaults): the same stream and rules as while decoding."""
+    stream, tracker = VadStream(), SpeechTracker(min_speech_s, min_silence_s)
+    spans = tracker.push(stream.push(samples))
+    return spans + tracker.push(stream.finish()) + tracker.finish(len(samples))
