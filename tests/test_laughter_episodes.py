@@ -57,3 +57,20 @@ def test_episodes_hold_their_laughs_and_a_detector_that_hears_them_all_scores_on
     kinds = scores["perfect"].by
     assert kinds["laugh over the sentence's end"].laughs + kinds["laugh after the sentence"].laughs == laughs
     assert kinds["music bed"].laughs + kinds["no music"].laughs == laughs
+
+
+@needs_shared
+def test_development_casts_share_nobody_with_the_final_test_or_with_each_other():
+    from ser_pipeline.training.laughter import DEFAULT_HELD_OUT_LAUGHERS
+    from ser_pipeline.training.laughter_episodes import development_cast, final_test_cast
+
+    final = final_test_cast(SHARED_DATA)
+    assert set(final.laughs) == set(DEFAULT_HELD_OUT_LAUGHERS)
+    assert {v.split("-")[0] for v in final.voices} == {"nemo", "ravdess"}
+    whole, halves = development_cast(SHARED_DATA), [development_cast(SHARED_DATA, part) for part in (0, 1)]
+    assert not set(whole.voices) & set(final.voices) and not set(whole.laughs) & set(final.laughs)
+    assert not set(halves[0].voices) & set(halves[1].voices) and not set(halves[0].laughs) & set(halves[1].laughs)
+    assert set(halves[0].voices) | set(halves[1].voices) == set(whole.voices)
+    assert set(halves[0].laughs) | set(halves[1].laughs) == set(whole.laughs) and len(whole.laughs) >= 10
+    (episode,) = build_episodes(SHARED_DATA, count=1, minutes=0.5, seed=1, cast=halves[1])
+    assert episode.laughs and {laugh.laugher for laugh in episode.laughs} <= set(halves[1].laughs)

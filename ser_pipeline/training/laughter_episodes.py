@@ -130,26 +130,69 @@ def music_bed(length: int, rng: np.random.Generator) -> np.ndarray:
     return (out / (np.sqrt(np.mean(out**2)) + 1e-12)).astype(np.float32)
 
 
-def build_episodes(data, count: int = 16, minutes: float = 3.0, seed: int = 0) -> list[TestEpisode]:
-    """`count` episodes of about `minutes` each, conditions dealt as a grid (music x room x noise)."""
-    rng = np.random.default_rng(seed)
+@dataclass(frozen=True)
+class Cast:
+    """Who speaks and who laughs in a set of episodes: voice -> its clips, laugher -> their laugh."""
+
+    voices: dict[str, list]
+    laughs: dict[str, np.ndarray]
+
+
+def final_test_cast(data) -> Cast:
+    """The test episodes' people: nEMO's final-test speakers and the RAVDESS actors the recipes
+    hold out; the six laughers every laughter recipe holds out."""
+    held_out = {f"ravdess-{a:02d}" for a in HELD_OUT_ACTORS}
+    clips = [c for c in nemo_clips(data) if in_split(c, "final")] + [
+        c for c in ravdess_clips(data) if c.speaker in held_out
+    ]
+    return _cast(data, clips, lambda laugher: laugher in DEFAULT_HELD_OUT_LAUGHERS)
+
+
+def development_cast(data, part: int | None = None) -> Cast:
+    """Development people only: nEMO's development speakers and the other RAVDESS actors; the
+    laughers the recipes train on. `part` 0 or 1: every other voice and laugher (sorted by name),
+    so that what is fitted on one part can be judged on the other's unheard people."""
+    held_out = {f"ravdess-{a:02d}" for a in HELD_OUT_ACTORS}
+    clips = [c for c in nemo_clips(data) if in_split(c, "dev")] + [
+        c for c in ravdess_clips(data) if c.speaker not in held_out
+    ]
+    voices = sorted({c.speaker for c in clips})
+    laughers = sorted(
+        {c.speaker.removeprefix("nonverbal-") for c in nonverbal_clips(data) if c.label == "laughing"}
+        - set(DEFAULT_HELD_OUT_LAUGHERS)
+    )
+    if part is not None:
+        voices, laughers = voices[part::2], laughers[part::2]
+    return _cast(data, [c for c in clips if c.speaker in voices], lambda laugher: laugher in laughers)
+
+
+def _cast(data, clips: list, laugher_wanted: Callable[[str], bool]) -> Cast:
+    voices: dict[str, list] = {}
+    for clip in clips:
+        voices.setdefault(clip.speaker, []).append(clip)
     laughs = {
         c.speaker.removeprefix("nonverbal-"): trim_silence(read_clip(c.path))
         for c in nonverbal_clips(data)
-        if c.label == "laughing" and c.speaker.removeprefix("nonverbal-") in DEFAULT_HELD_OUT_LAUGHERS
+        if c.label == "laughing" and laugher_wanted(c.speaker.removeprefix("nonverbal-"))
     }
-    held_out = {f"ravdess-{a:02d}" for a in HELD_OUT_ACTORS}
-    voices: dict[str, list] = {}
-    for clip in [c for c in nemo_clips(data) if in_split(c, "final")] + [
-        c for c in ravdess_clips(data) if c.speaker in held_out
-    ]:
-        voices.setdefault(clip.speaker, []).append(clip)
-    names = sorted(voices)
+    return Cast(voices, laughs)
+
+
+def build_episodes(
+    data, count: int = 16, minutes: float = 3.0, seed: int = 0, cast: Cast | None = None
+) -> list[TestEpisode]:
+    """`count` episodes of about `minutes` each, conditions dealt as a grid (music x room x noise),
+    of `cast`'s people (default: the final test's, `final_test_cast`)."""
+    rng = np.random.default_rng(seed)
+    cast = cast or final_test_cast(data)
+    names = sorted(cast.voices)
     episodes = []
     for index in range(count):
         music, room, noise = index % 2 == 1, index // 2 % 2 == 1, NOISES[index % len(NOISES)]
         pair = [names[i] for i in rng.choice(len(names), 2, replace=False)]
-        episodes.append(_episode(f"test-{index + 1:02d}", pair, voices, laughs, music, room, noise, minutes, rng))
+        episodes.append(
+            _episode(f"test-{index + 1:02d}", pair, cast.voices, cast.laughs, music, room, noise, minutes, rng)
+        )
     return episodes
 
 
