@@ -148,7 +148,7 @@ def test_the_scorer_reads_often_heard_speakers_with_the_speaker_head_and_the_res
             layer.weight.zero_()
             layer.bias.zero_()
             layer.bias[EMOTIONS.index(favourite)] = 5.0
-    scorer = WhisperEmotionScorer(head, CPU)
+    scorer = WhisperEmotionScorer(head, CPU, recording_context=False)
     rng = np.random.default_rng(2)
     samples = (0.1 * rng.standard_normal(16_000 * 12)).astype(np.float32)
     speakers = ["host"] * 8 + ["guest"] * 2 + [None] * 2
@@ -157,6 +157,43 @@ def test_the_scorer_reads_often_heard_speakers_with_the_speaker_head_and_the_res
     assert [EMOTIONS[i] for i in emotion.argmax(1)] == ["sad"] * 8 + ["happy"] * 4
     assert emotion.sum(1) == pytest.approx(np.ones(12), abs=1e-6)
     assert sentiment == pytest.approx(emotion @ SENTIMENT_OF_EMOTION, abs=1e-6)
+
+
+def test_segments_without_a_speaker_are_read_alone_and_against_their_recording_half_each():
+    """Alone the head says happy; against the recording it says sad where the first feature is
+    above the recording's mean. Unnamed segments of a recording of 8 or more segments get the
+    mean of the two readings; a named, often heard speaker's only their own; fewer segments, or
+    the context turned off: alone."""
+    head = WhisperEmotionHead()
+    with torch.no_grad():
+        for layer in (head.alone, head.speaker):
+            layer.weight.zero_()
+            layer.bias.zero_()
+        head.alone.bias[EMOTIONS.index("happy")] = 2.0
+        head.speaker.weight[EMOTIONS.index("sad"), 0] = 3.0
+    scorer = WhisperEmotionScorer(head, CPU)
+    rng = np.random.default_rng(4)
+    descriptions = rng.standard_normal((12, N_DESCRIPTION)).astype(np.float32)
+    descriptions[0, 0] = 6.0  # far above the recording's mean
+    speakers = [None] * 4 + ["host"] * 8
+
+    def softmax(logits: np.ndarray) -> np.ndarray:
+        e = np.exp(logits - logits.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+
+    alone = softmax(np.tile(head.alone.bias.detach().numpy(), (12, 1)))
+    z = (descriptions - descriptions.mean(0)) / (descriptions.std(0) + 1e-5)
+    against = softmax(z[:, :1] * head.speaker.weight[:, :1].detach().numpy().T)
+    host = descriptions[4:]
+    own = softmax(((host - host.mean(0)) / (host.std(0) + 1e-5))[:, :1] * head.speaker.weight[:, :1].detach().numpy().T)
+    emotion, sentiment = scorer.probabilities(descriptions, speakers)
+    assert emotion[:4] == pytest.approx((alone[:4] + against[:4]) / 2, abs=1e-5)
+    assert emotion[4:] == pytest.approx(own, abs=1e-5)
+    assert sentiment == pytest.approx(emotion @ SENTIMENT_OF_EMOTION, abs=1e-6)
+    assert EMOTIONS[emotion[0].argmax()] == "sad" and EMOTIONS[alone[0].argmax()] == "happy"
+    assert scorer.probabilities(descriptions[:7], [None] * 7)[0] == pytest.approx(alone[:7], abs=1e-6)
+    scorer.recording_context = False
+    assert scorer.probabilities(descriptions, [None] * 12)[0] == pytest.approx(alone, abs=1e-6)
 
 
 @needs_shared
@@ -196,7 +233,7 @@ def test_the_recipe_fits_both_readings_in_emotion_order_with_the_lexicon(tmp_pat
     for row, (label, speaker) in enumerate(zip(labels, speakers, strict=True)):
         descriptions[row, present.index(label)] += 4.0 + int(speaker[1])  # a speaker offset too
     head = fit_head(descriptions, labels, speakers, WhisperHeadRecipe(data=tmp_path, regularisation=1.0))
-    scorer = WhisperEmotionScorer(head, CPU)
+    scorer = WhisperEmotionScorer(head, CPU, recording_context=False)
     alone, _ = scorer.probabilities(descriptions, [None] * 240)
     together, _ = scorer.probabilities(descriptions, speakers)
     for probabilities in (alone, together):

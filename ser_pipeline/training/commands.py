@@ -661,7 +661,8 @@ def train_diarization(
         bool,
         typer.Option(
             help="Also score emotion (the default model) with speakers from the truth, from the diarizer and"
-            " none, on the sentences (--sentences) or on voice-activity utterances (built episodes only)."
+            " none (read as the pipeline reads them, and each alone), on the sentences (--sentences) or on"
+            " voice-activity utterances."
         ),
     ] = False,
     embedding: Annotated[
@@ -711,7 +712,7 @@ def train_diarization(
     analyzer = Analyzer(device="cpu")
     diarized = diarize(diarizer, built, sentences, laughter=None if keep_laughs else analyzer)
     summary = score_diarizer(diarized, log=typer.echo)
-    if emotion and split != "shared":
+    if emotion:
         from ser_pipeline.training.diarization_episodes import emotion_with_speakers
 
         summary["emotion"] = emotion_with_speakers(analyzer, diarized, log=typer.echo)

@@ -15,6 +15,7 @@ chosen. Truth is the dry span of every sentence with its voice.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,7 +55,8 @@ def shared_episodes(data) -> list[SpeakerEpisode]:
         speech, _ = read_truth(truth)
         turns = [Turn(float(r["start"]), float(r["end"]), r["speaker"]) for r in speech]
         audio = decode(truth.with_name(truth.name.removesuffix(".truth.csv") + ".mp3"))
-        episodes.append(SpeakerEpisode(truth.name.removesuffix(".truth.csv"), audio.samples, turns, False))
+        emotions = tuple(r["label"] for r in speech)
+        episodes.append(SpeakerEpisode(truth.name.removesuffix(".truth.csv"), audio.samples, turns, False, emotions))
     return episodes
 
 
@@ -198,9 +200,10 @@ def score_diarizer(diarized: list[Diarized], log=lambda line: None) -> dict:
 
 def emotion_with_speakers(analyzer, diarized: list[Diarized], log=lambda line: None) -> dict:
     """The emotion model on the episodes' segments, their speakers given three ways: the truth's
-    (a transcript with names), the diarizer's, none (each segment alone). Segments are the true
-    sentences, or voice-activity utterances each scored against the sentence covering most of it
-    (at least half of it).
+    (a transcript with names), the diarizer's, none; segments without speakers are read as the
+    pipeline reads them (`unnamed`: alone and against the whole episode, see `whisper_emotion`)
+    and each alone (`alone`, the reading before 2026-12-07). Segments are the true sentences, or
+    voice-activity utterances each scored against the sentence covering most of it (at least half).
     7-class and sentiment UAR, and 95% paired-bootstrap intervals of the differences that matter."""
     from ser_pipeline.diarization import attribute
     from ser_pipeline.metrics import uar_difference_interval, unweighted_average_recall
@@ -208,15 +211,16 @@ def emotion_with_speakers(analyzer, diarized: list[Diarized], log=lambda line: N
 
     sentiment_of = dict(zip(EMOTIONS, (SENTIMENTS[i] for i in SENTIMENT_OF_EMOTION.argmax(1)), strict=True))
     truth: list[str] = []
-    predicted: dict[str, list[str]] = {"transcript": [], "embedded": [], "none": []}
+    predicted: dict[str, list[str]] = {"transcript": [], "embedded": [], "unnamed": [], "alone": []}
     sentiment: dict[str, list[str]] = {name: [] for name in predicted}
     for done in diarized:
         episode, bare = done.episode, done.segments
         labels, scored = _covering_labels(bare, episode)
         named = attribute(bare, episode.turns, "transcript")
         found = attribute(bare, done.turns, "embedded")
-        for name, segments in (("transcript", named), ("embedded", found), ("none", bare)):
-            columns = analyzer.analyze(episode.samples, segments).columns
+        for name, segments in (("transcript", named), ("embedded", found), ("unnamed", bare), ("alone", bare)):
+            with _recording_context(analyzer, name != "alone"):
+                columns = analyzer.analyze(episode.samples, segments).columns
             predicted[name] += [columns["emotion"][i] for i in scored]
             sentiment[name] += [columns["sentiment"][i] for i in scored]
         truth += [labels[i] for i in scored]
@@ -241,9 +245,25 @@ def emotion_with_speakers(analyzer, diarized: list[Diarized], log=lambda line: N
         "sentiment_uar": {
             k: round(unweighted_average_recall(truth_sentiment, v, list(SENTIMENTS)), 4) for k, v in sentiment.items()
         },
-        "interval_embedded_minus_none": compare("embedded", "none"),
+        "interval_embedded_minus_unnamed": compare("embedded", "unnamed"),
+        "interval_unnamed_minus_alone": compare("unnamed", "alone"),
+        "interval_embedded_minus_alone": compare("embedded", "alone"),
         "interval_transcript_minus_embedded": compare("transcript", "embedded"),
     }
+
+
+@contextlib.contextmanager
+def _recording_context(analyzer, on: bool):
+    """The Whisper head's reading of unnamed segments against their recording, on or off for a while."""
+    scorer = analyzer.models.waveform_emotion
+    before = scorer.recording_context if scorer is not None else None
+    if scorer is not None:
+        scorer.recording_context = on
+    try:
+        yield
+    finally:
+        if scorer is not None:
+            scorer.recording_context = before
 
 
 def _covering_labels(segments, episode: SpeakerEpisode) -> tuple[list[str | None], list[int]]:
