@@ -8,22 +8,25 @@ then the averages of the embedded reading with the others. 7-class UAR over the 
 the 95% paired-bootstrap intervals over sentences of each reading minus the embedded one and minus
 the one alone.
 
-    .venv/bin/python research/speaker_reading_mix_probe.py --seeds 1,3 --sentences
+    .venv/bin/python research/speaker_reading_mix_probe.py --seeds 1,3,4 [--sentences] [--windows] [--shared]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 
 import numpy as np
 import torch
 
+from ser_pipeline.audio import SAMPLE_RATE
 from ser_pipeline.diarization import attribute
 from ser_pipeline.embedded_diarization import EmbeddedDiarizer
 from ser_pipeline.inference import Analyzer
 from ser_pipeline.metrics import uar_difference_interval, unweighted_average_recall
 from ser_pipeline.schema import EMOTIONS
+from ser_pipeline.segmentation import window_segments
 from ser_pipeline.training.data import shared_data_dir
 from ser_pipeline.training.diarization_episodes import _covering_labels, build_episodes, diarize, shared_episodes
 
@@ -33,6 +36,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="1,3")
     parser.add_argument("--sentences", action="store_true", help="the true sentences (else voice activity)")
     parser.add_argument("--shared", action="store_true", help="the shared episodes (else built development ones)")
+    parser.add_argument("--windows", action="store_true", help="3 s windows (the diarizer on voice activity)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     data = shared_data_dir()
@@ -42,6 +46,10 @@ def main() -> None:
         episodes = [e for seed in args.seeds.split(",") for e in build_episodes(data, "dev", seed=int(seed))]
     scorer = Analyzer(device="cpu").models.waveform_emotion
     diarized = diarize(EmbeddedDiarizer(torch.device("cpu")), episodes, args.sentences)
+    if args.windows:  # the windows a transcript-less episode gets with --segmentation window
+        diarized = [
+            replace(d, segments=window_segments(len(d.episode.samples) / SAMPLE_RATE), turns=d.turns) for d in diarized
+        ]
     truth, probs = [], {name: [] for name in ("transcript", "embedded", "episode", "none")}
     for done in diarized:
         episode, bare = done.episode, done.segments

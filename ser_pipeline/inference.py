@@ -434,8 +434,8 @@ class StreamingScorer:
             with clock.stage("emotion"):
                 if self.tail is not None and samples is None:
                     descriptions = self._streamed_descriptions(segments)
-                    speakers = [s.speaker for s in segments]
-                    emotion, sentiment = models.waveform_emotion.probabilities(descriptions, speakers)
+                    speakers, kinds = [s.speaker for s in segments], [s.kind for s in segments]
+                    emotion, sentiment = models.waveform_emotion.probabilities(descriptions, speakers, kinds)
                 else:
                     emotion, sentiment = models.waveform_emotion.score(samples, segments)
                 if models.dims_from_emotion:

@@ -17,13 +17,13 @@ from pathlib import Path
 
 from ser_pipeline import __version__
 
-SCORING_VERSION = 8
+SCORING_VERSION = 9
 SCORING_MODULES = (
     "archive", "audio", "architectures", "devices", "diarization", "embedded_diarization", "episode_steps", "features", "gillick",
     "hf_emotion", "inference", "laughter", "model_loading", "pipeline", "registry", "schema", "segmentation",
     "transcripts", "wav2vec2_dims", "whisper_emotion", "whisper_encoder", "voice_encoder", "voice_activity",
 )  # fmt: skip
-RECORDED_SOURCE_SHA256 = "1b300b6620d50fde6c39b0dd25ff4afacdda96a566450200ccf99a8561ca80f4"
+RECORDED_SOURCE_SHA256 = "b4bd1b3c4130c64b443c7ff7dbb1f018dfb96db1cf62c830902e050fec891a0c"
 
 PIPELINE_VERSION = f"{__version__}+scoring.{SCORING_VERSION}"  # the `pipeline_version` of the rows
 

@@ -10,13 +10,14 @@ Each segment is described by the mean and standard deviation of every encoder la
   heard in at least `min_segments` of them (an episode with a speaker-labelled transcript, or
   `predict --speaker-from`): how this utterance departs from that voice's usual sound.
 
-A segment not read against its speaker (none named, or heard too seldom) in a recording of at
-least `min_segments` segments (an episode without a transcript, a request of several segments) is
-read both alone and, with the `speaker` classifier, against the whole recording (its description
-z-scored over all the recording's segments: how it departs from the recording's usual sound); its
-probabilities are the mean of the two. Chosen on development episodes (docs/evaluation.md): 7-class
-UAR +0.03 to +0.12 over reading such segments alone, sentences and voice-activity utterances
-alike. A clip read by itself (`predict`) is one segment and is read alone.
+An utterance (a sentence or a voice-activity segment, not a fixed window) not read against its
+speaker (none named, or heard too seldom) in a recording of at least `min_segments` segments (an
+episode without a transcript, a request of several utterances) is read both alone and, with the
+`speaker` classifier, against the whole recording (its description z-scored over all the
+recording's segments: how it departs from the recording's usual sound); its probabilities are the
+mean of the two. Chosen on development episodes (docs/evaluation.md): 7-class UAR +0.03 to +0.12
+over reading such utterances alone; on 3 s windows it lost (-0.05 to -0.02), so windows are read
+alone. A clip read by itself (`predict`) is one segment and is read alone.
 
 Emotion probabilities are a softmax of the head's logits; sentiment is their sum over each
 sentiment's emotions; valence, arousal and dominance are the emotion probabilities through the
@@ -38,7 +39,7 @@ from ser_pipeline.architectures import MetadataConfig
 from ser_pipeline.audio import SAMPLE_RATE
 from ser_pipeline.devices import matmul_autocast_for
 from ser_pipeline.schema import EMOTIONS, SENTIMENT_OF_EMOTION
-from ser_pipeline.segmentation import Segment
+from ser_pipeline.segmentation import Segment, Segmentation
 from ser_pipeline.whisper_encoder import (
     LAYERS,
     MAX_FRAMES,
@@ -194,19 +195,23 @@ class WhisperEmotionScorer:
     def score(self, samples: np.ndarray, segments: list[Segment]) -> tuple[np.ndarray, np.ndarray]:
         """(segments, 7) emotion and (segments, 3) sentiment probabilities."""
         descriptions = self.descriptions(samples, segments)
-        return self.probabilities(descriptions, [s.speaker for s in segments])
+        return self.probabilities(descriptions, [s.speaker for s in segments], [s.kind for s in segments])
 
     @torch.inference_mode()
-    def probabilities(self, descriptions: np.ndarray, speakers: list[str | None]) -> tuple[np.ndarray, np.ndarray]:
+    def probabilities(
+        self, descriptions: np.ndarray, speakers: list[str | None], kinds: list[str] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Each description read against its speaker where they are heard often enough; the rest
-        alone, and, with `recording_context` in a recording of enough segments, also against it."""
+        alone, and, with `recording_context` in a recording of enough segments, the utterances
+        among them also against it. `kinds`: each segment's (`Segment.kind`); None: utterances."""
         head, least = self.head, max(self.head.config.min_segments, 2)
         logits = head(torch.from_numpy(descriptions).to(self.device))
         zscored, rows = speaker_zscored(descriptions, speakers, head.config.min_segments)
         if rows:
             logits[rows] = head.speaker(torch.from_numpy(zscored[rows]).to(self.device))
         emotion = torch.softmax(logits.float(), -1).cpu().numpy()
-        unnamed = sorted(set(range(len(speakers))) - set(rows))
+        windows = {i for i, kind in enumerate(kinds or []) if kind == Segmentation.window.value}
+        unnamed = sorted(set(range(len(speakers))) - set(rows) - windows)
         if self.recording_context and unnamed and len(speakers) >= least:
             recording, _ = speaker_zscored(descriptions, ["recording"] * len(speakers), least)
             against = head.speaker(torch.from_numpy(recording[unnamed]).to(self.device))

@@ -161,9 +161,9 @@ def test_the_scorer_reads_often_heard_speakers_with_the_speaker_head_and_the_res
 
 def test_segments_without_a_speaker_are_read_alone_and_against_their_recording_half_each():
     """Alone the head says happy; against the recording it says sad where the first feature is
-    above the recording's mean. Unnamed segments of a recording of 8 or more segments get the
-    mean of the two readings; a named, often heard speaker's only their own; fewer segments, or
-    the context turned off: alone."""
+    above the recording's mean. Unnamed utterances of a recording of 8 or more segments get the
+    mean of the two readings; a named, often heard speaker's only their own; fewer segments,
+    fixed windows, or the context turned off: alone."""
     head = WhisperEmotionHead()
     with torch.no_grad():
         for layer in (head.alone, head.speaker):
@@ -192,6 +192,10 @@ def test_segments_without_a_speaker_are_read_alone_and_against_their_recording_h
     assert sentiment == pytest.approx(emotion @ SENTIMENT_OF_EMOTION, abs=1e-6)
     assert EMOTIONS[emotion[0].argmax()] == "sad" and EMOTIONS[alone[0].argmax()] == "happy"
     assert scorer.probabilities(descriptions[:7], [None] * 7)[0] == pytest.approx(alone[:7], abs=1e-6)
+    windows = scorer.probabilities(descriptions, [None] * 12, ["window"] * 12)[0]  # fixed windows: alone
+    assert windows == pytest.approx(alone, abs=1e-6)
+    vad = scorer.probabilities(descriptions, speakers, ["vad"] * 12)[0]  # utterances: as without kinds
+    assert vad == pytest.approx(emotion, abs=1e-6)
     scorer.recording_context = False
     assert scorer.probabilities(descriptions, [None] * 12)[0] == pytest.approx(alone, abs=1e-6)
 
