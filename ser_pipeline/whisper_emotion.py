@@ -174,7 +174,7 @@ def sample_spans(segments: list[Segment]) -> list[tuple[int, int]]:
 
 class WhisperEmotionScorer:
     """Scores the segments of a decoded episode: the Whisper description of each, then the head.
-    `recording_context`: segments not read against a speaker are also read against the whole
+    `recording_context`: utterances not read against a speaker are also read against the whole
     recording (see the module's doc); off, they are read alone (the evaluations' baseline)."""
 
     def __init__(self, head: WhisperEmotionHead, device: torch.device, recording_context: bool = True):
