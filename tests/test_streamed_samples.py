@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -28,21 +30,22 @@ def test_a_sample_tail_reads_across_blocks_and_forgets_what_was_dropped():
     assert tail.start == tail.end == 100 and len(tail.read(100, 120)) == 0
 
 
-def test_describing_while_decoding_matches_the_whole_episode_and_holds_only_a_tail(analyzer, monkeypatch):
+@pytest.mark.parametrize("kind", ["window", "vad"])  # windows read alone; utterances also against the episode
+def test_describing_while_decoding_matches_the_whole_episode_and_holds_only_a_tail(analyzer, monkeypatch, kind):
     import ser_pipeline.whisper_emotion as whisper_emotion
 
     assert analyzer.models.describes_while_decoding  # the default: the Whisper head alone reads the waveform
     monkeypatch.setattr(whisper_emotion, "BATCH_MEL_FRAMES", 1000)  # describe every 10 s of segments
     samples = speechlike(62.0, seed=4)
     logmel = analyzer.front_end.episode(samples, torch.device("cpu"))
-    final = window_segments(len(samples) / SAMPLE_RATE, 2.0)
+    final = [replace(s, kind=kind) for s in window_segments(len(samples) / SAMPLE_RATE, 2.0)]
     whole = analyzer.score(logmel, samples, final)
 
     scorer, plan, held = StreamingScorer(analyzer, stream_samples=True), WindowPlan(2.0, None), []
     block = 4 * SAMPLE_RATE
     for end in range(block, len(samples) + block, block):
         frames = min(end, len(samples)) * 100 // SAMPLE_RATE
-        due = plan.due(frames / 100)
+        due = [replace(s, kind=kind) for s in plan.due(frames / 100)]
         scorer.update(logmel[:frames], due, StageClock(), samples[end - block : end], plan.pending_start_s)
         held.append(scorer.tail.end - scorer.tail.start)
     assert scorer.described  # most segments were described on the way
