@@ -45,6 +45,7 @@ def main() -> None:
     else:
         episodes = [e for seed in args.seeds.split(",") for e in build_episodes(data, "dev", seed=int(seed))]
     scorer = Analyzer(device="cpu").models.waveform_emotion
+    scorer.recording_context = False  # each reading pure; the averages are taken here
     diarized = diarize(EmbeddedDiarizer(torch.device("cpu")), episodes, args.sentences)
     if args.windows:  # the windows a transcript-less episode gets with --segmentation window
         diarized = [
@@ -69,13 +70,15 @@ def main() -> None:
     probs["embedded + episode"] = (probs["embedded"] + probs["episode"]) / 2
     probs["embedded + episode + none"] = (probs["embedded"] + probs["episode"] + probs["none"]) / 3
     probs["episode + none"] = (probs["episode"] + probs["none"]) / 2
+    probs["transcript + none"] = (probs["transcript"] + probs["none"]) / 2
+    probs["transcript + episode + none"] = (probs["transcript"] + probs["episode"] + probs["none"]) / 3
     classes = [e for e in EMOTIONS if e in set(truth)]
     predicted = {k: [EMOTIONS[i] for i in v.argmax(1)] for k, v in probs.items()}
     out = {"sentences": len(truth)}
     for name, labels in predicted.items():
         row = {"uar": round(unweighted_average_recall(truth, labels, classes), 4)}
-        for other in ("embedded", "none"):
-            if name != other and name != "transcript":
+        for other in ("embedded", "none", "transcript"):
+            if name != other and (name.startswith("transcript ") or other != "transcript"):
                 row[f"minus_{other}"] = [
                     round(x, 4) for x in uar_difference_interval(truth, labels, predicted[other], classes)
                 ]

@@ -23,7 +23,7 @@ SCORING_MODULES = (
     "hf_emotion", "inference", "laughter", "model_loading", "pipeline", "registry", "schema", "segmentation",
     "transcripts", "wav2vec2_dims", "whisper_emotion", "whisper_encoder", "voice_encoder", "voice_activity",
 )  # fmt: skip
-RECORDED_SOURCE_SHA256 = "b4bd1b3c4130c64b443c7ff7dbb1f018dfb96db1cf62c830902e050fec891a0c"
+RECORDED_SOURCE_SHA256 = "aec56d50adc3f57ab3d0876f8ac3cc363a05508ca5858b427af258245761f7f4"
 
 PIPELINE_VERSION = f"{__version__}+scoring.{SCORING_VERSION}"  # the `pipeline_version` of the rows
 

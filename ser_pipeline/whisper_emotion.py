@@ -213,9 +213,11 @@ class WhisperEmotionScorer:
         windows = {i for i, kind in enumerate(kinds or []) if kind == Segmentation.window.value}
         unnamed = sorted(set(range(len(speakers))) - set(rows) - windows)
         if self.recording_context and unnamed and len(speakers) >= least:
-            recording, _ = speaker_zscored(descriptions, ["recording"] * len(speakers), least)
-            against = head.speaker(torch.from_numpy(recording[unnamed]).to(self.device))
-            emotion[unnamed] = (emotion[unnamed] + torch.softmax(against.float(), -1).cpu().numpy()) / 2
+            mean, spread = descriptions.mean(0), descriptions.std(0) + 1e-5  # as speaker_zscored, of them all
+            for first in range(0, len(unnamed), 512):  # a long episode's rows a slice at a time
+                part = unnamed[first : first + 512]
+                against = head.speaker(torch.from_numpy((descriptions[part] - mean) / spread).to(self.device))
+                emotion[part] = (emotion[part] + torch.softmax(against.float(), -1).cpu().numpy()) / 2
         return emotion, emotion @ SENTIMENT_OF_EMOTION
 
     def dims(self, emotion: np.ndarray) -> np.ndarray:

@@ -200,6 +200,18 @@ def test_segments_without_a_speaker_are_read_alone_and_against_their_recording_h
     assert scorer.probabilities(descriptions, [None] * 12)[0] == pytest.approx(alone, abs=1e-6)
 
 
+def test_a_long_recording_is_read_against_itself_slice_by_slice_as_in_one_piece():
+    torch.manual_seed(0)
+    head = WhisperEmotionHead()
+    descriptions = np.random.default_rng(5).standard_normal((1100, N_DESCRIPTION)).astype(np.float32)
+    emotion, _ = WhisperEmotionScorer(head, CPU).probabilities(descriptions, [None] * 1100)
+    with torch.no_grad():
+        alone = torch.softmax(head(torch.from_numpy(descriptions)), -1).numpy()
+        z = (descriptions - descriptions.mean(0)) / (descriptions.std(0) + 1e-5)
+        against = torch.softmax(head.speaker(torch.from_numpy(z)), -1).numpy()
+    assert emotion == pytest.approx((alone + against) / 2, abs=1e-5)
+
+
 @needs_shared
 def test_the_default_head_hears_a_held_out_actor_well_above_chance(analyzer):
     """RAVDESS actor 01 is held out of the head's training (its card): each clip alone, as
