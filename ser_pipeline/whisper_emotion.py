@@ -16,8 +16,8 @@ episode without a transcript, a request of several utterances) is read both alon
 `speaker` classifier, against the whole recording (its description z-scored over all the
 recording's segments: how it departs from the recording's usual sound); its probabilities are the
 mean of the two. Chosen on development episodes (docs/evaluation.md): 7-class UAR +0.03 to +0.12
-over reading such utterances alone; on 3 s windows it lost (-0.05 to -0.02), so windows are read
-alone. A clip read by itself (`predict`) is one segment and is read alone.
+over reading such utterances alone; on 3 s windows the gain was within its interval, so windows
+are read alone. A clip read by itself (`predict`) is one segment and is read alone.
 
 Emotion probabilities are a softmax of the head's logits; sentiment is their sum over each
 sentiment's emotions; valence, arousal and dominance are the emotion probabilities through the
