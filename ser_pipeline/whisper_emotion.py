@@ -151,6 +151,12 @@ def _mean_and_spread(x: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
     return torch.cat([mean, variance.sqrt()], 1)
 
 
+def standardisation(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mean and spread (standard deviation + 1e-5) of a block of descriptions, by column:
+    what every z-scoring of descriptions divides by (training clips, a speaker, a recording)."""
+    return block.mean(0), block.std(0) + 1e-5
+
+
 def speaker_zscored(
     descriptions: np.ndarray, speakers: list[str | None], min_segments: int
 ) -> tuple[np.ndarray, list[int]]:
@@ -162,7 +168,8 @@ def speaker_zscored(
         if speaker is None or len(mine) < max(min_segments, 2):
             continue
         block = descriptions[mine]
-        zscored[mine] = (block - block.mean(0)) / (block.std(0) + 1e-5)
+        mean, spread = standardisation(block)
+        zscored[mine] = (block - mean) / spread
         rows += mine
     return zscored, sorted(rows)
 
@@ -213,7 +220,7 @@ class WhisperEmotionScorer:
         windows = {i for i, kind in enumerate(kinds or []) if kind == Segmentation.window.value}
         unnamed = sorted(set(range(len(speakers))) - set(rows) - windows)
         if self.recording_context and unnamed and len(speakers) >= least:
-            mean, spread = descriptions.mean(0), descriptions.std(0) + 1e-5  # as speaker_zscored, of them all
+            mean, spread = standardisation(descriptions)  # of the whole recording
             for first in range(0, len(unnamed), 512):  # a long episode's rows a slice at a time
                 part = unnamed[first : first + 512]
                 against = head.speaker(torch.from_numpy((descriptions[part] - mean) / spread).to(self.device))

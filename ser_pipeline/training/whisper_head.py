@@ -20,7 +20,13 @@ import torch
 
 from ser_pipeline.schema import EMOTIONS
 from ser_pipeline.training.data import Clip, nemo_clips, ravdess_clips, read_clip, tess_clips
-from ser_pipeline.whisper_emotion import WhisperEmotionHead, WhisperHeadConfig, describe_many, speaker_zscored
+from ser_pipeline.whisper_emotion import (
+    WhisperEmotionHead,
+    WhisperHeadConfig,
+    describe_many,
+    speaker_zscored,
+    standardisation,
+)
 
 Log = Callable[[str], None]
 HELD_OUT_ACTORS = (1, 2, 5, 8, 11)
@@ -127,7 +133,7 @@ def fit_head(
     """Both readings fitted on the same clips (every training speaker has many more clips than
     `min_segments`)."""
     head = WhisperEmotionHead(recipe.config)
-    mean, scale = descriptions.mean(0), descriptions.std(0) + 1e-5
+    mean, scale = standardisation(descriptions)
     alone = _linear((descriptions - mean) / scale, labels, recipe.regularisation)
     zscored, rows = speaker_zscored(descriptions, list(speakers), recipe.config.min_segments)
     if len(rows) != len(labels):
