@@ -110,3 +110,22 @@ def read_clip(path: Path) -> np.ndarray:
     if rate != SAMPLE_RATE:
         raise ValueError(f"{path}: expected {SAMPLE_RATE} Hz, found {rate} Hz")
     return samples.mean(axis=1)
+
+
+def split_voices(
+    data: Path, split: str, held_out_actors: tuple[int, ...] = (1, 2, 5, 8, 11)
+) -> dict[str, dict[str, list[Clip]]]:
+    """corpus -> voice -> clips of a split's voices: for "final" the RAVDESS actors the recipes
+    hold out and nEMO's final-test speakers; for "dev" the other RAVDESS actors and nEMO's
+    development speakers."""
+    from ser_pipeline.clip_evaluation import in_split
+
+    held_out = {f"ravdess-{a:02d}" for a in held_out_actors}
+    chosen: dict[str, dict[str, list[Clip]]] = {}
+    for clip in ravdess_clips(data):
+        if (clip.speaker in held_out) == (split == "final"):
+            chosen.setdefault("ravdess", {}).setdefault(clip.speaker, []).append(clip)
+    for clip in nemo_clips(data):
+        if in_split(clip, split):
+            chosen.setdefault("nemo", {}).setdefault(clip.speaker, []).append(clip)
+    return chosen

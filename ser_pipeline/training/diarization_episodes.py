@@ -21,11 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ser_pipeline.audio import SAMPLE_RATE
-from ser_pipeline.clip_evaluation import in_split
 from ser_pipeline.diarization import Turn
 from ser_pipeline.schema import SENTIMENT_OF_EMOTION
 from ser_pipeline.segmentation import Segment
-from ser_pipeline.training.data import Clip, nemo_clips, ravdess_clips, read_clip
+from ser_pipeline.training.data import Clip, read_clip, split_voices
 from ser_pipeline.training.emotion import colored_noise, reverberate, room_response
 from ser_pipeline.training.laughter import ALWAYS_A_ROOM, at_level, trim_silence
 from ser_pipeline.training.whisper_head import HELD_OUT_ACTORS
@@ -60,23 +59,10 @@ def shared_episodes(data) -> list[SpeakerEpisode]:
     return episodes
 
 
-def voices(data, split: str) -> dict[str, dict[str, list[Clip]]]:
-    """corpus -> voice -> clips, of the split's voices."""
-    held_out = {f"ravdess-{a:02d}" for a in HELD_OUT_ACTORS}
-    chosen: dict[str, dict[str, list[Clip]]] = {}
-    for clip in ravdess_clips(data):
-        if (clip.speaker in held_out) == (split == "final"):
-            chosen.setdefault("ravdess", {}).setdefault(clip.speaker, []).append(clip)
-    for clip in nemo_clips(data):
-        if in_split(clip, split):
-            chosen.setdefault("nemo", {}).setdefault(clip.speaker, []).append(clip)
-    return chosen
-
-
 def build_episodes(data, split: str, count: int = 8, minutes: float = 4.0, seed: int = 0) -> list[SpeakerEpisode]:
     """`count` episodes of about `minutes`, alternately of RAVDESS and nEMO voices, with 3, 4 or 5 of them."""
     rng = np.random.default_rng(seed)
-    pools = voices(data, split)
+    pools = split_voices(data, split, HELD_OUT_ACTORS)
     corpora = sorted(pools)
     episodes = []
     for index in range(count):

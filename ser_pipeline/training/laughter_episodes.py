@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ser_pipeline.audio import SAMPLE_RATE
-from ser_pipeline.clip_evaluation import in_split
 from ser_pipeline.laughter import LaughterEvent, matched_pairs
-from ser_pipeline.training.data import nemo_clips, nonverbal_clips, ravdess_clips, read_clip
+from ser_pipeline.training.data import nonverbal_clips, read_clip, split_voices
 from ser_pipeline.training.emotion import colored_noise, reverberate, room_response
 from ser_pipeline.training.laughter import ALWAYS_A_ROOM, DEFAULT_HELD_OUT_LAUGHERS, at_level, trim_silence
 from ser_pipeline.training.laughter_speech import HELD_OUT_ACTORS
@@ -141,41 +140,26 @@ class Cast:
 def final_test_cast(data) -> Cast:
     """The test episodes' people: nEMO's final-test speakers and the RAVDESS actors the recipes
     hold out; the six laughers every laughter recipe holds out."""
-    held_out = {f"ravdess-{a:02d}" for a in HELD_OUT_ACTORS}
-    clips = [c for c in nemo_clips(data) if in_split(c, "final")] + [
-        c for c in ravdess_clips(data) if c.speaker in held_out
-    ]
-    return _cast(data, clips, lambda laugher: laugher in DEFAULT_HELD_OUT_LAUGHERS)
+    return _cast(data, "final")
 
 
 def development_cast(data, part: int | None = None) -> Cast:
     """Development people only: nEMO's development speakers and the other RAVDESS actors; the
     laughers the recipes train on. `part` 0 or 1: every other voice and laugher (sorted by name),
     so that what is fitted on one part can be judged on the other's unheard people."""
-    held_out = {f"ravdess-{a:02d}" for a in HELD_OUT_ACTORS}
-    clips = [c for c in nemo_clips(data) if in_split(c, "dev")] + [
-        c for c in ravdess_clips(data) if c.speaker not in held_out
-    ]
-    voices = sorted({c.speaker for c in clips})
-    laughers = sorted(
-        {c.speaker.removeprefix("nonverbal-") for c in nonverbal_clips(data) if c.label == "laughing"}
-        - set(DEFAULT_HELD_OUT_LAUGHERS)
-    )
+    return _cast(data, "dev", part)
+
+
+def _cast(data, split: str, part: int | None = None) -> Cast:
+    """A split's voices (`split_voices`) and laughers (the held-out six for "final", the rest for
+    "dev"), every other one of each by name with `part`; only the chosen laughs are decoded."""
+    voices = {v: clips for corpus in split_voices(data, split, HELD_OUT_ACTORS).values() for v, clips in corpus.items()}
+    laughs = {c.speaker.removeprefix("nonverbal-"): c.path for c in nonverbal_clips(data) if c.label == "laughing"}
+    laughs = {k: v for k, v in laughs.items() if (k in DEFAULT_HELD_OUT_LAUGHERS) == (split == "final")}
     if part is not None:
-        voices, laughers = voices[part::2], laughers[part::2]
-    return _cast(data, [c for c in clips if c.speaker in voices], lambda laugher: laugher in laughers)
-
-
-def _cast(data, clips: list, laugher_wanted: Callable[[str], bool]) -> Cast:
-    voices: dict[str, list] = {}
-    for clip in clips:
-        voices.setdefault(clip.speaker, []).append(clip)
-    laughs = {
-        c.speaker.removeprefix("nonverbal-"): trim_silence(read_clip(c.path))
-        for c in nonverbal_clips(data)
-        if c.label == "laughing" and laugher_wanted(c.speaker.removeprefix("nonverbal-"))
-    }
-    return Cast(voices, laughs)
+        voices = {v: voices[v] for v in sorted(voices)[part::2]}
+        laughs = {k: laughs[k] for k in sorted(laughs)[part::2]}
+    return Cast(voices, {k: trim_silence(read_clip(path)) for k, path in laughs.items()})
 
 
 def build_episodes(
