@@ -23,7 +23,7 @@ SCORING_MODULES = (
     "hf_emotion", "inference", "laughter", "model_loading", "pipeline", "registry", "schema", "segmentation",
     "transcripts", "wav2vec2_dims", "whisper_emotion", "whisper_encoder", "voice_encoder", "voice_activity",
 )  # fmt: skip
-RECORDED_SOURCE_SHA256 = "4f7aebc29cc5e44c745f4f39572d2cd952474ac9496a958e6d1c0e3d11007cdf"
+RECORDED_SOURCE_SHA256 = "76dfd77ac7474474a2382250d16aa2d19187b1837ac725bb364fd38b77e316f4"
 
 PIPELINE_VERSION = f"{__version__}+scoring.{SCORING_VERSION}"  # the `pipeline_version` of the rows
 

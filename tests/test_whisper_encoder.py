@@ -25,6 +25,7 @@ from ser_pipeline.whisper_encoder import (
     load_encoder,
     model_bin,
     read_ctranslate2,
+    slaney_mel_filters,
     whisper_logmel,
 )
 
@@ -67,6 +68,26 @@ def test_whisper_logmel_puts_a_tone_in_its_band_at_100_frames_a_second():
     centres = librosa.mel_frequencies(n_mels=82, fmax=8000, htk=False)[1:-1]
     assert abs(centres[int(mel.mean(1).argmax())] - 1000) < 60  # the band whose centre is nearest 1 kHz
     assert mel.max() - mel.min() == pytest.approx(2.0, abs=1e-5)  # floored 8 (log10) below the peak, / 4
+
+
+@pytest.mark.parametrize("rate, n_fft, n_mels", [(16_000, 400, 80), (22_050, 2048, 128), (8_000, 256, 40)])
+def test_the_mel_filters_are_librosas_to_the_bit(rate, n_fft, n_mels):
+    import librosa
+
+    assert np.array_equal(
+        slaney_mel_filters(rate, n_fft, n_mels), librosa.filters.mel(sr=rate, n_fft=n_fft, n_mels=n_mels)
+    )
+
+
+def test_the_log_mel_does_not_import_librosa():
+    """librosa pulls in scipy.signal and numba: 1.6 s of every run's start-up."""
+    import subprocess
+
+    code = "import sys, torch; from ser_pipeline.whisper_encoder import whisper_logmel; whisper_logmel(torch.zeros(8000)); print('librosa' in sys.modules)"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        == "False"
+    )
 
 
 def test_without_the_wheel_the_error_says_what_to_install(monkeypatch):
