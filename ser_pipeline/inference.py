@@ -109,12 +109,13 @@ class Analyzer:
         laughter_model: str | None = None,
         operating_point: str = "balanced",
         diarization: str | None = None,
+        episode_reading: bool = True,
         registry: Registry | None = None,
         max_batch_frames: int = 64 * 300,
         laughter_chunk_frames: int = 30_000,
     ):
         self.models = load_models(
-            registry, device, emotion_model, dims_model, laughter_model, operating_point, diarization
+            registry, device, emotion_model, dims_model, laughter_model, operating_point, diarization, episode_reading
         )
         self.device = self.models.device
         self.front_end = LogMel(FrontEndConfig()).to(self.device)

@@ -57,6 +57,7 @@ class LoadedModels:
     dims_calibration: dict
     laughter_net: torch.nn.Module
     diarizer: Any | None  # diarization.Diarizer
+    episode_reading: bool = True  # the Whisper head also reads unnamed utterances against their episode
 
     @property
     def description_width(self) -> int:
@@ -110,6 +111,8 @@ class LoadedModels:
         }
         if self.branch_id is not None:  # joins in where segments have speakers
             ids["emotion_branch"] = self.branch_id
+        if not self.episode_reading:
+            ids["emotion_reading"] = "alone"
         return {**ids, "diarization": self.diarizer.source} if self.diarizer else ids
 
     @property
@@ -117,7 +120,12 @@ class LoadedModels:
         """See `registry.models_fingerprint`."""
         diarization = self.diarizer.source if self.diarizer else None
         return models_fingerprint(
-            self.emotion_spec, self.dims_spec, self.laughter_spec, self.operating_point_name, diarization
+            self.emotion_spec,
+            self.dims_spec,
+            self.laughter_spec,
+            self.operating_point_name,
+            diarization,
+            self.episode_reading,
         )
 
 
@@ -129,8 +137,11 @@ def load_models(
     laughter_model: str | None = None,
     operating_point: str = "balanced",
     diarization: str | None = None,
+    episode_reading: bool = True,
 ) -> LoadedModels:
-    """The chosen models (None: the registry's default of that kind) loaded on `device`."""
+    """The chosen models (None: the registry's default of that kind) loaded on `device`.
+    `episode_reading`: whether the Whisper head also reads utterances without a known speaker
+    against their whole recording (`WhisperEmotionScorer.recording_context`)."""
     registry = registry or Registry.load()
     on = pick_device(device)
     emotion_spec = registry.choose("emotion", emotion_model)
@@ -147,7 +158,7 @@ def load_models(
     elif emotion_spec.architecture == WHISPER_EMOTION_HEAD:
         from ser_pipeline.whisper_emotion import WhisperEmotionScorer
 
-        waveform_emotion = WhisperEmotionScorer(load_network(resolve_weights(emotion_spec)), on)
+        waveform_emotion = WhisperEmotionScorer(load_network(resolve_weights(emotion_spec)), on, episode_reading)
     else:
         emotion_net = load_network(resolve_weights(emotion_spec)).to(on)
     # A waveform model reads emotion and sentiment only. When the dims model is one of our emotion
@@ -177,7 +188,8 @@ def load_models(
         elif dims_spec.architecture == WHISPER_EMOTION_HEAD:  # its emotions through the lexicon
             from ser_pipeline.whisper_emotion import WhisperDims, WhisperEmotionScorer
 
-            waveform_dims = WhisperDims(WhisperEmotionScorer(load_network(resolve_weights(dims_spec)), on))
+            head = load_network(resolve_weights(dims_spec))
+            waveform_dims = WhisperDims(WhisperEmotionScorer(head, on, episode_reading))
         else:
             from ser_pipeline.wav2vec2_dims import Wav2Vec2DimsScorer
 
@@ -216,4 +228,5 @@ def load_models(
         dims_calibration=dims_spec.options.get("dims_calibration", {}),
         laughter_net=laughter_net,
         diarizer=diarizer,
+        episode_reading=episode_reading,
     )

@@ -217,16 +217,23 @@ def load_network(path: Path, architecture: str | None = None) -> torch.nn.Module
 
 
 def models_fingerprint(
-    emotion: ModelSpec, dims: ModelSpec, laughter: ModelSpec, operating_point: str, diarization: str | None
+    emotion: ModelSpec,
+    dims: ModelSpec,
+    laughter: ModelSpec,
+    operating_point: str,
+    diarization: str | None,
+    episode_reading: bool = True,
 ) -> dict[str, Any]:
     """What an episode's scores depend on, model-wise: each model's id and weights' sha256 (a
     model retrained under the same id changes it) or hub revision, its options (calibration
-    temperatures, label maps), the laughter operating point's values, and the diarization
-    pipeline."""
-    return {
+    temperatures, label maps), the laughter operating point's values, the diarization
+    pipeline, and the episode reading when it is off (when on, the default, it adds nothing, so
+    fingerprints recorded before it was a choice still match)."""
+    fingerprint = {
         "emotion": [emotion.id, emotion.sha256, emotion.revision, emotion.options],
         "dims": [dims.id, dims.sha256, dims.revision, dims.options],
         "laughter": [laughter.id, laughter.sha256, laughter.operating_points.get(operating_point)],
         "laughter_options": laughter.options,
         "diarization": diarization,
     }
+    return fingerprint if episode_reading else {**fingerprint, "episode_reading": False}

@@ -23,7 +23,7 @@ SCORING_MODULES = (
     "hf_emotion", "inference", "laughter", "model_loading", "pipeline", "registry", "schema", "segmentation",
     "transcripts", "wav2vec2_dims", "whisper_emotion", "whisper_encoder", "voice_encoder", "voice_activity",
 )  # fmt: skip
-RECORDED_SOURCE_SHA256 = "76dfd77ac7474474a2382250d16aa2d19187b1837ac725bb364fd38b77e316f4"
+RECORDED_SOURCE_SHA256 = "0b82b1eb9f009b5bdf6c9be3d1220aef530055d2cf75b8a82aa3b7c958efdae4"
 
 PIPELINE_VERSION = f"{__version__}+scoring.{SCORING_VERSION}"  # the `pipeline_version` of the rows
 

@@ -55,6 +55,7 @@ class ServiceSettings(BaseModel):
     emotion_model: str | None = None
     dims_model: str | None = None
     laughter_model: str | None = None
+    episode_reading: bool = True  # vad utterances of a clip also read against the whole clip
     token: str | None = None  # bearer token required on /v1/ (None: open)
     max_upload_mb: float = Field(50.0, gt=0)
     max_seconds: float = Field(600.0, gt=0)  # longest audio accepted
@@ -107,6 +108,7 @@ def create_app(settings: ServiceSettings, analyzer=None) -> FastAPI:
             emotion_model=settings.emotion_model,
             dims_model=settings.dims_model,
             laughter_model=settings.laughter_model,
+            episode_reading=settings.episode_reading,
         )
     from ser_pipeline import __version__
     from ser_pipeline.registry import Registry

@@ -28,6 +28,9 @@ class ModelChoice(BaseModel):
     # Who speaks, for segments without a speaker: "auto" (the embedded diarizer, for a transcript's
     # unnamed sentences), "embedded[:N]" (for every segment), a pinned pyannote.audio pipeline, or None.
     diarization: str | None = "auto"
+    # The Whisper head reads utterances without a known speaker also against their whole episode
+    # (more accurate; episodes then differ less in valence and arousal); False: each alone.
+    episode_reading: bool = True
 
 
 class RunSettings(BaseModel):
@@ -65,6 +68,7 @@ class RunSettings(BaseModel):
             laughter_model=self.models.laughter,
             operating_point=self.models.operating_point,
             diarization=self.models.diarization,
+            episode_reading=self.models.episode_reading,
         )
 
     def models_fingerprint(self) -> dict:
@@ -79,6 +83,7 @@ class RunSettings(BaseModel):
             registry.choose("laughter", self.models.laughter),
             self.models.operating_point,
             self.models.diarization,
+            self.models.episode_reading,
         )
 
 

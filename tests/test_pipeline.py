@@ -225,3 +225,36 @@ def test_a_transcript_wholly_past_the_audio_falls_back_to_voice_activity_without
     assert outcome.status == "ok", outcome.error
     assert decodes == [audio]  # once, for voice activity and the Whisper head alike
     assert outcome.segments > 10 and any("voice activity" in w for w in outcome.warnings), outcome.warnings
+
+
+@needs_shared
+def test_the_episode_reading_can_be_turned_off_and_an_episode_is_then_scored_again(tmp_path, analyzer):
+    """By voice activity no utterance has a speaker: with the episode reading (the default) each is
+    read alone and against the episode, without it alone. The choice is recorded with the rows and
+    redoes the episode; on, it leaves the fingerprints recorded before it was a choice alone."""
+    import json
+
+    from conftest import warehouse_tables
+    from ser_pipeline.archive import discover
+    from ser_pipeline.inference import Analyzer
+    from ser_pipeline.pipeline import process_episode
+    from ser_pipeline.schema import EMOTION_PROB_COLUMNS
+    from ser_pipeline.warehouse import refresh_views
+
+    alone = Analyzer(device="cpu", episode_reading=False)
+    assert "episode_reading" not in analyzer.models.fingerprints
+    assert alone.models.fingerprints == {**analyzer.models.fingerprints, "episode_reading": False}
+    episode = discover(EPISODES)[0]
+    config = RunConfig(tmp_path / "wh", Segmentation.vad)
+    probabilities = []
+    for reader, expected in ((analyzer, "ok"), (alone, "ok"), (alone, "skipped")):
+        assert process_episode(episode, config, reader, "r").status == expected
+        refresh_views(config.warehouse)
+        tables = warehouse_tables(config.warehouse)
+        probabilities.append(tables["segments"][list(EMOTION_PROB_COLUMNS)].to_numpy())
+    models = json.loads(tables["episodes"]["models"][0])
+    assert models["emotion_reading"] == "alone" and "emotion_reading" not in analyzer.models.ids
+    with_episode, without = probabilities[:2]
+    assert len(with_episode) >= 8 and with_episode.shape == without.shape
+    assert (np.abs(with_episode - without).max(axis=1) > 1e-4).all()  # every utterance read otherwise
+    np.testing.assert_allclose(without.sum(axis=1), 1.0, atol=1e-5)

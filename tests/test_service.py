@@ -206,3 +206,9 @@ def test_an_upload_is_decoded_as_run_decodes_files(service, tmp_path):
     path = write_audio(tmp_path / "c.mp3", np.sin(np.linspace(0, 3000, 48_000)).astype(np.float32) * 0.3, 16_000)
     answer = httpx.post(url + "/v1/analyze", content=path.read_bytes(), headers={"content-type": "audio/mpeg"})
     assert answer.status_code == 200 and answer.json()["duration_s"] == pytest.approx(3.0, abs=0.1)
+
+
+def test_a_service_started_without_the_episode_reading_says_so():
+    with running(None, device="cpu", episode_reading=False) as (url, _):
+        serving = httpx.get(url + "/v1/models").json()["serving"]
+    assert serving["emotion_reading"] == "alone"

@@ -38,3 +38,20 @@ def test_run_and_serve_refuse_bad_settings_before_any_work(arguments, message, t
     for command in (["run", str(tmp_path)], ["serve", "--archive", str(tmp_path)]):
         result = CliRunner().invoke(app, [*command, *arguments])
         assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_the_episode_reading_reaches_the_settings_and_both_fingerprints(tmp_path, monkeypatch):
+    """`--no-episode-reading` lands in the run's settings, and the skip check's fingerprint (from
+    the registry alone) is the one the loaded models record."""
+    import ser_pipeline.cli as cli
+
+    seen = []
+    monkeypatch.setattr(cli, "_unchanged_archive", lambda archive, settings: seen.append(settings) or 1)
+    for flag in ([], ["--no-episode-reading"]):
+        result = CliRunner().invoke(app, ["run", str(tmp_path), "--warehouse", str(tmp_path / "wh"), *flag])
+        assert result.exit_code == 0, result.output
+    assert [s.models.episode_reading for s in seen] == [True, False]
+    for settings in seen:
+        settings = settings.model_copy(update={"device": "cpu"})
+        assert settings.models_fingerprint() == settings.analyzer().models.fingerprints
+    assert seen[1].models_fingerprint() == {**seen[0].models_fingerprint(), "episode_reading": False}

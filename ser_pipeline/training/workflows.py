@@ -114,7 +114,8 @@ the description z-scored over the speaker's segments (speakers heard in at least
 utterance (not a fixed window) not read against a speaker, in a recording of at least
 {recipe.config.min_segments} segments, gets the mean of the first reading and of the second applied
 to its description z-scored over the whole recording: on the final-test episodes' sentences
-without speakers 7-class UAR 0.593 against 0.524 alone (docs/evaluation.md). Sentiment is the sum
+without speakers 7-class UAR 0.593 against 0.524 alone (docs/evaluation.md; `--no-episode-reading`
+reads them alone, for episodes compared on one scale). Sentiment is the sum
 of the emotion probabilities; valence, arousal and dominance are the emotion probabilities through
 the NRC VAD lexicon's coordinates of the seven emotions (carried in the file). Training clips are described clean and in
 {recipe.noisy_copies} recording conditions (per speaker one room, gain and noise bed).
