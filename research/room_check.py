@@ -100,10 +100,10 @@ def score(networks: list[Path], data: Path, rooms_file: Path, pipeline: str | No
 
     from ser_pipeline.features import FrontEndConfig, LogMel
     from ser_pipeline.registry import load_network
-    from ser_pipeline.training.data import ravdess_clips, read_clip
-    from ser_pipeline.training.emotion import DEFAULT_HELD_OUT_ACTORS, EmotionRecipe, derived_dims, reverberate
+    from ser_pipeline.training.data import HELD_OUT_ACTORS, ravdess_clips, ravdess_voices, read_clip
+    from ser_pipeline.training.emotion import EmotionRecipe, derived_dims, reverberate
 
-    held_out = {f"ravdess-{a:02d}" for a in DEFAULT_HELD_OUT_ACTORS}
+    held_out = ravdess_voices(HELD_OUT_ACTORS)
     clips = [c for c in ravdess_clips(data) if c.speaker in held_out]
     clean = [read_clip(c.path) for c in clips]
     weight = EmotionRecipe(data=data).acoustic_arousal_weight

@@ -86,7 +86,9 @@ def main() -> None:
     args = parser.parse_args()
     described = describe_corpora(args.cache)
     x_all, labels, speakers, corpora = (described[k] for k in ("descriptions", "labels", "speakers", "corpora"))
-    held = np.isin(speakers, [f"ravdess-{a:02d}" for a in (1, 2, 5, 8, 11)])
+    from ser_pipeline.training.data import HELD_OUT_ACTORS, ravdess_voices
+
+    held = np.isin(speakers, sorted(ravdess_voices(HELD_OUT_ACTORS)))
     nemo = corpora == "nemo"
     baselines = mostly_neutral_baselines(labels, speakers, np.random.default_rng(0))
     for layer_set in args.layers.split(","):

@@ -178,3 +178,11 @@ def test_the_speaker_context_recipe_trains_an_ensemble_that_round_trips_and_cali
     assert set(temperatures) == {"emotion", "sentiment", "fused_emotion"} and min(temperatures.values()) > 0
     assert set(calibration) == {"network", "fused"} and len(calibration["fused"]["shift"]) == 3
     assert scores["clips"] == 120 and scores["fused_emotion_uar"] > 0.2  # the branch learns from 4 actors
+
+
+def test_the_command_lines_held_out_actors_are_the_recipes():
+    from ser_pipeline.training.commands import HELD_OUT
+    from ser_pipeline.training.data import HELD_OUT_ACTORS, ravdess_voices
+
+    assert tuple(int(a) for a in HELD_OUT.split(",")) == HELD_OUT_ACTORS
+    assert "ravdess-05" in ravdess_voices(HELD_OUT_ACTORS) and len(ravdess_voices(HELD_OUT_ACTORS)) == 5

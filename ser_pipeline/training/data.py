@@ -105,6 +105,16 @@ def nonverbal_clips(data: Path) -> list[Clip]:
     ]
 
 
+# The RAVDESS actors every recipe holds out: the final test's RAVDESS voices (beside nEMO's
+# final-test speakers, `clip_evaluation.in_split`); no decision looks at them.
+HELD_OUT_ACTORS: tuple[int, ...] = (1, 2, 5, 8, 11)
+
+
+def ravdess_voices(actors: tuple[int, ...]) -> set[str]:
+    """The speaker names (`Clip.speaker`) of RAVDESS actors."""
+    return {f"ravdess-{actor:02d}" for actor in actors}
+
+
 def read_clip(path: Path) -> np.ndarray:
     samples, rate = sf.read(path, dtype="float32", always_2d=True)
     if rate != SAMPLE_RATE:
@@ -113,14 +123,14 @@ def read_clip(path: Path) -> np.ndarray:
 
 
 def split_voices(
-    data: Path, split: str, held_out_actors: tuple[int, ...] = (1, 2, 5, 8, 11)
+    data: Path, split: str, held_out_actors: tuple[int, ...] = HELD_OUT_ACTORS
 ) -> dict[str, dict[str, list[Clip]]]:
     """corpus -> voice -> clips of a split's voices: for "final" the RAVDESS actors the recipes
     hold out and nEMO's final-test speakers; for "dev" the other RAVDESS actors and nEMO's
     development speakers."""
     from ser_pipeline.clip_evaluation import in_split
 
-    held_out = {f"ravdess-{a:02d}" for a in held_out_actors}
+    held_out = ravdess_voices(held_out_actors)
     chosen: dict[str, dict[str, list[Clip]]] = {}
     for clip in ravdess_clips(data):
         if (clip.speaker in held_out) == (split == "final"):

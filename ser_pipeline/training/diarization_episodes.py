@@ -27,7 +27,6 @@ from ser_pipeline.segmentation import Segment
 from ser_pipeline.training.data import Clip, read_clip, split_voices
 from ser_pipeline.training.emotion import colored_noise, reverberate, room_response
 from ser_pipeline.training.laughter import ALWAYS_A_ROOM, at_level, trim_silence
-from ser_pipeline.training.whisper_head import HELD_OUT_ACTORS
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,7 @@ def shared_episodes(data) -> list[SpeakerEpisode]:
 def build_episodes(data, split: str, count: int = 8, minutes: float = 4.0, seed: int = 0) -> list[SpeakerEpisode]:
     """`count` episodes of about `minutes`, alternately of RAVDESS and nEMO voices, with 3, 4 or 5 of them."""
     rng = np.random.default_rng(seed)
-    pools = split_voices(data, split, HELD_OUT_ACTORS)
+    pools = split_voices(data, split)
     corpora = sorted(pools)
     episodes = []
     for index in range(count):

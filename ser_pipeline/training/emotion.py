@@ -33,18 +33,25 @@ from ser_pipeline.features import FrontEndConfig, LogMel, fused_features, voiced
 from ser_pipeline.metrics import accuracy, concordance_correlation, confusion, unweighted_average_recall
 from ser_pipeline.schema import DIMENSIONS, EMOTION_TO_SENTIMENT, EMOTIONS, SENTIMENTS
 from ser_pipeline.training.acoustics import acoustic_arousal, arousal_measures
-from ser_pipeline.training.data import Clip, nemo_clips, ravdess_clips, read_clip, tess_clips
+from ser_pipeline.training.data import (
+    HELD_OUT_ACTORS,
+    Clip,
+    nemo_clips,
+    ravdess_clips,
+    ravdess_voices,
+    read_clip,
+    tess_clips,
+)
 
 # Every RAVDESS voice in ../shared/data/episodes: holding them out makes the episode check
 # speaker-independent too. Two male (odd) and two female (even) actors plus one more male.
-DEFAULT_HELD_OUT_ACTORS: tuple[int, ...] = (1, 2, 5, 8, 11)
 INTENSITY_AROUSAL_SHIFT = 0.1
 
 
 @dataclass(frozen=True)
 class EmotionRecipe:
     data: Path
-    held_out_actors: tuple[int, ...] = DEFAULT_HELD_OUT_ACTORS
+    held_out_actors: tuple[int, ...] = HELD_OUT_ACTORS
     epochs: int = 40
     batch_size: int = 32
     learning_rate: float = 2e-3
@@ -484,7 +491,7 @@ def _train_ensemble(recipe: EmotionRecipe, log=print) -> Trained:
 
 def _held_out_clips(recipe: EmotionRecipe) -> tuple[list[Clip], list[Clip]]:
     """Training clips and the held-out actors' clips."""
-    held_out = {f"ravdess-{a:02d}" for a in recipe.held_out_actors}
+    held_out = ravdess_voices(recipe.held_out_actors)
     readers = {"ravdess": ravdess_clips, "tess": tess_clips, "nemo": nemo_clips}
     unknown = set(recipe.corpora) - set(readers)
     if unknown:

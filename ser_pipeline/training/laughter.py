@@ -30,7 +30,16 @@ from ser_pipeline.clip_evaluation import in_split
 from ser_pipeline.evaluation import laughter_scores, read_truth
 from ser_pipeline.features import FrontEndConfig, LogMel
 from ser_pipeline.laughter import OperatingPoint, detect_events
-from ser_pipeline.training.data import Clip, nemo_clips, nonverbal_clips, ravdess_clips, read_clip, tess_clips
+from ser_pipeline.training.data import (
+    HELD_OUT_ACTORS,
+    Clip,
+    nemo_clips,
+    nonverbal_clips,
+    ravdess_clips,
+    ravdess_voices,
+    read_clip,
+    tess_clips,
+)
 from ser_pipeline.training.emotion import colored_noise, reverberate, room_response
 
 # The laughers of ../shared/data/episodes (first field of the nonverbal file names).
@@ -83,7 +92,7 @@ class LaughterRecipe:
     speech_clips: int = 1500  # drawn evenly from the speech corpora
     speech_corpora: tuple[str, ...] = ("ravdess", "tess", "nemo")  # of SPEECH_CORPORA (v6: RAVDESS and TESS)
     # RAVDESS actors whose speech is kept out, so false alarms are measured on unheard voices (v6: none).
-    held_out_actors: tuple[int, ...] = (1, 2, 5, 8, 11)
+    held_out_actors: tuple[int, ...] = HELD_OUT_ACTORS
     expressive_share: float = 0.5  # placed speech drawn from EXPRESSIVE_EMOTIONS this often: hard negatives (v6: 0)
     laughter_share: float = 0.3
     vocalization_share: float = 0.25  # placed clips drawn from the other vocalizations (the rest: speech)
@@ -321,7 +330,7 @@ def speech_clips(recipe: LaughterRecipe, rng: random.Random) -> list[Clip]:
     (fewer where a corpus has fewer), without the held-out RAVDESS actors or nEMO's final test."""
     if unknown := set(recipe.speech_corpora) - set(SPEECH_CORPORA):
         raise ValueError(f"unknown speech corpora {sorted(unknown)}; known: {', '.join(SPEECH_CORPORA)}")
-    held_out = {f"ravdess-{actor:02d}" for actor in recipe.held_out_actors}
+    held_out = ravdess_voices(recipe.held_out_actors)
     each = recipe.speech_clips // len(recipe.speech_corpora)
     chosen = []
     for name in recipe.speech_corpora:

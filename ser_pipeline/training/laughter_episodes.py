@@ -27,7 +27,6 @@ from ser_pipeline.laughter import LaughterEvent, matched_pairs
 from ser_pipeline.training.data import nonverbal_clips, read_clip, split_voices
 from ser_pipeline.training.emotion import colored_noise, reverberate, room_response
 from ser_pipeline.training.laughter import ALWAYS_A_ROOM, DEFAULT_HELD_OUT_LAUGHERS, at_level, trim_silence
-from ser_pipeline.training.laughter_speech import HELD_OUT_ACTORS
 
 NOISES = ("white", "pink", "brown", "blue", "hum")
 
@@ -153,7 +152,7 @@ def development_cast(data, part: int | None = None) -> Cast:
 def _cast(data, split: str, part: int | None = None) -> Cast:
     """A split's voices (`split_voices`) and laughers (the held-out six for "final", the rest for
     "dev"), every other one of each by name with `part`; only the chosen laughs are decoded."""
-    voices = {v: clips for corpus in split_voices(data, split, HELD_OUT_ACTORS).values() for v, clips in corpus.items()}
+    voices = {v: clips for corpus in split_voices(data, split).values() for v, clips in corpus.items()}
     laughs = {c.speaker.removeprefix("nonverbal-"): c.path for c in nonverbal_clips(data) if c.label == "laughing"}
     laughs = {k: v for k, v in laughs.items() if (k in DEFAULT_HELD_OUT_LAUGHERS) == (split == "final")}
     if part is not None:

@@ -25,13 +25,11 @@ import numpy as np
 from ser_pipeline.clip_evaluation import in_split, percentile_interval, speaker_draws
 from ser_pipeline.evaluation import EPISODE_NOISE_RMS, strung_speech
 from ser_pipeline.laughter import LaughterEvent
-from ser_pipeline.training.data import nemo_clips, ravdess_clips, tess_clips
+from ser_pipeline.training.data import HELD_OUT_ACTORS, nemo_clips, ravdess_clips, ravdess_voices, tess_clips
 from ser_pipeline.training.laughter import EXPRESSIVE_EMOTIONS
 
 # A detector: the laughter events it finds in 16 kHz mono samples.
 Detector = Callable[[np.ndarray], list[LaughterEvent]]
-
-HELD_OUT_ACTORS = (1, 2, 5, 8, 11)  # the emotion recipes' held-out RAVDESS actors
 
 
 @dataclass(frozen=True)
@@ -102,7 +100,7 @@ def _rate(speakers: list[SpeakerCounts], detector: str, noisy: bool) -> float:
 
 def speech_groups(data) -> dict[str, list]:
     """The laughter-free speech the check reads, by group (name -> clips)."""
-    held_out = {f"ravdess-{a:02d}" for a in HELD_OUT_ACTORS}
+    held_out = ravdess_voices(HELD_OUT_ACTORS)
     nemo, ravdess = nemo_clips(data), ravdess_clips(data)
     return {
         "nemo final (Polish, unheard)": [c for c in nemo if in_split(c, "final")],

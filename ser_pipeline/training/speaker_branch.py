@@ -27,7 +27,7 @@ from ser_pipeline.architectures import (
 from ser_pipeline.features import FrontEndConfig, LogMel, utterance_statistics, voiced_span
 from ser_pipeline.metrics import accuracy, confusion, unweighted_average_recall
 from ser_pipeline.schema import DIMENSIONS, EMOTION_TO_SENTIMENT, EMOTIONS, SENTIMENT_OF_EMOTION, SENTIMENTS
-from ser_pipeline.training.data import Clip, ravdess_clips, read_clip
+from ser_pipeline.training.data import Clip, ravdess_clips, ravdess_voices, read_clip
 from ser_pipeline.training.emotion import EmotionRecipe, derived_dims, dims_scores, in_condition, noise_bed
 
 BRANCH_WEIGHT = 0.5  # the branch's share of the fused log-probabilities; fixed, not tuned
@@ -165,7 +165,7 @@ def train_branch(
     """The branch (emotions and dims) trained on every RAVDESS actor but the held-out ones, on
     the utterance statistics and, with a cross-validation `document`, the network's
     cross-validated outputs in it."""
-    held_out = {f"ravdess-{a:02d}" for a in held_out_actors}
+    held_out = ravdess_voices(held_out_actors)
     clips = [c for c in ravdess_clips(data) if c.speaker not in held_out]
     network = None if document is None else network_probabilities(document, clips)
     return fit_on_rooms(*clip_statistics(clips), clips, dims_targets(data, clips), network), clips
@@ -182,7 +182,7 @@ def fusion_calibration(
     from ser_pipeline.training.crossval import calibrate, calibrate_head, fit_dims_affine, softmax
     from ser_pipeline.training.emotion import evaluate, predict
 
-    held_out = {f"ravdess-{a:02d}" for a in held_out_actors}
+    held_out = ravdess_voices(held_out_actors)
     clips = [c for c in ravdess_clips(data) if c.speaker in held_out]
     front_end = LogMel(FrontEndConfig())
     samples = [read_clip(c.path) for c in clips]
@@ -259,7 +259,7 @@ def cross_validate_branch(
     targets = dims_targets(data, every)
     truth, outputs, dims, held_rows = [], {}, {}, []
     for fold in document["folds"]:
-        held = {f"ravdess-{a:02d}" for a in fold["held_out"]}
+        held = ravdess_voices(fold["held_out"])
         train_rows = [i for i, s in enumerate(speakers) if s not in held]
         branch = fit_on_rooms(
             clean[train_rows],

@@ -19,7 +19,15 @@ import numpy as np
 import torch
 
 from ser_pipeline.schema import EMOTIONS
-from ser_pipeline.training.data import Clip, nemo_clips, ravdess_clips, read_clip, tess_clips
+from ser_pipeline.training.data import (
+    HELD_OUT_ACTORS,
+    Clip,
+    nemo_clips,
+    ravdess_clips,
+    ravdess_voices,
+    read_clip,
+    tess_clips,
+)
 from ser_pipeline.whisper_emotion import (
     WhisperEmotionHead,
     WhisperHeadConfig,
@@ -29,7 +37,6 @@ from ser_pipeline.whisper_emotion import (
 )
 
 Log = Callable[[str], None]
-HELD_OUT_ACTORS = (1, 2, 5, 8, 11)
 
 
 @dataclass(frozen=True)
@@ -50,7 +57,7 @@ def training_clips(recipe: WhisperHeadRecipe) -> list[Clip]:
     from ser_pipeline.clip_evaluation import in_split
 
     readers = {"ravdess": ravdess_clips, "tess": tess_clips, "nemo": nemo_clips}
-    held_out = {f"ravdess-{actor:02d}" for actor in recipe.held_out_actors}
+    held_out = ravdess_voices(recipe.held_out_actors)
     clips = [clip for corpus in recipe.corpora for clip in readers[corpus](recipe.data)]
     return [c for c in clips if c.speaker not in held_out and in_split(c, "dev")]
 
