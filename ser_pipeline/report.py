@@ -365,16 +365,14 @@ def _moments_section(segments: pd.DataFrame, events: pd.DataFrame, count: int = 
             f"<td>{html.escape(str(speaker or ''))}</td><td>{html.escape(str(text or '')[:200])}</td></tr>"
         )
 
-    def around(seconds: float) -> pd.Series:  # the segment heard at a moment (the nearest before it)
-        before = segments[segments.start_s <= seconds]
-        return (before if not before.empty else segments).iloc[-1 if not before.empty else 0]
-
+    # the segment heard at each laugh: the last to start at or before it (segments come by start)
+    heard = np.searchsorted(segments.start_s.to_numpy(), events.start_s.to_numpy(), side="right") - 1
+    speakers, texts = segments.speaker.to_numpy(), segments.text.to_numpy()
     rows = []
-    for event in events.itertuples():
-        near = around(event.start_s)
+    for event, near in zip(events.itertuples(), heard.clip(min=0), strict=True):
         rows.append(
             row(event.start_s, "laughter", f"{event.end_s - event.start_s:.1f} s, peak {event.peak_prob:.2f}",
-                near.speaker, near.text)
+                speakers[near], texts[near])
         )  # fmt: skip
     balance = segments.p_positive - segments.p_negative
     for kind, order, values in (

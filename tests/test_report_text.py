@@ -23,7 +23,26 @@ def test_the_models_line_is_written_for_people():
         "emotion ser-whisper-head-v1, dims ser-whisper-head-v1, laughter laughter-tcn-v7 (operating point balanced)"
     )
     assert models_line('{"emotion_branch": "ser-speaker-branch-v6"}') == "emotion branch ser-speaker-branch-v6"
+    assert models_line('{"emotion_reading": "alone"}') == "emotion reading alone"  # --no-episode-reading
     assert models_line("not json") == "not json" and models_line(None) == ""
+
+
+def test_each_laugh_is_listed_with_the_segment_heard_when_it_starts():
+    import pandas as pd
+
+    from ser_pipeline.report import _moments_section
+
+    starts = [1.0, 5.0, 10.0, 10.0]
+    segments = pd.DataFrame(
+        {"start_s": starts, "end_s": [s + 3 for s in starts], "speaker": ["A", "B", "C", "D"],
+         "text": ["one", "two", "three", "four"], "p_positive": 0.5, "p_negative": 0.2, "arousal": 0.5}
+    )  # fmt: skip
+    laughs = [0.2, 1.0, 7.5, 10.0, 42.0]  # before any segment, at a start, inside, at a shared start, after all
+    events = pd.DataFrame({"start_s": laughs, "end_s": [t + 1 for t in laughs], "peak_prob": 0.9})
+    page = _moments_section(segments, events)
+    listed = [row.split("<td>")[4:6] for row in page.split("<tr class='moment'")[1:] if "<td>laughter" in row]
+    speakers = [cells[0].removesuffix("</td>") for cells in listed]
+    assert speakers == ["A", "A", "B", "D", "D"]
 
 
 def test_emotion_shares_on_the_page_equal_the_example_querys(tmp_path):
