@@ -17,13 +17,13 @@ from pathlib import Path
 
 from ser_pipeline import __version__
 
-SCORING_VERSION = 9
+SCORING_VERSION = 10
 SCORING_MODULES = (
     "archive", "audio", "architectures", "devices", "diarization", "embedded_diarization", "episode_steps", "features", "gillick",
     "hf_emotion", "inference", "laughter", "model_loading", "pipeline", "registry", "schema", "segmentation",
     "transcripts", "wav2vec2_dims", "whisper_emotion", "whisper_encoder", "voice_encoder", "voice_activity",
 )  # fmt: skip
-RECORDED_SOURCE_SHA256 = "0b82b1eb9f009b5bdf6c9be3d1220aef530055d2cf75b8a82aa3b7c958efdae4"
+RECORDED_SOURCE_SHA256 = "92cf2837ad9d581637eb90ed5d6836bee36a398505c7d10f2e88363dc0590f2c"
 
 PIPELINE_VERSION = f"{__version__}+scoring.{SCORING_VERSION}"  # the `pipeline_version` of the rows
 

@@ -27,13 +27,29 @@ def test_the_port_gives_the_resemblyzer_package_s_embeddings_for_whole_and_short
     t = np.arange(WINDOW_SAMPLES) / 16_000
     voiced = np.sin(2 * np.pi * 150 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t)) + 0.05 * rng.standard_normal(len(t))
     windows = [voiced.astype(np.float32), 0.01 * voiced[:9_000].astype(np.float32)]  # a short, quiet one
-    ours = embed_windows(load_voice_encoder(torch.device("cpu")), windows)
+    ours = embed_windows(load_voice_encoder(torch.device("cpu")), windows, fast=False)
     for window, embedding in zip(windows, ours, strict=True):
         mel = audio.wav_to_mel_spectrogram(at_target_level(window))
         with torch.no_grad():
             expected = reference(torch.from_numpy(mel[None]))[0].numpy()
         np.testing.assert_allclose(embedding, expected, atol=1e-5)
     assert abs(float(np.linalg.norm(ours[0])) - 1) < 1e-5
+
+
+@needs_shared
+def test_the_fast_precision_keeps_each_voice_s_embedding():
+    """Where the CPU has bfloat16 dot products the LSTM runs in bfloat16: each window's embedding
+    stays within a hair of float32's, far nearer than two windows of one voice are to each other."""
+    from ser_pipeline.training.data import nemo_clips, read_clip
+
+    clips = [c for c in nemo_clips(SHARED_DATA) if c.speaker == "nemo-MK0"][::40][:12]  # one voice
+    windows = [read_clip(c.path)[:WINDOW_SAMPLES] for c in clips]
+    encoder = load_voice_encoder(torch.device("cpu"))
+    fast, exact = embed_windows(encoder, windows), embed_windows(encoder, windows, fast=False)
+    agreement = (fast * exact).sum(1)
+    assert agreement.min() > 0.98, agreement
+    same_voice = exact @ exact.T
+    assert (1 - agreement).max() < 0.25 * (1 - same_voice[np.triu_indices(len(windows), 1)]).min()
 
 
 def test_diarization_error_counts_missed_false_alarm_and_confused_seconds():
