@@ -355,14 +355,14 @@ class StreamingScorer:
         clock: StageClock,
         foreground: Foreground,
     ) -> None:
-        """Whisper descriptions of the complete segments, a full encoder batch at a time; then
+        """Whisper descriptions of the complete segments, `DESCRIBE_MEL_FRAMES` of them at a time; then
         the samples before every segment still to be described are dropped."""
-        from ser_pipeline.whisper_emotion import BATCH_MEL_FRAMES
+        from ser_pipeline.whisper_emotion import DESCRIBE_MEL_FRAMES
 
         if block is not None:
             self.tail.append(block)
         self.to_describe.update({(s.start_s, s.end_s): s for s in complete})
-        if sum(self._frames(s) for s in self.to_describe.values()) >= BATCH_MEL_FRAMES:
+        if sum(self._frames(s) for s in self.to_describe.values()) >= DESCRIBE_MEL_FRAMES:
             with clock.stage("emotion"), foreground():
                 self._describe(list(self.to_describe.values()))
             self.to_describe.clear()

@@ -23,7 +23,7 @@ SCORING_MODULES = (
     "hf_emotion", "inference", "laughter", "model_loading", "pipeline", "registry", "schema", "segmentation",
     "transcripts", "wav2vec2_dims", "whisper_emotion", "whisper_encoder", "voice_encoder", "voice_activity",
 )  # fmt: skip
-RECORDED_SOURCE_SHA256 = "92cf2837ad9d581637eb90ed5d6836bee36a398505c7d10f2e88363dc0590f2c"
+RECORDED_SOURCE_SHA256 = "335d75800057ddece510f1cd593d791e12bdbf4cb86369538b07de5768de65f6"
 
 PIPELINE_VERSION = f"{__version__}+scoring.{SCORING_VERSION}"  # the `pipeline_version` of the rows
 

@@ -35,7 +35,7 @@ def test_describing_while_decoding_matches_the_whole_episode_and_holds_only_a_ta
     import ser_pipeline.whisper_emotion as whisper_emotion
 
     assert analyzer.models.describes_while_decoding  # the default: the Whisper head alone reads the waveform
-    monkeypatch.setattr(whisper_emotion, "BATCH_MEL_FRAMES", 1000)  # describe every 10 s of segments
+    monkeypatch.setattr(whisper_emotion, "DESCRIBE_MEL_FRAMES", 1000)  # describe every 10 s of segments
     samples = speechlike(62.0, seed=4)
     logmel = analyzer.front_end.episode(samples, torch.device("cpu"))
     final = [replace(s, kind=kind) for s in window_segments(len(samples) / SAMPLE_RATE, 2.0)]
