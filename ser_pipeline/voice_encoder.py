@@ -95,11 +95,12 @@ def at_target_level(window: np.ndarray) -> np.ndarray:
 
 def embed_windows(encoder: VoiceEncoder, windows: list[np.ndarray], batch: int = 256, fast: bool = True) -> np.ndarray:
     """Embeddings (n, 256) of 16 kHz windows of at most 1.6 s, each brought to -30 dBFS first;
-    batched, shorter windows padded and read only up to their own last frame. `fast`: the
-    LSTM in the device's fast precision (`devices.matmul_autocast_for`: bfloat16 on a CPU with
-    bfloat16 dot products, 1.7x faster; on 24 development episodes the windows' cosine to the
-    float32 embeddings 0.999 on average, DER -0.001 (-0.010 to +0.006), research/
-    ge2e_precision_probe.py); else float32 throughout, as the package computes it."""
+    batched, shorter windows padded and read only up to their own last frame. `fast`: on a CPU
+    with bfloat16 dot products the LSTM runs in bfloat16 (`devices.matmul_autocast_for`), 1.6x
+    faster; on 24 development episodes each window within cosine 0.9998 of float32 on average,
+    DER -0.003 (-0.010 to +0.003) (research/ge2e_precision_probe.py). Elsewhere, and on CUDA
+    (float16 autocast of a packed LSTM was never tried there; a GPU has time to spare), and
+    without `fast`: float32 throughout, as the package computes it."""
     device = next(encoder.parameters()).device
     order = sorted(range(len(windows)), key=lambda i: -len(windows[i]))
     out = np.zeros((len(windows), HIDDEN), np.float32)
@@ -113,6 +114,6 @@ def embed_windows(encoder: VoiceEncoder, windows: list[np.ndarray], batch: int =
             mels = encoder.features(torch.from_numpy(padded).to(device))
             frames = torch.tensor([len(windows[i]) // HOP + 1 for i in rows])
             short = bool((frames < mels.shape[1]).any())
-            with matmul_autocast_for(device) if fast else contextlib.nullcontext():
+            with matmul_autocast_for(device) if fast and device.type == "cpu" else contextlib.nullcontext():
                 out[rows] = encoder(mels, frames if short else None).float().cpu().numpy()
     return out
