@@ -139,13 +139,15 @@ class ProcessRun:
         return self.minutes * 60 / self.seconds
 
 
-def run_whole(archive: Path, out: Path, device: str, segmentation: str = "window") -> ProcessRun:
+def run_whole(
+    archive: Path, out: Path, device: str, segmentation: str = "window", diarization: str = "auto"
+) -> ProcessRun:
     """`ser-pipeline run` on a bench archive as a child process: wall time and its peak RSS."""
     minutes = sf.info(episode_file(archive)).duration / 60 if (archive / "bench").is_dir() else 0.0
     command = [
         sys.executable, "-m", "ser_pipeline", "run", str(archive), "--segmentation", segmentation,
         "--window", str(WINDOW_S), "--warehouse", str(out / "data"), "--reports", str(out / "reports"),
-        "--device", device,
+        "--device", device, "--diarization", diarization,
     ]  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     log = out / "run.log"
@@ -284,6 +286,7 @@ class BenchResult:
     rerun: dict[str, float] = field(default_factory=dict)
     service: ServiceBench | None = None
     vad_run: ProcessRun | None = None  # the stage episode segmented by voice activity (no transcript)
+    diarized_run: ProcessRun | None = None  # the same with the embedded diarizer naming its speakers
 
     @property
     def stage_total(self) -> float:
@@ -323,6 +326,15 @@ class BenchResult:
                     f"| {v.peak_rss_mb:.0f} MB |"
                 ]
                 if (v := self.vad_run)
+                else []
+            ),
+            *(
+                [
+                    f"| {_length(d.minutes)}, by voice activity with speakers from the embedded diarizer "
+                    f"(`--diarization embedded`) | {d.seconds:.1f} s | {d.real_time:.0f}x | "
+                    f"{d.seconds / d.minutes * 60:.1f} s | {d.peak_rss_mb:.0f} MB |"
+                ]
+                if (d := self.diarized_run)
                 else []
             ),
             "",
@@ -394,6 +406,11 @@ class BenchResult:
             rows.append((
                 f"end-to-end by voice activity >= 150x real time on {_length(self.vad_run.minutes)}",
                 f"{self.vad_run.real_time:.0f}x", self.vad_run.real_time >= 150,
+            ))  # fmt: skip
+        if self.diarized_run:
+            rows.append((
+                "the same with the embedded diarizer >= 150x real time (issue #31)",
+                f"{self.diarized_run.real_time:.0f}x", self.diarized_run.real_time >= 150,
             ))  # fmt: skip
         if self.service:
             one, many, svc = self.service.one_client_ms, self.service.concurrent_ms, self.service
@@ -525,6 +542,9 @@ def run_bench(
         say(f"whole process on {stage_minutes:g} min by voice activity")
         vad_run = run_whole(archives[stage_minutes], workdir / "vad", device, "vad")
         say(f"  {vad_run.seconds:.1f} s, {vad_run.real_time:.0f}x real time, peak RSS {vad_run.peak_rss_mb:.0f} MB")
+        say(f"whole process on {stage_minutes:g} min by voice activity, speakers from the embedded diarizer")
+        diarized = run_whole(archives[stage_minutes], workdir / "diarized", device, "vad", "embedded")
+        say(f"  {diarized.seconds:.1f} s, {diarized.real_time:.0f}x real time, peak RSS {diarized.peak_rss_mb:.0f} MB")
         path = episode_file(archives[stage_minutes])
         say(f"stages on {stage_minutes:g} min")
         stages = pipeline_stages(archives[stage_minutes], workdir, analyzer)
@@ -537,5 +557,5 @@ def run_bench(
         served = run_service_bench(workdir, device, say=say) if service else None
     return BenchResult(
         machine(), stage_minutes, stages, floor, naive_minutes, naive, runs, str(analyzer.device), str(source), rerun,
-        served, vad_run,
+        served, vad_run, diarized,
     )  # fmt: skip

@@ -73,6 +73,8 @@ def test_bench_command_writes_its_tables(tmp_path):
         assert heading in text
     assert "| 15 s |" in text and "| 30 s |" in text  # one row per whole-process duration
     assert "| 30 s, by voice activity" in text and "end-to-end by voice activity >= 150x" in text
+    assert "| 30 s, by voice activity with speakers from the embedded diarizer" in text
+    assert "the same with the embedded diarizer >= 150x" in text
     for stage in ("decode", "features", "emotion", "laughter", "events", "write", "report"):
         assert f"| {stage} |" in text
     assert "naive reference" in text and "decode-only floor" in text
