@@ -23,6 +23,7 @@ from ser_pipeline.registry import (
     Registry,
     load_network,
     models_fingerprint,
+    reads_alone,
     resolve_weights,
 )
 
@@ -228,5 +229,5 @@ def load_models(
         dims_calibration=dims_spec.options.get("dims_calibration", {}),
         laughter_net=laughter_net,
         diarizer=diarizer,
-        episode_reading=episode_reading,
+        episode_reading=not reads_alone(emotion_spec, dims_spec, episode_reading),  # as recorded: where it acts
     )

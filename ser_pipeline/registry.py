@@ -216,6 +216,12 @@ def load_network(path: Path, architecture: str | None = None) -> torch.nn.Module
     return network.eval()
 
 
+def reads_alone(emotion: ModelSpec, dims: ModelSpec, episode_reading: bool) -> bool:
+    """Whether the episode reading is off where it would act: only the Whisper head (as the
+    emotion or the dims model) reads utterances without a speaker against their episode."""
+    return not episode_reading and WHISPER_EMOTION_HEAD in (emotion.architecture, dims.architecture)
+
+
 def models_fingerprint(
     emotion: ModelSpec,
     dims: ModelSpec,
@@ -227,8 +233,8 @@ def models_fingerprint(
     """What an episode's scores depend on, model-wise: each model's id and weights' sha256 (a
     model retrained under the same id changes it) or hub revision, its options (calibration
     temperatures, label maps), the laughter operating point's values, the diarization
-    pipeline, and the episode reading when it is off (when on, the default, it adds nothing, so
-    fingerprints recorded before it was a choice still match)."""
+    pipeline, and the episode reading when it is off for a model that has one (`reads_alone`; on,
+    the default, it adds nothing, so fingerprints recorded before it was a choice still match)."""
     fingerprint = {
         "emotion": [emotion.id, emotion.sha256, emotion.revision, emotion.options],
         "dims": [dims.id, dims.sha256, dims.revision, dims.options],
@@ -236,4 +242,4 @@ def models_fingerprint(
         "laughter_options": laughter.options,
         "diarization": diarization,
     }
-    return fingerprint if episode_reading else {**fingerprint, "episode_reading": False}
+    return {**fingerprint, "episode_reading": False} if reads_alone(emotion, dims, episode_reading) else fingerprint

@@ -23,7 +23,7 @@ SCORING_MODULES = (
     "hf_emotion", "inference", "laughter", "model_loading", "pipeline", "registry", "schema", "segmentation",
     "transcripts", "wav2vec2_dims", "whisper_emotion", "whisper_encoder", "voice_encoder", "voice_activity",
 )  # fmt: skip
-RECORDED_SOURCE_SHA256 = "1b8177355079bfa6d59536a130564a2c4b9a7a20ef691a1d6a146fea12e13b49"
+RECORDED_SOURCE_SHA256 = "b5232606eddd98af719f4368f5212cedc329a21f8e8ff7d22b40b8972598a0ec"
 
 PIPELINE_VERSION = f"{__version__}+scoring.{SCORING_VERSION}"  # the `pipeline_version` of the rows
 

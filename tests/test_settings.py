@@ -55,3 +55,10 @@ def test_the_episode_reading_reaches_the_settings_and_both_fingerprints(tmp_path
         settings = settings.model_copy(update={"device": "cpu"})
         assert settings.models_fingerprint() == settings.analyzer().models.fingerprints
     assert seen[1].models_fingerprint() == {**seen[0].models_fingerprint(), "episode_reading": False}
+
+
+def test_turning_the_episode_reading_off_changes_nothing_for_a_model_without_one():
+    crnn = ModelChoice(emotion="ser-crnn-v3", dims="ser-crnn-v3")
+    plain, alone = RunSettings(models=crnn), RunSettings(models=crnn.model_copy(update={"episode_reading": False}))
+    assert alone.models_fingerprint() == plain.models_fingerprint()  # nothing to redo, nothing recorded
+    assert "emotion_reading" not in alone.model_copy(update={"device": "cpu"}).analyzer().models.ids
