@@ -214,3 +214,41 @@ def test_scenes_put_laughs_over_the_end_of_speech_and_into_rooms_when_asked():
     after_laughs = ~mask & (np.cumsum(mask) > 0)
     tail = np.abs(roomy[after_laughs]).mean() / (np.abs(dry[after_laughs]).mean() + 1e-9)
     assert tail > 1.0  # a room's tail sounds where the dry scene had gaps and noise
+
+
+def test_shuffled_speech_keeps_every_piece_in_another_order_without_clicks():
+    import random
+
+    from ser_pipeline.training.laughter import shuffled
+
+    clip = 0.99 + np.arange(16_000, dtype=np.float32) / 1_600_000  # distinct; a faded value falls below them all
+    out = shuffled(clip, random.Random(1))
+    assert out.shape == clip.shape and out.dtype == np.float32
+    kept = np.isin(out, clip)  # all but the 5 ms fades at each cut (at most 11 pieces of >= 0.1 s)
+    assert 0.85 < kept.mean() < 1 and len(np.unique(out[kept])) == kept.sum()  # each sample once
+    assert not np.all(np.diff(out[kept]) > 0)  # in another order
+    assert np.abs(np.diff(out)).max() < 0.02  # faded out and in at every cut: no click
+
+
+def test_speech_is_played_backwards_or_shuffled_when_asked_and_laughs_never():
+    import random
+    from dataclasses import replace
+    from pathlib import Path
+
+    from ser_pipeline.training.laughter import LaughterRecipe, SceneMaker, unlike_any_language
+
+    rising = np.linspace(0.1, 0.5, 16_000, dtype=np.float32)
+    recipe = LaughterRecipe(data=Path("."))
+    assert unlike_any_language(rising, recipe, random.Random(0)) is rising  # the default: as recorded
+    backwards = unlike_any_language(rising, replace(recipe, reverse_share=1.0), random.Random(0))
+    assert np.array_equal(backwards, rising[::-1])
+    both = unlike_any_language(rising, replace(recipe, reverse_share=1.0, shuffle_share=1.0), random.Random(0))
+    assert both.shape == rising.shape and not np.array_equal(both, backwards)
+
+    def scene(laughter_share, **changes):
+        chosen = replace(recipe, laughter_share=laughter_share, vocalization_share=0.0, **changes)
+        return SceneMaker([rising[:8000]], [], [rising], chosen, random.Random(3)).scene()[0]
+
+    for change in ({"reverse_share": 1.0}, {"shuffle_share": 1.0}):
+        assert np.array_equal(scene(1.0), scene(1.0, **change))  # only laughs: untouched, draw for draw
+        assert not np.array_equal(scene(0.0), scene(0.0, **change))  # only speech: changed

@@ -77,3 +77,14 @@ def test_the_recipes_speech_is_drawn_evenly_and_never_from_held_out_voices():
     assert any(c.label in EXPRESSIVE_EMOTIONS for c in chosen)
     with pytest.raises(ValueError, match="unknown speech corpora"):
         speech_clips(LaughterRecipe(data=SHARED_DATA, speech_corpora=("klingon",)), random.Random(0))
+
+
+@needs_shared
+def test_without_the_final_test_no_final_test_speaker_is_read():
+    from ser_pipeline.training.laughter_speech import FINAL_TEST_GROUP, speech_groups
+
+    every, chosen_on = speech_groups(SHARED_DATA), speech_groups(SHARED_DATA, final_test=False)
+    assert {c.speaker for c in every[FINAL_TEST_GROUP]} == {f"nemo-{s}" for s in NEMO_FINAL_TEST}
+    assert set(chosen_on) == set(every) - {FINAL_TEST_GROUP}
+    read = {c.speaker for clips in chosen_on.values() for c in clips}
+    assert read and not read & {f"nemo-{s}" for s in NEMO_FINAL_TEST}

@@ -203,6 +203,16 @@ def laughter_card(
         if recipe.overlap_share
         else ""
     )
+    unlike_any_language = (
+        f" {recipe.reverse_share:.0%} of the placed speech is played backwards (a language no corpus has)."
+        if recipe.reverse_share
+        else ""
+    ) + (
+        f" {recipe.shuffle_share:.0%} of the placed speech is cut into pieces of 0.1-0.35 s (about a syllable)"
+        " put in a random order: the corpora's voices in no language, hard negatives beyond their languages."
+        if recipe.shuffle_share
+        else ""
+    )
     low, high = recipe.bandlimit_hz
     band_limited = (
         f" {recipe.bandlimit_share:.0%} of the placed clips are low-passed at {low:.0f}-{high:.0f} Hz before the"
@@ -282,7 +292,7 @@ laughter-cv`, development figures) is in `docs/evaluation.md`.
   a 0.6-3 s excerpt {recipe.laugh_excerpt_share:.0%} of those and joined by a second laugh drawn from the
   pool (two people laughing at once, -9 to 0 dB relative) {recipe.together_share:.0%} of those. {recipe.band_shift_share:.0%} of the
   scenes' log-mel frames move up or down by up to {recipe.band_shift} mel bands (a higher or lower voice, laughter
-  and speech alike).{sharpened}{band_limited}{rooms} {recipe.epochs} epochs x {recipe.scenes_per_epoch} scenes{" per network" if recipe.members > 1 else f", seed {recipe.seed}"}.
+  and speech alike).{sharpened}{band_limited}{rooms}{unlike_any_language} {recipe.epochs} epochs x {recipe.scenes_per_epoch} scenes{" per network" if recipe.members > 1 else f", seed {recipe.seed}"}.
 
 ## Licence
 Weights derived from the Deeply Nonverbal Vocalization sample set (CC BY-NC-ND 4.0), {", ".join(_SPEECH_LICENCES[c] for c in recipe.speech_corpora)}: non-commercial use.

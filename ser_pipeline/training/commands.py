@@ -77,6 +77,13 @@ OverlapShareOption = Annotated[
     float,
     typer.Option(min=0.0, max=1.0, help="Share of laughs that start 0.2-0.8 s before the clip before them ends."),
 ]
+ReverseShareOption = Annotated[
+    float, typer.Option(min=0.0, max=1.0, help="Share of placed speech played backwards (a language no corpus has).")
+]
+ShuffleShareOption = Annotated[
+    float,
+    typer.Option(min=0.0, max=1.0, help="Share of placed speech cut into syllable-long pieces put in another order."),
+]
 # training.data.HELD_OUT_ACTORS, written out: importing it would load numpy into every command's
 # start-up (a test holds the two together).
 HELD_OUT = "1,2,5,8,11"
@@ -95,6 +102,8 @@ _RECIPE_OPTIONS = (
     "expressive_share",
     "room_share",
     "overlap_share",
+    "reverse_share",
+    "shuffle_share",
 )
 
 
@@ -461,6 +470,8 @@ def train_laughter(
     held_out_actors: LaughterHeldOutOption = HELD_OUT,
     room_share: RoomShareOption = 0.0,
     overlap_share: OverlapShareOption = 0.0,
+    reverse_share: ReverseShareOption = 0.0,
+    shuffle_share: ShuffleShareOption = 0.0,
     models_dir: ModelsDirOption = None,
     publish: PublishOption = False,
     model_id: str = "laughter-tcn-v7",
@@ -479,6 +490,8 @@ def train_laughter(
         + (f" --held-out-actors {held_out_actors}" if held_out_actors else "")
         + (f" --room-share {room_share}" if room_share else "")
         + (f" --overlap-share {overlap_share}" if overlap_share else "")
+        + (f" --reverse-share {reverse_share}" if reverse_share else "")
+        + (f" --shuffle-share {shuffle_share}" if shuffle_share else "")
     )
     train(recipe, model_id, out, command, typer.echo)
 
@@ -512,6 +525,8 @@ def train_laughter_cv(
     held_out_actors: LaughterHeldOutOption = HELD_OUT,
     room_share: RoomShareOption = 0.0,
     overlap_share: OverlapShareOption = 0.0,
+    reverse_share: ReverseShareOption = 0.0,
+    shuffle_share: ShuffleShareOption = 0.0,
     vocalization_ablation: Annotated[
         bool, typer.Option(help="Also the recipe without the other vocalizations as negatives (speech only).")
     ] = False,
@@ -549,6 +564,8 @@ def train_laughter_cv(
         "held_out_actors": recipe.held_out_actors,
         "room_share": room_share,
         "overlap_share": overlap_share,
+        "reverse_share": reverse_share,
+        "shuffle_share": shuffle_share,
     }
     _write_document(laughter_cross_validation(recipes, folds, jobs, settings, typer.echo), output)
 
@@ -588,6 +605,9 @@ def train_laughter_speech(
     data: DataOption = None,
     operating_point: str = "balanced",
     output: Annotated[Path | None, typer.Option(help="Where the JSON of the figures goes.")] = None,
+    final_test: Annotated[
+        bool, typer.Option(help="Also nEMO's final-test speakers (leave them out while choosing a recipe).")
+    ] = True,
 ) -> None:
     """Laughter false alarms per hour on laughter-free expressive and calm speech, speaker by speaker:
     nEMO's final-test speakers (Polish), its development speakers, RAVDESS's held-out and other
@@ -598,7 +618,8 @@ def train_laughter_speech(
     from ser_pipeline.training.laughter_speech import count_false_alarms, speech_groups
 
     detectors = _registry_detectors(models, operating_point)
-    results = count_false_alarms(detectors, speech_groups(data or shared_data_dir()), log=typer.echo)
+    groups = speech_groups(data or shared_data_dir(), final_test=final_test)
+    results = count_false_alarms(detectors, groups, log=typer.echo)
     document = {"operating_point": operating_point, "models": models, "groups": []}
     for counted in results:
         summary = counted.summary(models)

@@ -110,6 +110,10 @@ class LaughterRecipe:
     members: int = 1  # networks trained with seeds seed, seed + 1, ..., their logits averaged
     room_share: float = 0.0  # scenes whose placed clips sound in a synthetic room (before the noise) this often
     overlap_share: float = 0.0  # laughs that start 0.2-0.8 s before the clip placed before them ends, this often
+    # Placed speech played backwards / cut into syllable-long pieces put in another order, this often:
+    # the same voices and sounds in an order no language has, hard negatives beyond the corpora's languages.
+    reverse_share: float = 0.0
+    shuffle_share: float = 0.0
     # PCEN input (1.5 s each side): a steady noise floor looks alike at any level, so a laugh with
     # no breath above 4 kHz is not lost to faint room noise there (0: log-mel, the v5 recipe).
     network: LaughterNetConfig = LaughterNetConfig(stride=2, dilations=(1, 2, 4, 8, 16, 32), pcen_half_window=150)
@@ -187,6 +191,35 @@ def bandlimit(samples: np.ndarray, cutoff_hz: float) -> np.ndarray:
     return scipy.signal.sosfilt(sections, samples).astype(np.float32)
 
 
+def shuffled(samples: np.ndarray, rng: random.Random) -> np.ndarray:
+    """`samples` cut into pieces of 0.1-0.35 s (about a syllable each), put in a random order,
+    each faded in and out over 5 ms so that no click marks the cuts."""
+    pieces, start = [], 0
+    while start < len(samples):
+        end = min(start + int(rng.uniform(0.1, 0.35) * SAMPLE_RATE), len(samples))
+        pieces.append(samples[start:end].copy())
+        start = end
+    rng.shuffle(pieces)
+    fade = SAMPLE_RATE // 200
+    for piece in pieces:
+        ramp = np.linspace(0.0, 1.0, min(fade, len(piece) // 2), dtype=np.float32)
+        if len(ramp):
+            piece[: len(ramp)] *= ramp
+            piece[len(piece) - len(ramp) :] *= ramp[::-1]
+    return np.concatenate(pieces).astype(np.float32)
+
+
+def unlike_any_language(speech: np.ndarray, recipe: LaughterRecipe, rng: random.Random) -> np.ndarray:
+    """Placed speech played backwards `recipe.reverse_share` of the time and shuffled
+    `recipe.shuffle_share` of the time (no random draw where a share is 0: older recipes' scenes
+    stay as they were)."""
+    if recipe.reverse_share and rng.random() < recipe.reverse_share:
+        speech = np.ascontiguousarray(speech[::-1])
+    if recipe.shuffle_share and rng.random() < recipe.shuffle_share:
+        speech = shuffled(speech, rng)
+    return speech
+
+
 class SceneMaker:
     def __init__(
         self,
@@ -230,6 +263,8 @@ class SceneMaker:
                 clip = excerpt(clip, rng)
             if augment and is_laugh and self.recipe.together_share and rng.random() < self.recipe.together_share:
                 clip = _together(clip, rng.choice(self.laughs), rng)
+            if augment and not is_laugh and not other:
+                clip = unlike_any_language(clip, self.recipe, rng)
             if augment:
                 clip = _speed(clip, rng.uniform(*self.recipe.speed_range))
             if augment and self.recipe.sharpen_share and rng.random() < self.recipe.sharpen_share:
