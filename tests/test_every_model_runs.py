@@ -30,6 +30,7 @@ RUNS = {  # emotion, dims, laughter: together they name every model (speaker bra
     "earlier-default": ("ser-crnn-v2", "ser-crnn-v2", "laughter-tcn-v6"),
     # the Whisper head's emotions with the network's dims (its speaker context and branch run for them)
     "whisper-with-network-dims": ("ser-whisper-head-v1", "ser-crnn-v3", "laughter-tcn-v8"),
+    "earlier-laughter-default": (None, None, "laughter-tcn-v7"),
     "defaults": (None, None, None),
 }
 RECORDED: dict[str, dict[str, str]] = {}  # run -> the model ids its episodes recorded

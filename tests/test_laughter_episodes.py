@@ -57,6 +57,23 @@ def test_episodes_hold_their_laughs_and_a_detector_that_hears_them_all_scores_on
     kinds = scores["perfect"].by
     assert kinds["laugh over the sentence's end"].laughs + kinds["laugh after the sentence"].laughs == laughs
     assert kinds["music bed"].laughs + kinds["no music"].laughs == laughs
+    assert [e.laughs for e in scores["perfect"].episodes] == [len(e.laughs) for e in episodes]
+
+
+def test_the_paired_f1_interval_is_over_episodes_and_zero_for_the_same_detector():
+    from ser_pipeline.training.laughter_episodes import EpisodeScores, f1_difference_interval
+
+    def scores(rows):
+        tallies = EpisodeScores()
+        for laughs, found, false_alarms in rows:
+            tallies.add([], laughs, found, false_alarms, 0.05, True)
+        return tallies
+
+    good = scores([(6, 6, 0)] * 8)
+    assert f1_difference_interval(good, good) == (0.0, 0.0)
+    assert f1_difference_interval(good, scores([(6, 3, 0)] * 8)) == pytest.approx((1 / 3, 1 / 3), abs=1e-3)  # 1 - 2/3
+    low, high = f1_difference_interval(good, scores([(6, 6, 0)] * 7 + [(6, 0, 4)]))  # one episode lost
+    assert low == 0.0 < high < 0.5  # drawn without it, no difference; with it, some
 
 
 @needs_shared

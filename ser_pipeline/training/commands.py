@@ -77,12 +77,13 @@ OverlapShareOption = Annotated[
     float,
     typer.Option(min=0.0, max=1.0, help="Share of laughs that start 0.2-0.8 s before the clip before them ends."),
 ]
-ReverseShareOption = Annotated[
-    float, typer.Option(min=0.0, max=1.0, help="Share of placed speech played backwards (a language no corpus has).")
-]
 ShuffleShareOption = Annotated[
     float,
-    typer.Option(min=0.0, max=1.0, help="Share of placed speech cut into syllable-long pieces put in another order."),
+    typer.Option(
+        min=0.0,
+        max=1.0,
+        help="Share of placed speech cut into syllable-long pieces put in another order (a language no corpus has).",
+    ),
 ]
 # training.data.HELD_OUT_ACTORS, written out: importing it would load numpy into every command's
 # start-up (a test holds the two together).
@@ -102,7 +103,6 @@ _RECIPE_OPTIONS = (
     "expressive_share",
     "room_share",
     "overlap_share",
-    "reverse_share",
     "shuffle_share",
 )
 
@@ -470,11 +470,10 @@ def train_laughter(
     held_out_actors: LaughterHeldOutOption = HELD_OUT,
     room_share: RoomShareOption = 0.0,
     overlap_share: OverlapShareOption = 0.0,
-    reverse_share: ReverseShareOption = 0.0,
-    shuffle_share: ShuffleShareOption = 0.0,
+    shuffle_share: ShuffleShareOption = 0.8,
     models_dir: ModelsDirOption = None,
     publish: PublishOption = False,
-    model_id: str = "laughter-tcn-v7",
+    model_id: str = "laughter-tcn-v9",
 ) -> None:
     """Train the frame-level laughter detector, evaluate it on the shared episodes, write it."""
     from ser_pipeline.training.workflows import train_laughter as train
@@ -490,7 +489,6 @@ def train_laughter(
         + (f" --held-out-actors {held_out_actors}" if held_out_actors else "")
         + (f" --room-share {room_share}" if room_share else "")
         + (f" --overlap-share {overlap_share}" if overlap_share else "")
-        + (f" --reverse-share {reverse_share}" if reverse_share else "")
         + (f" --shuffle-share {shuffle_share}" if shuffle_share else "")
     )
     train(recipe, model_id, out, command, typer.echo)
@@ -525,8 +523,7 @@ def train_laughter_cv(
     held_out_actors: LaughterHeldOutOption = HELD_OUT,
     room_share: RoomShareOption = 0.0,
     overlap_share: OverlapShareOption = 0.0,
-    reverse_share: ReverseShareOption = 0.0,
-    shuffle_share: ShuffleShareOption = 0.0,
+    shuffle_share: ShuffleShareOption = 0.8,
     vocalization_ablation: Annotated[
         bool, typer.Option(help="Also the recipe without the other vocalizations as negatives (speech only).")
     ] = False,
@@ -542,7 +539,10 @@ def train_laughter_cv(
     recipe = _laughter_recipe(ctx.params)
     recipes = {"default": recipe}
     if baseline:
-        v6 = replace(recipe, speech_corpora=("ravdess", "tess"), held_out_actors=(), expressive_share=0.0)
+        recipes["v7 recipe"] = replace(recipe, shuffle_share=0.0)
+        v6 = replace(
+            recipe, speech_corpora=("ravdess", "tess"), held_out_actors=(), expressive_share=0.0, shuffle_share=0.0
+        )
         recipes["v6 recipe"] = v6
         recipes["v5 recipe"] = v5 = replace(v6, network=replace(recipe.network, pcen_half_window=0))
         recipes["v4 recipe"] = v4 = replace(v5, vocalization_classes=None)
@@ -564,7 +564,6 @@ def train_laughter_cv(
         "held_out_actors": recipe.held_out_actors,
         "room_share": room_share,
         "overlap_share": overlap_share,
-        "reverse_share": reverse_share,
         "shuffle_share": shuffle_share,
     }
     _write_document(laughter_cross_validation(recipes, folds, jobs, settings, typer.echo), output)
@@ -648,19 +647,25 @@ def train_laughter_episodes(
     import json
 
     from ser_pipeline.training.data import shared_data_dir
-    from ser_pipeline.training.laughter_episodes import build_episodes, score_episodes
+    from ser_pipeline.training.laughter_episodes import build_episodes, f1_difference_interval, score_episodes
 
     detectors = _registry_detectors(models, operating_point)
     built = build_episodes(data or shared_data_dir(), episodes, minutes)
     scores = score_episodes(detectors, built, log=typer.echo)
     for name, score in scores.items():
         typer.echo(f"{name}: {json.dumps(score.summary()['overall'])}")
+    paired = {
+        f"{other} - {models[0]}": f1_difference_interval(scores[other], scores[models[0]]) for other in models[1:]
+    }
+    for pair, interval in paired.items():
+        typer.echo(f"event F1 {pair}: 95% interval over episodes {interval[0]:+.3f} to {interval[1]:+.3f}")
     if output is not None:
         document = {
             "operating_point": operating_point,
             "episodes": episodes,
             "minutes": minutes,
             "models": {name: score.summary() for name, score in scores.items()},
+            "f1_difference_intervals": paired,
         }
         _write_document(document, output)
 

@@ -110,10 +110,9 @@ class LaughterRecipe:
     members: int = 1  # networks trained with seeds seed, seed + 1, ..., their logits averaged
     room_share: float = 0.0  # scenes whose placed clips sound in a synthetic room (before the noise) this often
     overlap_share: float = 0.0  # laughs that start 0.2-0.8 s before the clip placed before them ends, this often
-    # Placed speech played backwards / cut into syllable-long pieces put in another order, this often:
-    # the same voices and sounds in an order no language has, hard negatives beyond the corpora's languages.
-    reverse_share: float = 0.0
-    shuffle_share: float = 0.0
+    # Placed speech cut into syllable-long pieces put in another order, this often: the same voices
+    # and sounds in an order no language has, hard negatives beyond the corpora's languages (v7: 0).
+    shuffle_share: float = 0.8
     # PCEN input (1.5 s each side): a steady noise floor looks alike at any level, so a laugh with
     # no breath above 4 kHz is not lost to faint room noise there (0: log-mel, the v5 recipe).
     network: LaughterNetConfig = LaughterNetConfig(stride=2, dilations=(1, 2, 4, 8, 16, 32), pcen_half_window=150)
@@ -210,13 +209,10 @@ def shuffled(samples: np.ndarray, rng: random.Random) -> np.ndarray:
 
 
 def unlike_any_language(speech: np.ndarray, recipe: LaughterRecipe, rng: random.Random) -> np.ndarray:
-    """Placed speech played backwards `recipe.reverse_share` of the time and shuffled
-    `recipe.shuffle_share` of the time (no random draw where a share is 0: older recipes' scenes
-    stay as they were)."""
-    if recipe.reverse_share and rng.random() < recipe.reverse_share:
-        speech = np.ascontiguousarray(speech[::-1])
+    """Placed speech shuffled (`shuffled`) `recipe.shuffle_share` of the time (no random draw where
+    the share is 0: older recipes' scenes stay as they were)."""
     if recipe.shuffle_share and rng.random() < recipe.shuffle_share:
-        speech = shuffled(speech, rng)
+        return shuffled(speech, rng)
     return speech
 
 

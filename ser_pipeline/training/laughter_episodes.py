@@ -236,8 +236,11 @@ class EpisodeScores:
 
     overall: Tally = field(default_factory=Tally)
     by: dict[str, Tally] = field(default_factory=dict)
+    episodes: list[Tally] = field(default_factory=list)  # each episode's own, in order
 
     def add(self, keys: list[str], laughs: int, found: int, false_alarms: int, hours: float, overall: bool) -> None:
+        if overall:
+            self.episodes.append(Tally(laughs, found, false_alarms, hours))
         for tally in [self.overall] * overall + [self.by.setdefault(k, Tally()) for k in keys]:
             tally.laughs += laughs
             tally.found += found
@@ -246,6 +249,27 @@ class EpisodeScores:
 
     def summary(self) -> dict:
         return {"overall": self.overall.summary(), **{k: v.summary() for k, v in sorted(self.by.items())}}
+
+
+def f1_difference_interval(
+    first: EpisodeScores, second: EpisodeScores, rounds: int = 1000, seed: int = 0
+) -> tuple[float, float]:
+    """95% interval of the pooled event F1 of `first` minus that of `second`, the same episodes
+    scored by both, by a bootstrap over episodes."""
+    from ser_pipeline.clip_evaluation import percentile_interval
+
+    rng = np.random.default_rng(seed)
+    differences = []
+    for _ in range(rounds):
+        drawn = rng.integers(0, len(first.episodes), len(first.episodes))
+        pooled = [Tally(), Tally()]
+        for index in drawn:
+            for total, scores in zip(pooled, (first, second), strict=True):
+                episode = scores.episodes[index]
+                total.laughs, total.found = total.laughs + episode.laughs, total.found + episode.found
+                total.false_alarms += episode.false_alarms
+        differences.append(np.nan_to_num(pooled[0].f1) - np.nan_to_num(pooled[1].f1))
+    return percentile_interval(differences)
 
 
 def score_episodes(
