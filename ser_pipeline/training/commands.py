@@ -489,7 +489,7 @@ def train_laughter(
         + (f" --held-out-actors {held_out_actors}" if held_out_actors else "")
         + (f" --room-share {room_share}" if room_share else "")
         + (f" --overlap-share {overlap_share}" if overlap_share else "")
-        + (f" --shuffle-share {shuffle_share}" if shuffle_share else "")
+        + f" --shuffle-share {shuffle_share}"  # always: 0 is not the default
     )
     train(recipe, model_id, out, command, typer.echo)
 

@@ -258,18 +258,14 @@ def f1_difference_interval(
     scored by both, by a bootstrap over episodes."""
     from ser_pipeline.clip_evaluation import percentile_interval
 
+    def pooled_f1(scores: EpisodeScores, drawn: np.ndarray) -> float:
+        episodes = [scores.episodes[i] for i in drawn]
+        total = Tally(*(sum(getattr(e, name) for e in episodes) for name in ("laughs", "found", "false_alarms")))
+        return float(np.nan_to_num(total.f1))
+
     rng = np.random.default_rng(seed)
-    differences = []
-    for _ in range(rounds):
-        drawn = rng.integers(0, len(first.episodes), len(first.episodes))
-        pooled = [Tally(), Tally()]
-        for index in drawn:
-            for total, scores in zip(pooled, (first, second), strict=True):
-                episode = scores.episodes[index]
-                total.laughs, total.found = total.laughs + episode.laughs, total.found + episode.found
-                total.false_alarms += episode.false_alarms
-        differences.append(np.nan_to_num(pooled[0].f1) - np.nan_to_num(pooled[1].f1))
-    return percentile_interval(differences)
+    draws = (rng.integers(0, len(first.episodes), len(first.episodes)) for _ in range(rounds))
+    return percentile_interval([pooled_f1(first, drawn) - pooled_f1(second, drawn) for drawn in draws])
 
 
 def score_episodes(
