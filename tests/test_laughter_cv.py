@@ -116,3 +116,23 @@ def test_laugh_types_and_the_paired_recall_interval():
     better = {"a": {"laughs": 3, "found": 3}, "b": {"laughs": 3, "found": 3}}
     low, high_end = recall_difference_interval(better, same)
     assert 0.0 <= low and 0 < high_end <= 0.6667  # rounded to 4 places
+
+
+def test_a_candidate_trained_without_the_final_test_reads_none_of_it_and_says_so(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from ser_pipeline.cli import app
+
+    published = CliRunner().invoke(app, ["train", "laughter", "--no-final-test", "--publish"])
+    assert published.exit_code == 2 and "--no-final-test" in published.output
+    arguments = ["train", "laughter", "--data", str(SHARED_DATA), "--no-final-test", "--members", "1", "--epochs", "1"]
+    result = CliRunner().invoke(app, [*arguments, "--models-dir", str(tmp_path), "--model-id", "candidate"])
+    assert result.exit_code == 0, result.output
+    assert "nemo final" not in result.output and "test-01" not in result.output  # nothing of the final test read
+    card = (tmp_path / "candidate.md").read_text()
+    assert "## Final test: not measured" in card and "False alarms on voices no recipe trained on" not in card
+    (entry,) = json.loads((tmp_path / "registry.json").read_text())["models"]
+    assert "laughter_event_f1" in entry["scores"]  # the shared episodes: development data
+    assert not [key for key in entry["scores"] if "final" in key or key.startswith("test_episodes")]

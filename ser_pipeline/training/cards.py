@@ -178,9 +178,43 @@ speech 31.2 -> 13.7. Shuffled speech carries to a language the recipe never hear
 recorded does not; expect more false alarms there than in English or Polish all the same."""
 
 
+_NO_FINAL_TEST = """## Final test: not measured
+Trained with `--no-final-test`: a candidate while a recipe is chosen, judged on development data
+only. Once the recipe is chosen, `ser-pipeline train laughter-speech --model {model_id}` and
+`train laughter-episodes --model {model_id}` measure it on the final test.
+
+"""
+
+
+def _final_test_sections(recipe, speech: list[dict], test_episodes: dict, model_id: str, point) -> str:
+    return f"""## False alarms on voices no recipe trained on (operating point `balanced`)
+Operating point: threshold {point.threshold}, smoothing {point.smooth_s} s, minimum length
+{point.min_duration_s} s, merge gap {point.merge_gap_s} s. Each speaker's laughter-free clips strung
+together with short gaps, as recorded and with white noise at the shared episodes' level under
+them (`ser-pipeline train laughter-speech`; expressive: angry, happy, fearful, surprised; calm:
+the rest). nEMO's final-test speakers are Polish, a language{" the recipe's speech includes only from other speakers" if "nemo" in recipe.speech_corpora else " the recipe never heard"}.
+
+{_speech_table(speech, model_id)}
+{_CROSS_LANGUAGE_SHUFFLED if recipe.shuffle_share else _CROSS_LANGUAGE}
+## Test episodes from a new generator
+`ser-pipeline train laughter-episodes` (`ser_pipeline/training/laughter_episodes.py`): 16
+episodes of 3 minutes, two unheard voices each (nEMO's final-test speakers, the held-out RAVDESS
+actors) in every emotion, laughs of the six held-out laughers only 2-6 dB above the sentence they
+follow (half of them over its end), music beds, synthetic rooms, five kinds of noise.
+
+{_test_episodes_table(test_episodes)}
+There is no final test of laughs by unheard laughers beyond these six: every laugher in
+`../shared/data` has been looked at. The leave-laughers-out check (`ser-pipeline train
+laughter-cv`, development figures) is in `docs/evaluation.md`.
+
+"""
+
+
 def laughter_card(
-    recipe, scores: dict, speech: list[dict], test_episodes: dict, model_id: str, point, command: str
+    recipe, scores: dict, speech: list[dict], test_episodes: dict | None, model_id: str, point, command: str
 ) -> str:
+    """The model card's body; `test_episodes` None: trained without the final test (no unheard
+    voices' speech read either), which the card says in place of those sections."""
     from ser_pipeline.training.data import nonverbal_clips
     from ser_pipeline.training.laughter import other_vocalizations
 
@@ -255,33 +289,18 @@ def laughter_card(
         if window
         else "64-bin log-mel frames at 100 per second"
     )
+    final_test = (
+        _final_test_sections(recipe, speech, test_episodes, model_id, point)
+        if test_episodes is not None
+        else _NO_FINAL_TEST.format(model_id=model_id)
+    )
     return f"""
 Frame-level laughter detector: a dilated temporal CNN (residual, dilations
 {recipe.network.dilations} at a stride of {recipe.network.stride} frames) over {inputs},
 with fixed input normalisation learnt in training; {recipe.network.receptive_frames / 100:.2f} s of context
 on each side of a frame. One pass scores every frame of an episode.{ensemble}
 
-## False alarms on voices no recipe trained on (operating point `balanced`)
-Operating point: threshold {point.threshold}, smoothing {point.smooth_s} s, minimum length
-{point.min_duration_s} s, merge gap {point.merge_gap_s} s. Each speaker's laughter-free clips strung
-together with short gaps, as recorded and with white noise at the shared episodes' level under
-them (`ser-pipeline train laughter-speech`; expressive: angry, happy, fearful, surprised; calm:
-the rest). nEMO's final-test speakers are Polish, a language{" the recipe's speech includes only from other speakers" if "nemo" in recipe.speech_corpora else " the recipe never heard"}.
-
-{_speech_table(speech, model_id)}
-{_CROSS_LANGUAGE_SHUFFLED if recipe.shuffle_share else _CROSS_LANGUAGE}
-## Test episodes from a new generator
-`ser-pipeline train laughter-episodes` (`ser_pipeline/training/laughter_episodes.py`): 16
-episodes of 3 minutes, two unheard voices each (nEMO's final-test speakers, the held-out RAVDESS
-actors) in every emotion, laughs of the six held-out laughers only 2-6 dB above the sentence they
-follow (half of them over its end), music beds, synthetic rooms, five kinds of noise.
-
-{_test_episodes_table(test_episodes)}
-There is no final test of laughs by unheard laughers beyond these six: every laugher in
-`../shared/data` has been looked at. The leave-laughers-out check (`ser-pipeline train
-laughter-cv`, development figures) is in `docs/evaluation.md`.
-
-## Data and split
+{final_test}## Data and split
 - Positives: `../shared/data/nonverbal/laughing`, except the held-out laughers ({held_out}):
   every laugher heard in `../shared/data/episodes`, so the episode scores below are on laughers
   the model never heard.

@@ -474,10 +474,19 @@ def train_laughter(
     models_dir: ModelsDirOption = None,
     publish: PublishOption = False,
     model_id: str = "laughter-tcn-v9",
+    final_test: Annotated[
+        bool,
+        typer.Option(
+            help="Also the final test (nEMO's final-test speakers, the test episodes) into the card; leave it out"
+            " while choosing a recipe (a published model needs it)."
+        ),
+    ] = True,
 ) -> None:
     """Train the frame-level laughter detector, evaluate it on the shared episodes, write it."""
     from ser_pipeline.training.workflows import train_laughter as train
 
+    if publish and not final_test:
+        raise typer.BadParameter("a published model's card leads with the final test", param_hint="--no-final-test")
     out = _output_dir(models_dir, publish)
     recipe = _laughter_recipe(ctx.params)
     command = (
@@ -491,7 +500,7 @@ def train_laughter(
         + (f" --overlap-share {overlap_share}" if overlap_share else "")
         + f" --shuffle-share {shuffle_share}"  # always: 0 is not the default
     )
-    train(recipe, model_id, out, command, typer.echo)
+    train(recipe, model_id, out, command, typer.echo, final_test=final_test)
 
 
 @train_app.command("laughter-cv")

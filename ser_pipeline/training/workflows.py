@@ -241,9 +241,11 @@ def _fusion_calibration(recipe: BranchRecipe, registry_file: Path, branch, log: 
     }
 
 
-def train_laughter(recipe, model_id: str, models_dir: Path, command: str, log: Log) -> Path:
+def train_laughter(recipe, model_id: str, models_dir: Path, command: str, log: Log, final_test: bool = True) -> Path:
     """Train the frame-level laughter detector, count its false alarms on speech no recipe trains
-    on, evaluate it on the shared episodes (development data), publish it."""
+    on, evaluate it on the shared episodes (development data), publish it. Without `final_test`
+    (a candidate while a recipe is chosen) neither the unheard voices' speech nor the test
+    episodes are read, and the card says so."""
     from ser_pipeline.training.cards import laughter_card, laughter_licence
     from ser_pipeline.training.laughter import OPERATING_POINTS, evaluate_on_episodes, train
     from ser_pipeline.training.laughter_episodes import build_episodes, score_episodes
@@ -253,8 +255,13 @@ def train_laughter(recipe, model_id: str, models_dir: Path, command: str, log: L
     network = train(recipe, log=log)
     point = OPERATING_POINTS["balanced"]
     detector = {model_id: network_detector(network, point)}
-    speech = [c.summary([model_id]) for c in count_false_alarms(detector, unheard_groups(recipe), log=log)]
-    test_episodes = score_episodes(detector, build_episodes(recipe.data), log=log)[model_id].summary()
+    speech, test_episodes = [], None
+    if final_test:
+        speech = [c.summary([model_id]) for c in count_false_alarms(detector, unheard_groups(recipe), log=log)]
+        test_episodes = score_episodes(detector, build_episodes(recipe.data), log=log)[model_id].summary()
+    tested = {
+        f"test_episodes_event_{k}": test_episodes["overall"][k] for k in ("precision", "recall", "f1") if test_episodes
+    }
     scores = evaluate_on_episodes(network, recipe.data / "episodes", point)
     summary = {k: round(v, 4) for k, v in scores.items() if isinstance(v, float)}
     unheard = {
@@ -274,7 +281,7 @@ def train_laughter(recipe, model_id: str, models_dir: Path, command: str, log: L
             "scores": {
                 "evaluated_on": "shared episodes, held-out laughers",
                 **summary,
-                **{f"test_episodes_event_{k}": test_episodes["overall"][k] for k in ("precision", "recall", "f1")},
+                **tested,
                 **unheard,
             },
             "operating_points": {name: asdict(point) for name, point in OPERATING_POINTS.items()},
