@@ -138,6 +138,16 @@ class ProcessRun:
     def real_time(self) -> float:
         return self.minutes * 60 / self.seconds
 
+    def summary(self) -> str:
+        return f"{self.seconds:.1f} s, {self.real_time:.0f}x real time, peak RSS {self.peak_rss_mb:.0f} MB"
+
+    def table_row(self, audio: str) -> str:
+        """Its row of the whole-process table, `audio` saying what was run."""
+        return (
+            f"| {audio} | {self.seconds:.1f} s | {self.real_time:.0f}x | {self.seconds / self.minutes * 60:.1f} s"
+            f" | {self.peak_rss_mb:.0f} MB |"
+        )
+
 
 def run_whole(
     archive: Path, out: Path, device: str, segmentation: str = "window", diarization: str = "auto"
@@ -314,25 +324,21 @@ class BenchResult:
             "",
             "| audio | wall time | x real time | seconds per audio hour | peak RSS |",
             "|---|---|---|---|---|",
-            *(
-                f"| {_length(r.minutes)} | {r.seconds:.1f} s | {r.real_time:.0f}x | {r.seconds / r.minutes * 60:.1f} s"
-                f" | {r.peak_rss_mb:.0f} MB |"
-                for r in self.runs
-            ),
+            *(r.table_row(_length(r.minutes)) for r in self.runs),
             *(
                 [
-                    f"| {_length(v.minutes)}, by voice activity (`--segmentation vad`, as an episode without a "
-                    f"transcript) | {v.seconds:.1f} s | {v.real_time:.0f}x | {v.seconds / v.minutes * 60:.1f} s "
-                    f"| {v.peak_rss_mb:.0f} MB |"
+                    v.table_row(
+                        f"{_length(v.minutes)}, by voice activity (`--segmentation vad`, as an episode without a transcript)"
+                    )
                 ]
                 if (v := self.vad_run)
                 else []
             ),
             *(
                 [
-                    f"| {_length(d.minutes)}, by voice activity with speakers from the embedded diarizer "
-                    f"(`--diarization embedded`) | {d.seconds:.1f} s | {d.real_time:.0f}x | "
-                    f"{d.seconds / d.minutes * 60:.1f} s | {d.peak_rss_mb:.0f} MB |"
+                    d.table_row(
+                        f"{_length(d.minutes)}, by voice activity with speakers from the embedded diarizer (`--diarization embedded`)"
+                    )
                 ]
                 if (d := self.diarized_run)
                 else []
@@ -536,15 +542,13 @@ def run_bench(
         for minutes in durations:
             say(f"whole process on {minutes:g} min")
             runs.append(run_whole(archives[minutes], workdir / archives[minutes].name, device))
-            say(
-                f"  {runs[-1].seconds:.1f} s, {runs[-1].real_time:.0f}x real time, peak RSS {runs[-1].peak_rss_mb:.0f} MB"
-            )
+            say(f"  {runs[-1].summary()}")
         say(f"whole process on {stage_minutes:g} min by voice activity")
         vad_run = run_whole(archives[stage_minutes], workdir / "vad", device, "vad")
-        say(f"  {vad_run.seconds:.1f} s, {vad_run.real_time:.0f}x real time, peak RSS {vad_run.peak_rss_mb:.0f} MB")
+        say(f"  {vad_run.summary()}")
         say(f"whole process on {stage_minutes:g} min by voice activity, speakers from the embedded diarizer")
         diarized = run_whole(archives[stage_minutes], workdir / "diarized", device, "vad", "embedded")
-        say(f"  {diarized.seconds:.1f} s, {diarized.real_time:.0f}x real time, peak RSS {diarized.peak_rss_mb:.0f} MB")
+        say(f"  {diarized.summary()}")
         path = episode_file(archives[stage_minutes])
         say(f"stages on {stage_minutes:g} min")
         stages = pipeline_stages(archives[stage_minutes], workdir, analyzer)

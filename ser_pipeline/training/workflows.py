@@ -259,9 +259,8 @@ def train_laughter(recipe, model_id: str, models_dir: Path, command: str, log: L
     if final_test:
         speech = [c.summary([model_id]) for c in count_false_alarms(detector, unheard_groups(recipe), log=log)]
         test_episodes = score_episodes(detector, build_episodes(recipe.data), log=log)[model_id].summary()
-    tested = {
-        f"test_episodes_event_{k}": test_episodes["overall"][k] for k in ("precision", "recall", "f1") if test_episodes
-    }
+    measures = ("precision", "recall", "f1")
+    tested = {f"test_episodes_event_{k}": test_episodes["overall"][k] for k in measures} if test_episodes else {}
     scores = evaluate_on_episodes(network, recipe.data / "episodes", point)
     summary = {k: round(v, 4) for k, v in scores.items() if isinstance(v, float)}
     unheard = {
