@@ -17,13 +17,13 @@ from pathlib import Path
 
 from ser_pipeline import __version__
 
-SCORING_VERSION = 10
+SCORING_VERSION = 11
 SCORING_MODULES = (
     "archive", "audio", "architectures", "devices", "diarization", "embedded_diarization", "episode_steps", "features", "gillick",
     "hf_emotion", "inference", "laughter", "model_loading", "pipeline", "registry", "schema", "segmentation",
     "transcripts", "wav2vec2_dims", "whisper_emotion", "whisper_encoder", "voice_encoder", "voice_activity",
 )  # fmt: skip
-RECORDED_SOURCE_SHA256 = "b5232606eddd98af719f4368f5212cedc329a21f8e8ff7d22b40b8972598a0ec"
+RECORDED_SOURCE_SHA256 = "7af0e02b9c493a811c53ed021dd54a0d98f00b3340c3260d2fef0fd2809f9fde"
 
 PIPELINE_VERSION = f"{__version__}+scoring.{SCORING_VERSION}"  # the `pipeline_version` of the rows
 

@@ -13,7 +13,7 @@ import torch
 
 from conftest import EPISODES, SHARED_DATA, needs_shared
 from ser_pipeline.diarization import DiarizationError, Turn
-from ser_pipeline.embedded_diarization import ClusteringSettings, EmbeddedDiarizer, cluster
+from ser_pipeline.embedded_diarization import ClusteringSettings, EmbeddedDiarizer, cluster, loud, speech_windows
 from ser_pipeline.metrics import diarization_score
 from ser_pipeline.voice_encoder import WINDOW_SAMPLES, at_target_level, embed_windows, load_voice_encoder
 
@@ -120,6 +120,33 @@ def test_one_voice_is_one_speaker_and_max_speakers_bounds_the_count():
     assert len(set(cluster(many, ClusteringSettings()))) == 6
 
 
+def test_loud_windows_join_the_nearest_voice_instead_of_making_one_of_their_own():
+    """Shouting moves a voice's embedding part of the way to somewhere else: clustered with the
+    rest, a voice's 40 shouted windows are a third speaker; set aside, they join their own voice."""
+    from sklearn.metrics import adjusted_rand_score
+
+    rng = np.random.default_rng(0)
+    calm, other, elsewhere = (np.abs(rng.standard_normal(256)) for _ in range(3))
+    centres = [(calm, 120), (other, 90), (0.3 * calm + 0.7 * elsewhere, 40)]
+    embeddings = np.concatenate([np.maximum(c + 0.9 * rng.standard_normal((n, 256)), 0) for c, n in centres])
+    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+    truth = np.array([0] * 120 + [1] * 90 + [0] * 40)
+    shouted = np.arange(250) >= 210
+    assert len(set(cluster(embeddings, ClusteringSettings()))) == 3
+    labels = cluster(embeddings, ClusteringSettings(), shouted)
+    assert len(set(labels)) == 2 and adjusted_rand_score(truth, labels) == 1.0
+
+
+def test_each_window_s_level_is_measured_and_the_loud_ones_lie_over_the_median_by_loud_db():
+    samples = np.concatenate([np.full(32_000, 0.01), np.full(32_000, 0.1), np.full(16_000, 0.001)]).astype(np.float32)
+    pieces, windows = speech_windows(samples, [(0.0, 2.0), (2.0, 4.0), (4.0, 5.0)], hop_s=0.8)
+    assert len(pieces) == len(windows.level_db) == 5  # two windows in each 2 s region, the last one alone
+    assert np.allclose(windows.level_db, [-40, -40, -20, -20, -60], atol=0.01)
+    assert loud(windows.level_db, ClusteringSettings()).tolist() == [False, False, True, True, False]
+    assert not loud(windows.level_db, ClusteringSettings(loud_db=None)).any()
+    assert not loud(windows.level_db, ClusteringSettings(loud_db=30)).any()
+
+
 def test_the_mfcc_baseline_replaces_the_voice_encoder_and_tells_unlike_sources_apart():
     from ser_pipeline.training.diarization_episodes import mfcc_means
 
@@ -160,6 +187,32 @@ def test_voices_of_the_development_split_are_told_apart():
 
 
 @needs_shared
+def test_built_sentences_keep_their_recorded_loudness_relative_to_their_voice():
+    """The same seed with and without natural levels places the same sentences; each sentence's
+    level differs between the two by its recorded loudness against the voice's other sentences:
+    those differences average to zero over a voice and spread over several dB (acted emotions)."""
+    from ser_pipeline.training.diarization_episodes import build_episodes
+
+    (natural,) = build_episodes(SHARED_DATA, "dev", count=1, minutes=1.5, seed=1)
+    (flat,) = build_episodes(SHARED_DATA, "dev", count=1, minutes=1.5, seed=1, natural_levels=False)
+    assert natural.turns == flat.turns and not natural.room
+
+    def level(samples, turn):
+        piece = samples[int(turn.start_s * 16_000) : int(turn.end_s * 16_000)].astype(np.float64)
+        return 10 * np.log10(np.mean(piece**2))
+
+    alone = [
+        t for t in natural.turns if all(u is t or u.end_s <= t.start_s or u.start_s >= t.end_s for u in natural.turns)
+    ]
+    by_voice: dict[str, list[float]] = {}
+    for turn in alone:
+        by_voice.setdefault(turn.speaker, []).append(level(natural.samples, turn) - level(flat.samples, turn))
+    spreads = [np.std(differences) for differences in by_voice.values()]
+    assert all(abs(np.mean(d)) < 2.5 for d in by_voice.values() if len(d) >= 5)
+    assert max(spreads) > 3.0
+
+
+@needs_shared
 @pytest.mark.slow
 def test_the_diarization_command_measures_the_mfcc_baseline_with_and_without_laughs(tmp_path):
     from typer.testing import CliRunner
@@ -171,6 +224,7 @@ def test_the_diarization_command_measures_the_mfcc_baseline_with_and_without_lau
         output = tmp_path / f"figures{len(extra)}.json"
         arguments = ["train", "diarization", "--data", str(SHARED_DATA), "--split", "dev", "--episodes", "1"]
         arguments += ["--minutes", "1", "--embedding", "mfcc", "--threshold", "0.9", "--output", str(output), *extra]
+        arguments += ["--loud-db", "12", "--flat-levels"] if extra else []
         result = CliRunner().invoke(app, arguments)
         assert result.exit_code == 0, result.output
         figures[bool(extra)] = json.loads(output.read_text())
@@ -178,6 +232,8 @@ def test_the_diarization_command_measures_the_mfcc_baseline_with_and_without_lau
         assert document["embedding"] == "mfcc" and document["threshold"] == 0.9
         assert 0 <= document["der_pooled"] <= 1 and len(document["episodes"]) == 1
     assert figures[True]["keep_laughs"] and not figures[False]["keep_laughs"]
+    assert figures[True]["loud_db"] == 12 and figures[False]["loud_db"] == ClusteringSettings().loud_db
+    assert not figures[True]["natural_levels"] and figures[False]["natural_levels"]
     wrong = CliRunner().invoke(app, ["train", "diarization", "--data", str(SHARED_DATA), "--embedding", "ivector"])
     assert wrong.exit_code != 0 and "ge2e or mfcc" in wrong.output
 

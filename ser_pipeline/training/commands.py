@@ -713,6 +713,21 @@ def train_diarization(
         bool,
         typer.Option(help="Leave the laughter detector's laughs in voice activity (the pipeline cuts them out)."),
     ] = False,
+    loud_db: Annotated[
+        float | None,
+        typer.Option(
+            help="Windows this many dB above the episode's median level join the voices found without them"
+            " (default: the diarizer's; inf clusters every window, as before 2026-12-07's night)."
+        ),
+    ] = None,
+    natural_levels: Annotated[
+        bool,
+        typer.Option(
+            "--natural-levels/--flat-levels",
+            help="Built sentences keep their recorded loudness relative to the voice's others (angry louder, sad"
+            " quieter); --flat-levels: each +-3 dB around its voice's level (the generator before 2026-12-07's night).",
+        ),
+    ] = True,
     output: Annotated[Path | None, typer.Option(help="Where the JSON of the figures goes.")] = None,
 ) -> None:
     """The embedded diarizer on episodes with known speakers (3-5 voices, short turns, overlaps):
@@ -741,10 +756,14 @@ def train_diarization(
     if split == "shared":
         built = shared_episodes(data)
     else:
-        built = build_episodes(data, split, episodes, minutes, seed=1 if split == "dev" else 2)
+        built = build_episodes(
+            data, split, episodes, minutes, seed=1 if split == "dev" else 2, natural_levels=natural_levels
+        )
     settings = ClusteringSettings(max_speakers=max_speakers)
     if threshold is not None:
         settings = replace(settings, threshold=threshold, utterance_threshold=threshold)
+    if loud_db is not None:
+        settings = replace(settings, loud_db=loud_db)
     embedder = mfcc_means if embedding == "mfcc" else None
     diarizer = EmbeddedDiarizer(torch.device("cpu"), settings, embedder=embedder)
     analyzer = Analyzer(device="cpu")
@@ -758,6 +777,7 @@ def train_diarization(
     if output is not None:
         document = {
             "split": split, "sentences": sentences, "episodes": episodes, "minutes": minutes, "embedding": embedding,
-            "threshold": threshold, "keep_laughs": keep_laughs, **summary,
+            "threshold": threshold, "keep_laughs": keep_laughs, "loud_db": settings.loud_db,
+            "natural_levels": natural_levels, **summary,
         }  # fmt: skip
         _write_document(document, output)

@@ -3,9 +3,12 @@
 Each episode is a conversation of 3-5 voices of one corpus, in every emotion: a turn is 1-3 of
 a speaker's sentences (near-silence trimmed, 0.1-0.3 s apart), the next turn another speaker's,
 0.2-0.8 s later or, one change in five, starting 0.2-0.8 s before the previous one ends. Each
-voice has its own level (-32 to -22 dBFS, a sentence +-3 dB around it) and share of the talk
-(the first voice, a host, about twice the others'); pink noise lies under it at -60 to -45 dBFS,
-and half the episodes are in a synthetic room.
+voice has its own level (-32 to -22 dBFS) and share of the talk (the first voice, a host, about
+twice the others'); a sentence keeps its recorded loudness relative to the voice's other
+sentences in the episode (angry ones louder, sad ones quieter, as they were acted and as the
+shared episodes keep them), +-3 dB; with `natural_levels=False` (the generator before
+2026-12-07's night) every sentence lies +-3 dB around the voice's level. Pink noise lies under it
+at -60 to -45 dBFS, and half the episodes are in a synthetic room.
 
 Voices: `split="final"` draws only voices that no decision about the diarizer looks at (the
 RAVDESS actors every recipe holds out, and nEMO's final-test speakers); `split="dev"` draws the
@@ -58,7 +61,9 @@ def shared_episodes(data) -> list[SpeakerEpisode]:
     return episodes
 
 
-def build_episodes(data, split: str, count: int = 8, minutes: float = 4.0, seed: int = 0) -> list[SpeakerEpisode]:
+def build_episodes(
+    data, split: str, count: int = 8, minutes: float = 4.0, seed: int = 0, natural_levels: bool = True
+) -> list[SpeakerEpisode]:
     """`count` episodes of about `minutes`, alternately of RAVDESS and nEMO voices, with 3, 4 or 5 of them."""
     rng = np.random.default_rng(seed)
     pools = split_voices(data, split)
@@ -69,12 +74,13 @@ def build_episodes(data, split: str, count: int = 8, minutes: float = 4.0, seed:
         names = sorted(pool)
         n = min(3 + index // len(corpora) % 3, len(names))
         cast = [names[i] for i in rng.choice(len(names), n, replace=False)]
-        episodes.append(_episode(f"{split}-{index + 1:02d}", cast, pool, index % 4 >= 2, minutes, rng))
+        room = index % 4 >= 2
+        episodes.append(_episode(f"{split}-{index + 1:02d}", cast, pool, room, minutes, rng, natural_levels))
     return episodes
 
 
 def _episode(
-    name: str, cast: list[str], pool: dict[str, list[Clip]], room: bool, minutes: float, rng
+    name: str, cast: list[str], pool: dict[str, list[Clip]], room: bool, minutes: float, rng, natural_levels: bool
 ) -> SpeakerEpisode:
     length = int(minutes * 60 * SAMPLE_RATE)
     dry = np.zeros(length + 30 * SAMPLE_RATE, np.float32)
@@ -82,6 +88,7 @@ def _episode(
     share = np.array([2.0] + [1.0] * (len(cast) - 1))
     turns: list[Turn] = []
     emotions: list[str] = []
+    placed: list[tuple[int, np.ndarray, str, float]] = []  # (start, trimmed sentence, voice, jitter dB)
     cursor, previous = int(rng.uniform(0.5, 2) * SAMPLE_RATE), None
     while cursor < length:
         choices = [i for i in range(len(cast)) if cast[i] != previous]
@@ -89,21 +96,31 @@ def _episode(
         voice = cast[choices[rng.choice(len(choices), p=weights)]]
         for sentence_index in range(rng.integers(1, 4)):
             clip = pool[voice][rng.integers(len(pool[voice]))]
-            sentence = at_level(trim_silence(read_clip(clip.path)), levels[voice] + rng.uniform(-3, 3))
+            sentence, jitter_db = trim_silence(read_clip(clip.path)), rng.uniform(-3, 3)
             if sentence_index:
                 cursor += int(rng.uniform(0.1, 0.3) * SAMPLE_RATE)
-            dry[cursor : cursor + len(sentence)] += sentence
+            placed.append((cursor, sentence, voice, jitter_db))
             turns.append(Turn(cursor / SAMPLE_RATE, (cursor + len(sentence)) / SAMPLE_RATE, voice))
             emotions.append(clip.label)
             cursor += len(sentence)
         overlap = rng.random() < 0.2
         cursor += int(rng.uniform(0.2, 0.8) * SAMPLE_RATE) * (-1 if overlap else 1)
         previous = voice
+    recorded = {voice: [] for voice in cast}  # each voice's sentences' recorded levels, dB
+    for _, sentence, voice, _ in placed:
+        recorded[voice].append(rms_db(sentence))
+    for start, sentence, voice, jitter_db in placed:
+        relative = rms_db(sentence) - float(np.mean(recorded[voice])) if natural_levels else 0.0
+        dry[start : start + len(sentence)] += at_level(sentence, levels[voice] + relative + jitter_db)
     dry = dry[: max(int(turns[-1].end_s * SAMPLE_RATE), cursor)]
     if room:
         dry = reverberate(dry, room_response(rng, ALWAYS_A_ROOM))
     mix = dry + colored_noise(len(dry), rng, 0.5) * 10 ** (rng.uniform(-60, -45) / 20)
     return SpeakerEpisode(name, np.clip(mix, -1, 1).astype(np.float32), turns, room, tuple(emotions))
+
+
+def rms_db(samples: np.ndarray) -> float:
+    return float(10 * np.log10(np.mean(np.square(samples, dtype=np.float64)) + 1e-12))
 
 
 @dataclass(frozen=True)
