@@ -22,8 +22,8 @@ GE2E voice encoder of the `resemblyzer` wheel (see `voice_encoder`).
 
 Where each region is known to be one speaker's (a transcript's sentences), regions rather than
 windows are clustered, each the mean of its windows' embeddings (steps 3 and 4 on those means),
-loud ones included: setting them aside did not help there (development sentences, DER 0.133 ->
-0.160).
+loud ones included: setting them aside did not help there (development sentences of seed 1, DER
+0.133 -> 0.160).
 
 The settings were chosen on development voices only (`ser-pipeline train diarization`, whose
 episodes of the held-out voices are the final test; see docs/evaluation.md).
