@@ -61,6 +61,21 @@ def shared_episodes(data) -> list[SpeakerEpisode]:
     return episodes
 
 
+@dataclass(frozen=True)
+class _Placed:
+    """A sentence placed in a built episode, before its level is set."""
+
+    start: int  # sample
+    samples: np.ndarray  # trimmed, as recorded
+    voice: str
+    recorded_db: float  # its level as recorded
+    jitter_db: float  # drawn +-3 dB
+
+
+def rms_db(samples: np.ndarray) -> float:
+    return float(10 * np.log10(np.mean(np.square(samples, dtype=np.float64)) + 1e-12))
+
+
 def build_episodes(
     data, split: str, count: int = 8, minutes: float = 4.0, seed: int = 0, natural_levels: bool = True
 ) -> list[SpeakerEpisode]:
@@ -88,7 +103,7 @@ def _episode(
     share = np.array([2.0] + [1.0] * (len(cast) - 1))
     turns: list[Turn] = []
     emotions: list[str] = []
-    placed: list[tuple[int, np.ndarray, str, float]] = []  # (start, trimmed sentence, voice, jitter dB)
+    placed: list[_Placed] = []
     cursor, previous = int(rng.uniform(0.5, 2) * SAMPLE_RATE), None
     while cursor < length:
         choices = [i for i in range(len(cast)) if cast[i] != previous]
@@ -99,28 +114,24 @@ def _episode(
             sentence, jitter_db = trim_silence(read_clip(clip.path)), rng.uniform(-3, 3)
             if sentence_index:
                 cursor += int(rng.uniform(0.1, 0.3) * SAMPLE_RATE)
-            placed.append((cursor, sentence, voice, jitter_db))
+            placed.append(_Placed(cursor, sentence, voice, rms_db(sentence), jitter_db))
             turns.append(Turn(cursor / SAMPLE_RATE, (cursor + len(sentence)) / SAMPLE_RATE, voice))
             emotions.append(clip.label)
             cursor += len(sentence)
         overlap = rng.random() < 0.2
         cursor += int(rng.uniform(0.2, 0.8) * SAMPLE_RATE) * (-1 if overlap else 1)
         previous = voice
-    recorded = {voice: [] for voice in cast}  # each voice's sentences' recorded levels, dB
-    for _, sentence, voice, _ in placed:
-        recorded[voice].append(rms_db(sentence))
-    for start, sentence, voice, jitter_db in placed:
-        relative = rms_db(sentence) - float(np.mean(recorded[voice])) if natural_levels else 0.0
-        dry[start : start + len(sentence)] += at_level(sentence, levels[voice] + relative + jitter_db)
+    heard = {one.voice for one in placed}
+    usual = {voice: np.mean([one.recorded_db for one in placed if one.voice == voice]) for voice in heard}
+    for one in placed:
+        relative = one.recorded_db - usual[one.voice] if natural_levels else 0.0
+        gain_db = levels[one.voice] + relative + one.jitter_db
+        dry[one.start : one.start + len(one.samples)] += at_level(one.samples, gain_db)
     dry = dry[: max(int(turns[-1].end_s * SAMPLE_RATE), cursor)]
     if room:
         dry = reverberate(dry, room_response(rng, ALWAYS_A_ROOM))
     mix = dry + colored_noise(len(dry), rng, 0.5) * 10 ** (rng.uniform(-60, -45) / 20)
     return SpeakerEpisode(name, np.clip(mix, -1, 1).astype(np.float32), turns, room, tuple(emotions))
-
-
-def rms_db(samples: np.ndarray) -> float:
-    return float(10 * np.log10(np.mean(np.square(samples, dtype=np.float64)) + 1e-12))
 
 
 @dataclass(frozen=True)
