@@ -63,7 +63,6 @@ def main() -> None:
     data, analyzer = shared_data_dir(), Analyzer(device="cpu")
     encoder = load_voice_encoder(torch.device("cpu"))
     rules = [float(v) for v in args.loud_db.split(",")]
-    results = {}
     for natural in (True, False):
         episodes = [
             e
@@ -86,12 +85,12 @@ def main() -> None:
             rows = errors(diarize(diarizer, episodes, laughter=_Cached(analyzer, laughs)))
             base = rows if base is None else base
             key = f"{'natural' if natural else 'flat'} levels, loud_db {loud_db}"
-            results[key] = {
+            figures = {
                 "der_pooled": round(float(rows[:, 0].sum() / rows[:, 1].sum()), 4),
                 "speaker_count_exact": round(float(rows[:, 2].mean()), 4),
                 "against_first": paired_interval(rows, base),
             }
-            print(key, json.dumps(results[key]), flush=True)
+            print(key, json.dumps(figures), flush=True)
 
 
 class _Cached:
