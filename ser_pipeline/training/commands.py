@@ -762,8 +762,8 @@ def train_diarization(
     settings = ClusteringSettings(max_speakers=max_speakers)
     if threshold is not None:
         settings = replace(settings, threshold=threshold, utterance_threshold=threshold)
-    if loud_db is not None:
-        settings = replace(settings, loud_db=loud_db)
+    if loud_db is not None:  # inf: no window set aside (None, so the figures' JSON stays plain JSON)
+        settings = replace(settings, loud_db=None if loud_db == float("inf") else loud_db)
     embedder = mfcc_means if embedding == "mfcc" else None
     diarizer = EmbeddedDiarizer(torch.device("cpu"), settings, embedder=embedder)
     analyzer = Analyzer(device="cpu")
